@@ -1,0 +1,1 @@
+"""Data layer: readers, phantom, validation, preprocessing cache, splits, datasets."""

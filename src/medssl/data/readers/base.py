@@ -1,0 +1,68 @@
+"""What every reader returns: a listed source with its records and listing problems."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medssl.data.case import Phase, VolumeRef
+from medssl.errors import DataError
+
+_FRAME_RE = re.compile(r"^(?P<pid>.+?)_frame(?P<frame>\d+)$")
+
+
+@dataclass
+class Source:
+    """A data source listed by a reader (no voxels decoded yet).
+
+    Attributes:
+        root: folder the source was read from.
+        format: reader name (``acdc``, ``h5``, ``nnunet``, ``nifti-folder``).
+        refs: listed volumes; :meth:`VolumeRef.load` decodes one.
+        label_names: declared label set ``{value: name}`` (empty for unlabelled pools).
+        problems: structural problems found while listing (missing files, bad
+            metadata); the affected records are left out of ``refs``.
+    """
+
+    root: Path
+    format: str
+    refs: list[VolumeRef]
+    label_names: dict[int, str]
+    problems: list[DataError] = field(default_factory=list)
+    spacing_known: bool = True
+
+    @property
+    def patients(self) -> list[str]:
+        return sorted({r.patient_id for r in self.refs})
+
+
+def split_frame_name(stem: str) -> tuple[str, int | None]:
+    """``"patient001_frame12"`` → ``("patient001", 12)``; other names → ``(stem, None)``."""
+    m = _FRAME_RE.match(stem)
+    if m is None:
+        return stem, None
+    return m.group("pid"), int(m.group("frame"))
+
+
+def phases_by_frame_order(items: list[tuple[str, int | None]]) -> dict[tuple[str, int | None], Phase]:
+    """Assign ED/ES where a patient has exactly two labelled frames: lower frame = ED.
+
+    This is the convention of the preprocessed ACDC copies, which lack Info.cfg.
+    Patients with another number of frames get :attr:`Phase.NONE`.
+    """
+    by_patient: dict[str, list[int | None]] = defaultdict(list)
+    for pid, frame in items:
+        by_patient[pid].append(frame)
+    phases: dict[tuple[str, int | None], Phase] = {}
+    for pid, frames in by_patient.items():
+        known = [f for f in frames if f is not None]
+        if len(frames) == 2 and len(known) == 2 and known[0] != known[1]:
+            lo, hi = sorted(known)
+            phases[(pid, lo)] = Phase.ED
+            phases[(pid, hi)] = Phase.ES
+        else:
+            for f in frames:
+                phases[(pid, f)] = Phase.NONE
+    return phases

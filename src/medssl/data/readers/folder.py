@@ -1,0 +1,53 @@
+"""Reader for a plain folder of NIfTI volumes: an unlabelled pool for pretraining.
+
+Every ``*.nii`` / ``*.nii.gz`` below the root is one record; a 3D file is one
+unlabelled volume, a 4D file ``(X, Y, Z, T)`` a series of ``T`` volumes. The
+patient id is the file name without its suffix (``_frameYY`` stripped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from medssl.data.case import Case, VolumeRef
+from medssl.data.checks import check_finite
+from medssl.data.nifti import (
+    is_nifti,
+    read_header,
+    read_nifti,
+    spacing_from_zooms,
+    strip_nifti_suffix,
+    to_slices,
+)
+from medssl.data.readers.base import Source, split_frame_name
+from medssl.errors import DataError
+
+
+def _load_any(ref: VolumeRef) -> Iterator[Case]:
+    (path,) = ref.files
+    try:
+        ndim = 3
+        read_header(path, 3)
+    except DataError as err:
+        if err.check != "dimensionality":
+            raise
+        ndim = 4
+    vol = read_nifti(path, ndim)
+    check_finite(path, vol.data)
+    spacing = spacing_from_zooms(vol.zooms)
+    frames = [vol.data] if ndim == 3 else [vol.data[..., t] for t in range(vol.data.shape[3])]
+    for t, data in enumerate(frames):
+        frame = ref.frame if ndim == 3 else t + 1
+        yield Case(ref.patient_id, to_slices(data), None, spacing, ref.phase, frame,
+                   ref.meta, ref.files, vol.affine)
+
+
+def read_nifti_folder(root: Path) -> Source:
+    """List every NIfTI file below ``root`` as unlabelled volumes."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and is_nifti(p))
+    refs = []
+    for f in files:
+        pid, frame = split_frame_name(strip_nifti_suffix(f.name))
+        refs.append(VolumeRef(pid, "unlabelled", (f,), _load_any, frame=frame))
+    return Source(root, "nifti-folder", refs, {})

@@ -1,0 +1,112 @@
+"""Reader for an nnU-Net raw dataset (v2 layout, v1 ``dataset.json`` accepted).
+
+``dataset.json`` declares ``channel_names`` (one channel supported), ``labels``
+(v2: ``{name: value}``; v1: ``{"value": name}``), ``numTraining`` and
+``file_ending`` (NIfTI only). Training cases are ``imagesTr/CASE_0000{ending}``
+with ``labelsTr/CASE{ending}``; ``imagesTs/CASE_0000{ending}`` are read as
+unlabelled volumes. Case names of the form ``patientXXX_frameYY`` are grouped by
+patient, the lower of two frames taken as ED.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from medssl.data.case import Case, VolumeRef
+from medssl.data.checks import (
+    check_finite,
+    check_label_values,
+    check_same_geometry,
+    check_same_shape,
+)
+from medssl.data.nifti import read_nifti, spacing_from_zooms, to_slices
+from medssl.data.readers.base import Source, phases_by_frame_order, split_frame_name
+from medssl.errors import DataError
+
+
+def parse_dataset_json(path: Path) -> tuple[dict[int, str], str, int]:
+    """Return ``(labels {value: name}, file_ending, numTraining)``; DataError on problems."""
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(path, "dataset-json", f"not valid JSON ({exc})") from exc
+    missing = [k for k in ("labels", "numTraining") if k not in spec]
+    if "channel_names" not in spec and "modality" not in spec:
+        missing.append("channel_names")
+    if missing:
+        raise DataError(path, "dataset-json", f"missing keys {missing}")
+    channels = spec.get("channel_names", spec.get("modality"))
+    if len(channels) != 1:
+        raise DataError(path, "dataset-json", f"{len(channels)} channels; medssl reads one")
+    ending = spec.get("file_ending", ".nii.gz")
+    if ending not in (".nii.gz", ".nii"):
+        raise DataError(path, "dataset-json", f"file_ending {ending!r} is not NIfTI")
+    try:
+        raw = spec["labels"]
+        if all(str(k).lstrip("-").isdigit() for k in raw):  # v1: {"0": "background"}
+            labels = {int(k): str(v) for k, v in raw.items()}
+        else:  # v2: {"background": 0}; region lists are not single labels
+            labels = {int(v): str(k) for k, v in raw.items()}
+        n_train = int(spec["numTraining"])
+    except (TypeError, ValueError) as exc:
+        raise DataError(path, "dataset-json", f"bad labels or numTraining ({exc})") from exc
+    return labels, ending, n_train
+
+
+def _make_loader(labels: dict[int, str]):
+    def load(ref: VolumeRef) -> Iterator[Case]:
+        if ref.kind == "unlabelled":
+            img = read_nifti(ref.files[0], 3)
+            check_finite(ref.files[0], img.data)
+            yield Case(ref.patient_id, to_slices(img.data), None, spacing_from_zooms(img.zooms),
+                       ref.phase, ref.frame, ref.meta, ref.files, img.affine)
+            return
+        img_path, lab_path = ref.files
+        img = read_nifti(img_path, 3)
+        lab = read_nifti(lab_path, 3, as_label=True)
+        check_finite(img_path, img.data)
+        check_same_shape(lab_path, img.data.shape, lab.data.shape)
+        check_same_geometry(lab_path, img.zooms, lab.zooms, img.affine, lab.affine)
+        label = check_label_values(lab_path, lab.data, labels)
+        yield Case(ref.patient_id, to_slices(img.data), to_slices(label),
+                   spacing_from_zooms(img.zooms), ref.phase, ref.frame, ref.meta, ref.files,
+                   img.affine)
+
+    return load
+
+
+def _case_ids(folder: Path, ending: str, suffix: str) -> list[str]:
+    tail = suffix + ending
+    return sorted(p.name[: -len(tail)] for p in folder.glob(f"*{tail}")) if folder.is_dir() else []
+
+
+def read_nnunet(root: Path) -> Source:
+    """List an nnU-Net raw dataset folder (holding ``dataset.json``)."""
+    labels, ending, n_train = parse_dataset_json(root / "dataset.json")
+    problems: list[DataError] = []
+    label_ids = _case_ids(root / "labelsTr", ending, "")
+    if len(label_ids) != n_train:
+        problems.append(DataError(root / "dataset.json", "dataset-json",
+                                  f"numTraining={n_train} but labelsTr holds {len(label_ids)} cases"))
+    loader = _make_loader(labels)
+    names = {cid: split_frame_name(cid) for cid in label_ids}
+    phases = phases_by_frame_order(list(names.values()))
+    refs: list[VolumeRef] = []
+    for cid in label_ids:
+        img = root / "imagesTr" / f"{cid}_0000{ending}"
+        if not img.exists():
+            problems.append(DataError(img, "missing-file", f"label {cid}{ending} has no image"))
+            continue
+        pid, frame = names[cid]
+        refs.append(VolumeRef(pid, "labelled", (img, root / "labelsTr" / f"{cid}{ending}"),
+                              loader, phases[(pid, frame)], frame))
+    orphans = sorted(set(_case_ids(root / "imagesTr", ending, "_0000")) - set(label_ids))
+    problems.extend(DataError(root / "imagesTr" / f"{c}_0000{ending}", "missing-file",
+                              "image has no label in labelsTr") for c in orphans)
+    for cid in _case_ids(root / "imagesTs", ending, "_0000"):
+        pid, frame = split_frame_name(cid)
+        refs.append(VolumeRef(pid, "unlabelled", (root / "imagesTs" / f"{cid}_0000{ending}",),
+                              loader, frame=frame))
+    return Source(root, "nnunet", refs, labels, problems)

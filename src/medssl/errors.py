@@ -1,0 +1,36 @@
+"""Error types whose message is one line that names the file and the failed check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MedsslError(Exception):
+    """Base class for errors that the CLI reports as a single line (no traceback)."""
+
+
+class DataError(MedsslError):
+    """A source file failed a check.
+
+    Args:
+        path: the offending file (or folder).
+        check: short name of the failed check, e.g. ``"truncated"`` or ``"label-values"``.
+        detail: one sentence on what was found.
+    """
+
+    def __init__(self, path: str | Path, check: str, detail: str) -> None:
+        self.path = Path(path)
+        self.check = check
+        self.detail = " ".join(str(detail).split())
+        super().__init__(f"{self.path}: [{self.check}] {self.detail}")
+
+
+class DataErrors(MedsslError):
+    """Several :class:`DataError` at once; ``str()`` gives the first and a count."""
+
+    def __init__(self, errors: list[DataError]) -> None:
+        if not errors:
+            raise ValueError("DataErrors needs at least one error")
+        self.errors = list(errors)
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        super().__init__(f"{errors[0]}{more}")
