@@ -24,15 +24,18 @@ from medssl.data.readers.base import Source, split_frame_name
 from medssl.errors import DataError
 
 
-def _load_any(ref: VolumeRef) -> Iterator[Case]:
-    (path,) = ref.files
+def _ndim(path: Path) -> int:
+    """3 or 4 from the header; 3 when the header is unreadable (the load then reports it)."""
     try:
-        ndim = 3
         read_header(path, 3)
     except DataError as err:
-        if err.check != "dimensionality":
-            raise
-        ndim = 4
+        return 4 if err.check == "dimensionality" else 3
+    return 3
+
+
+def _load_any(ref: VolumeRef) -> Iterator[Case]:
+    (path,) = ref.files
+    ndim = 4 if ref.kind == "series" else 3
     vol = read_nifti(path, ndim)
     check_finite(path, vol.data)
     spacing = spacing_from_zooms(vol.zooms)
@@ -49,5 +52,6 @@ def read_nifti_folder(root: Path) -> Source:
     refs = []
     for f in files:
         pid, frame = split_frame_name(strip_nifti_suffix(f.name))
-        refs.append(VolumeRef(pid, "unlabelled", (f,), _load_any, frame=frame))
+        kind = "series" if _ndim(f) == 4 else "unlabelled"
+        refs.append(VolumeRef(pid, kind, (f,), _load_any, frame=frame))
     return Source(root, "nifti-folder", refs, {})

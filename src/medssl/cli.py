@@ -1,0 +1,133 @@
+"""The ``medssl`` command: a thin layer of parsing, progress and messages over the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from medssl import __version__
+from medssl.errors import DataErrors, MedsslError
+
+log = logging.getLogger("medssl")
+
+FORMATS = ["acdc", "h5", "nnunet", "nifti-folder"]
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from medssl.data.phantom import generate_phantom
+
+    truths = generate_phantom(args.out, args.patients, args.seed, progress=True)
+    print(f"wrote {len(truths)} synthetic patients to {args.out} (ACDC layout)")
+    return 0
+
+
+def _print_report(report) -> None:
+    width = max(len(k) for k, _ in report.summary_rows())
+    for key, value in report.summary_rows():
+        print(f"{key:<{width}}  {value}")
+    for err in report.problems:
+        print(f"PROBLEM {err}")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from medssl.data.validate import check_source
+
+    report = check_source(args.source, args.format, progress=True)
+    _print_report(report)
+    return 0 if report.ok else 1
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from medssl.data.cache import prepare_cache
+    from medssl.data.cache_index import SliceCache
+    from medssl.data.preprocess import PrepareConfig
+    from medssl.data.splits import split_for_cache
+
+    cfg = PrepareConfig(norm=args.norm, dtype=args.dtype, target_spacing=args.target_spacing,
+                        include_series=not args.no_series)
+    result = prepare_cache(args.source, args.out, cfg, args.format, args.force, progress=True)
+    cache = SliceCache.open(result.path)
+    split = split_for_cache(cache, args.seed)
+    split.save(result.path / "split.json")
+    state = f"built ({result.reason})" if result.built else "already current"
+    stats = cache.manifest["stats"]
+    print(f"cache {result.path}: {state}; {len(cache)} slices, {stats['labelled_slices']} labelled,"
+          f" {stats['series_frames']} cine frames")
+    print(f"split ({split.scheme}): {len(split.train)} train / {len(split.val)} val /"
+          f" {len(split.test)} test patients -> {result.path / 'split.json'}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from medssl.demo import run_demo
+
+    summary = run_demo(args.out, patients=args.patients, seed=args.seed)
+    for line in summary:
+        print(line)
+    return 0
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="data sources: phantom, check, prepare")
+    dsub = data.add_subparsers(dest="data_cmd", required=True)
+
+    p = dsub.add_parser("phantom", help="write a synthetic cardiac cine-MRI phantom (ACDC layout)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--patients", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_phantom)
+
+    p = dsub.add_parser("check", help="read every voxel of a source; list every problem")
+    p.add_argument("source", type=Path)
+    p.add_argument("--format", choices=FORMATS)
+    p.set_defaults(func=_cmd_check)
+
+    p = dsub.add_parser("prepare", help="build the preprocessing cache and the default split")
+    p.add_argument("source", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="cache folder")
+    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--norm", choices=["zscore", "minmax"], default="zscore")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.add_argument("--target-spacing", type=float, default=None,
+                   help="resample in-plane to this spacing (mm)")
+    p.add_argument("--no-series", action="store_true", help="skip 4D cine frames")
+    p.add_argument("--seed", type=int, default=0, help="seed of a random split (non-ACDC ids)")
+    p.add_argument("--force", action="store_true", help="rebuild even if current")
+    p.set_defaults(func=_cmd_prepare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medssl", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"medssl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_data_commands(sub)
+    p = sub.add_parser("demo", help="the built-in synthetic demo")
+    p.add_argument("--out", type=Path, default=Path("demo"))
+    p.add_argument("--patients", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``medssl`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except DataErrors as errs:
+        for err in errs.errors:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    except MedsslError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,114 @@
+"""PyTorch datasets over a prepared :class:`~medssl.data.cache_index.SliceCache`.
+
+Nothing here decodes NIfTI or keeps class-level state: each dataset holds its own
+cache handle and a list of slice indices. Augmentation randomness comes from
+:func:`~medssl.data.transforms.sample_generator` keyed by ``(seed, epoch, index)``;
+call :meth:`set_epoch` at each epoch start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from medssl.data.cache_index import SliceCache
+from medssl.data.transforms import AugmentConfig, augment, pad_to_multiple, sample_generator
+
+
+class _CacheDataset(Dataset):
+    def __init__(self, cache: SliceCache | str | Path, indices: list[int], seed: int = 0) -> None:
+        self.cache = cache if isinstance(cache, SliceCache) else SliceCache.open(cache)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _image(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.cache.image(int(self.indices[i])))[None]
+
+
+class LabelledSlices(_CacheDataset):
+    """Labelled slices for segmentation.
+
+    Train mode returns augmented ``(1, S, S)`` crops with ``(S, S)`` labels; eval mode
+    (``augment_cfg=None``) returns the whole slice centre-padded to a multiple of 32
+    and the valid box, deterministically.
+
+    Items are dicts: ``image`` float32, ``label`` int64, ``index`` (cache slice index)
+    and, in eval mode, ``valid`` = ``(top, left, H, W)``.
+    """
+
+    def __init__(self, cache: SliceCache | str | Path, indices: list[int],
+                 augment_cfg: AugmentConfig | None = None, seed: int = 0) -> None:
+        super().__init__(cache, indices, seed)
+        self.augment_cfg = augment_cfg
+        for i in self.indices[:1]:
+            if self.cache.index["lab_offset"][i] < 0:
+                raise ValueError(f"slice {i} of {self.cache.path} is unlabelled")
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        idx = int(self.indices[i])
+        image = self._image(i)
+        lab = self.cache.label(idx)
+        if lab is None:
+            raise ValueError(f"slice {idx} of {self.cache.path} is unlabelled")
+        label = torch.from_numpy(lab.astype(np.int64))
+        if self.augment_cfg is None:
+            image, label, valid = pad_to_multiple(image, label)
+            return {"image": image, "label": label, "index": torch.tensor(idx),
+                    "valid": torch.tensor(valid)}
+        gen = sample_generator(self.seed, self.epoch, i)
+        image, label = augment(image, label, self.augment_cfg, gen)
+        return {"image": image, "label": label, "index": torch.tensor(idx)}
+
+
+class TwoViews(_CacheDataset):
+    """Two independently augmented views of each unlabelled slice, for BYOL.
+
+    Items are dicts ``{"view1": (1, S, S), "view2": (1, S, S), "index": ()}``.
+    """
+
+    def __init__(self, cache: SliceCache | str | Path, indices: list[int],
+                 augment_cfg: AugmentConfig, seed: int = 0) -> None:
+        super().__init__(cache, indices, seed)
+        self.augment_cfg = augment_cfg
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image = self._image(i)
+        gen = sample_generator(self.seed, self.epoch, i)
+        v1, _ = augment(image, None, self.augment_cfg, gen)
+        v2, _ = augment(image, None, self.augment_cfg, gen)
+        return {"view1": v1, "view2": v2, "index": torch.tensor(int(self.indices[i]))}
+
+
+class Volumes(Dataset):
+    """Whole labelled volumes for 3D evaluation: one item per volume.
+
+    Items: ``image`` ``(S, 1, H', W')`` padded to a multiple of 32, ``label``
+    ``(S, H, W)`` unpadded, ``valid`` box, and ``volume`` (index into ``cache.volumes``).
+    """
+
+    def __init__(self, cache: SliceCache | str | Path, patients: list[str] | tuple[str, ...]) -> None:
+        self.cache = cache if isinstance(cache, SliceCache) else SliceCache.open(cache)
+        keep = set(patients)
+        self.volume_ids = [k for k, v in enumerate(self.cache.volumes)
+                           if v.labelled and v.patient in keep]
+
+    def __len__(self) -> int:
+        return len(self.volume_ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor | int]:
+        vid = self.volume_ids[i]
+        rows = self.cache.volume_slices(vid)
+        image = torch.from_numpy(np.stack([self.cache.image(k) for k in rows]))[:, None]
+        label = torch.from_numpy(np.stack([self.cache.label(k) for k in rows]).astype(np.int64))
+        padded, _, valid = pad_to_multiple(image, None)
+        return {"image": padded, "label": label, "valid": torch.tensor(valid), "volume": vid}

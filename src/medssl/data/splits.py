@@ -1,0 +1,131 @@
+"""Patient-level splits and nested label budgets, saved as JSON.
+
+Default split for ACDC-style ids (``patientNNN``): the study's split, test patients
+1, 11, …, 91 (``N % 10 == 1``), validation 2, 12, …, 92 (``N % 10 == 2``), training
+the rest. Other ids get a seeded 80/10/10 split.
+
+Label budgets are drawn from a seeded permutation of the training patients' labelled
+slices (or of the training patients), keyed by ``(patient, frame, slice)`` rather than
+by cache position. A budget is a prefix of that permutation, so for one seed a smaller
+budget is a subset of a larger one, and every pipeline fine-tuned with that seed sees
+exactly the same labelled slices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from medssl.data.cache_index import SliceCache
+
+_ACDC_ID = re.compile(r"^patient(\d+)$")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Patient ids per split and how they were chosen."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    scheme: str
+    seed: int | None = None
+
+    def of(self, name: str) -> tuple[str, ...]:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        d = json.loads(Path(path).read_text())
+        return cls(tuple(d["train"]), tuple(d["val"]), tuple(d["test"]), d["scheme"], d["seed"])
+
+
+def make_split(
+    patients: list[str], seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    scheme: Literal["auto", "acdc-study", "random"] = "auto",
+) -> Split:
+    """Split patient ids (see the module docstring for the rules)."""
+    ids = sorted(set(patients))
+    numbers = [_ACDC_ID.match(p) for p in ids]
+    if scheme == "acdc-study" or (scheme == "auto" and ids and all(numbers)):
+        n = {p: int(m.group(1)) for p, m in zip(ids, numbers, strict=True) if m}
+        test = tuple(p for p in ids if n[p] % 10 == 1)
+        val = tuple(p for p in ids if n[p] % 10 == 2)
+        train = tuple(p for p in ids if p not in test and p not in val)
+        return Split(train, val, test, "acdc-study")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_test = max(1, round(fractions[2] * len(ids))) if len(ids) >= 3 else 0
+    n_val = max(1, round(fractions[1] * len(ids))) if len(ids) >= 3 else 0
+    shuffled = [ids[i] for i in order]
+    test = tuple(sorted(shuffled[:n_test]))
+    val = tuple(sorted(shuffled[n_test : n_test + n_val]))
+    train = tuple(sorted(shuffled[n_test + n_val :]))
+    return Split(train, val, test, "random", seed)
+
+
+def split_for_cache(cache: SliceCache, seed: int = 0) -> Split:
+    """Default split of the patients in a cache."""
+    return make_split([v.patient for v in cache.volumes], seed)
+
+
+def _slice_key(cache: SliceCache, i: int) -> tuple[str, int, int]:
+    v = cache.volume_of(i)
+    return (v.patient, v.frame if v.frame is not None else -1, int(cache.index["slice"][i]))
+
+
+def labelled_slices(cache: SliceCache, patients: tuple[str, ...] | list[str]) -> list[int]:
+    """Indices of labelled slices of ``patients``, in key order."""
+    keep = set(patients)
+    idx = [i for v in cache.volumes if v.labelled and v.patient in keep
+           for i in range(v.first_slice, v.first_slice + v.n_slices)]
+    return sorted(idx, key=lambda i: _slice_key(cache, i))
+
+
+def budget_slices(cache: SliceCache, split: Split, n: int | None, seed: int) -> list[int]:
+    """The first ``n`` slices of the seeded permutation of all training labelled slices.
+
+    ``n=None`` returns the full set. Raises ``ValueError`` when ``n`` exceeds it.
+    """
+    pool = labelled_slices(cache, split.train)
+    if n is not None and not 0 < n <= len(pool):
+        raise ValueError(f"slice budget {n} outside 1..{len(pool)} labelled training slices")
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [pool[i] for i in order[: len(pool) if n is None else n]]
+
+
+def budget_patients(cache: SliceCache, split: Split, n: int, seed: int) -> list[int]:
+    """All labelled slices (ED and ES) of the first ``n`` patients of a seeded permutation."""
+    if not 0 < n <= len(split.train):
+        raise ValueError(f"patient budget {n} outside 1..{len(split.train)} training patients")
+    order = np.random.default_rng(seed).permutation(len(split.train))
+    chosen = [sorted(split.train)[i] for i in order[:n]]
+    return labelled_slices(cache, chosen)
+
+
+def unlabelled_pool(cache: SliceCache, patients: tuple[str, ...] | list[str]) -> list[int]:
+    """Slices for self-supervised pretraining: every cine frame of ``patients``.
+
+    Patients without a cine series contribute their labelled volumes' images instead
+    (labels unused), so h5 copies without 4D files still have a pool.
+    """
+    keep = set(patients)
+    with_series = {v.patient for v in cache.volumes if v.from_series}
+    out: list[int] = []
+    for v in cache.volumes:
+        if v.patient in keep and (v.from_series or v.patient not in with_series):
+            out.extend(range(v.first_slice, v.first_slice + v.n_slices))
+    return out
+
+
+def save_budget(path: str | Path, cache: SliceCache, indices: list[int], **info) -> None:
+    """Write a budget as JSON: its parameters and ``(patient, frame, slice)`` keys."""
+    keys = [list(_slice_key(cache, i)) for i in indices]
+    Path(path).write_text(json.dumps({**info, "n": len(indices), "slices": keys}, indent=0))

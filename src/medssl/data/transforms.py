@@ -1,0 +1,145 @@
+"""Slice transforms on tensors, with explicit random generators.
+
+Training crops are random resized crops (the Inception/BYOL recipe), resampled with
+antialiased bilinear interpolation for images and nearest neighbour for labels.
+Intensity jitter works on normalised intensities: brightness adds ``δ·std`` and
+contrast scales around the mean, so it is meaningful for z-scored and min-max data
+alike (torchvision's ``ColorJitter`` clamps floats to ``[0, 1]`` and would destroy
+z-scored slices). No hue, saturation, grayscale or solarisation: the data is
+single-channel MRI.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation of one view.
+
+    Attributes:
+        size: output side in pixels.
+        scale: range of the crop's area as a fraction of the slice.
+        ratio: range of the crop's aspect ratio.
+        flip_p: probability of a horizontal flip.
+        jitter_p: probability of applying brightness/contrast jitter.
+        brightness: maximum additive shift in units of the slice's std.
+        contrast: maximum relative change of contrast.
+    """
+
+    size: int = 224
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+
+
+def byol_view_config(size: int = 224) -> AugmentConfig:
+    """The two-view recipe for BYOL on MRI slices (scale 0.08–1, jitter p=0.8, flip p=0.5)."""
+    return AugmentConfig(size=size)
+
+
+def segmentation_config(size: int = 224) -> AugmentConfig:
+    """Milder crops for segmentation training (the structures must stay in view)."""
+    return AugmentConfig(size=size, scale=(0.35, 1.0), jitter_p=0.5, brightness=0.2, contrast=0.2)
+
+
+def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+
+def sample_crop(h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+                gen: torch.Generator) -> tuple[int, int, int, int]:
+    """Sample a random resized crop box ``(top, left, height, width)`` inside ``h × w``.
+
+    Same algorithm as torchvision's ``RandomResizedCrop.get_params`` (10 tries, then a
+    centre crop of the clamped ratio), but driven by an explicit generator.
+    """
+    area = h * w
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * _uniform(gen, *scale)
+        aspect = math.exp(_uniform(gen, *log_ratio))
+        cw = round(math.sqrt(target * aspect))
+        ch = round(math.sqrt(target / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(torch.randint(0, h - ch + 1, (), generator=gen))
+            left = int(torch.randint(0, w - cw + 1, (), generator=gen))
+            return top, left, ch, cw
+    in_ratio = w / h
+    if in_ratio < ratio[0]:
+        cw, ch = w, round(w / ratio[0])
+    elif in_ratio > ratio[1]:
+        ch, cw = h, round(h * ratio[1])
+    else:
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def jitter(image: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Brightness/contrast jitter of a ``(1, H, W)`` slice with probability ``cfg.jitter_p``."""
+    if float(torch.rand((), generator=gen)) >= cfg.jitter_p:
+        return image
+    mean, std = image.mean(), image.std().clamp_min(1e-6)
+    shift = _uniform(gen, -cfg.brightness, cfg.brightness) * std
+    factor = _uniform(gen, 1 - cfg.contrast, 1 + cfg.contrast)
+    return (image - mean) * factor + mean + shift
+
+
+def augment(image: torch.Tensor, label: torch.Tensor | None, cfg: AugmentConfig,
+            gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Random resized crop, flip and jitter of a slice (and its label).
+
+    Args:
+        image: ``(1, H, W)`` float32.
+        label: ``(H, W)`` integer label or ``None``.
+        cfg: augmentation settings.
+        gen: random generator (the only source of randomness).
+
+    Returns:
+        ``(1, size, size)`` image and ``(size, size)`` int64 label (or ``None``).
+    """
+    _, h, w = image.shape
+    top, left, ch, cw = sample_crop(h, w, cfg.scale, cfg.ratio, gen)
+    size = [cfg.size, cfg.size]
+    out = TF.resized_crop(image, top, left, ch, cw, size, InterpolationMode.BILINEAR, antialias=True)
+    out_label = None
+    if label is not None:
+        out_label = TF.resized_crop(label[None], top, left, ch, cw, size,
+                                    InterpolationMode.NEAREST_EXACT)[0].long()
+    if float(torch.rand((), generator=gen)) < cfg.flip_p:
+        out = out.flip(-1)
+        out_label = None if out_label is None else out_label.flip(-1)
+    return jitter(out, cfg, gen), out_label
+
+
+def pad_to_multiple(image: torch.Tensor, label: torch.Tensor | None, multiple: int = 32
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int, int, int]]:
+    """Centre-pad ``(..., H, W)`` to a multiple of ``multiple`` (deterministic evaluation).
+
+    The image is padded with its minimum, the label with background (0). Returns the
+    padded tensors and the valid box ``(top, left, H, W)`` for cropping predictions back.
+    """
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    top, left = ph // 2, pw // 2
+    pad = (left, pw - left, top, ph - top)
+    out = F.pad(image, pad, value=float(image.min()))
+    out_label = None if label is None else F.pad(label, pad, value=0)
+    return out, out_label, (top, left, h, w)
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A generator seeded from ``(seed, epoch, index)``: augmentation of a sample is
+    reproducible whatever the worker count, order or resume point."""
+    mixed = (seed * 1_000_003 + epoch) * 2_147_483_647 + index
+    return torch.Generator().manual_seed(mixed % (2**63 - 1))
