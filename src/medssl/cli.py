@@ -70,6 +70,53 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain_config(args: argparse.Namespace):
+    from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig, preset
+
+    explicit = {"data": str(args.data), "out": str(args.out), "init": args.init}
+    for key, value in (("epochs", args.epochs), ("arch", args.arch),
+                       ("init_layout", args.init_layout), ("runtime.devices", args.devices),
+                       ("runtime.num_nodes", args.num_nodes)):
+        if value is not None:
+            explicit[key] = str(value)
+    if args.trust_pickle:
+        explicit["trust_pickle"] = "true"
+    overrides = [f"{k}={v}" for k, v in explicit.items()] + list(args.set or [])
+    return preset(PretrainConfig, PRETRAIN_PRESETS, args.preset, overrides)
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from medssl.training.pretrain import pretrain
+
+    result = pretrain(_pretrain_config(args), resume=args.resume)
+    print(f"pretraining finished: {result.steps} steps, final loss {result.final_loss}")
+    print(f"encoders: {len(result.encoders)} files in {result.run_dir} (encoder_last.safetensors)")
+    return 0
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="paper", help="paper | cpu-small")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="config override, e.g. --set batch_size=64 --set runtime.precision=32-true")
+    p.add_argument("--devices", type=int, help="devices per node (DDP when > 1)")
+    p.add_argument("--num-nodes", type=int, help="nodes for multi-node DDP")
+    p.add_argument("--resume", action="store_true", help="continue a killed run")
+
+
+def _add_train_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="BYOL pretraining of an encoder")
+    p.add_argument("--data", type=Path, required=True, help="cache or source folder")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--init", default="random", help="random | imagenet | weights file")
+    p.add_argument("--init-layout", help="force the weight file layout")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling a trusted legacy weights file (runs its code!)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--arch", help="timm encoder, e.g. resnet50")
+    _add_runtime_args(p)
+    p.set_defaults(func=_cmd_pretrain)
+
+
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="data sources: phantom, check, prepare")
     dsub = data.add_subparsers(dest="data_cmd", required=True)
@@ -105,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_data_commands(sub)
+    _add_train_commands(sub)
     p = sub.add_parser("demo", help="the built-in synthetic demo")
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--patients", type=int, default=20)

@@ -34,3 +34,17 @@ class DataErrors(MedsslError):
         self.errors = list(errors)
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         super().__init__(f"{errors[0]}{more}")
+
+
+class WeightsError(MedsslError):
+    """A weight source could not be read or imported safely.
+
+    Args:
+        source: the weight file, or the named source (``"imagenet"``).
+        detail: one sentence on what went wrong and, where possible, what to do.
+    """
+
+    def __init__(self, source: str | Path, detail: str) -> None:
+        self.source = str(source)
+        self.detail = " ".join(str(detail).split())
+        super().__init__(f"{self.source}: {self.detail}")

@@ -19,7 +19,7 @@ def test_sample_crop_inside_and_in_scale_range() -> None:
     gen = torch.Generator().manual_seed(0)
     for _ in range(200):
         top, left, h, w = sample_crop(50, 70, (0.08, 1.0), (3 / 4, 4 / 3), gen)
-        assert 0 <= top and 0 <= left and top + h <= 50 and left + w <= 70
+        assert top >= 0 and left >= 0 and top + h <= 50 and left + w <= 70
         assert 0.08 * 0.8 <= h * w / (50 * 70) <= 1.0
 
 

@@ -61,8 +61,11 @@ def cache_is_current(out: Path, root: Path, config: PrepareConfig, fmt: str | No
     try:
         cache = SliceCache.open(out)
     except DataError as err:
-        return f"cache unusable ({err.check}: {err.detail})" if (out / "manifest.json").exists() \
+        return (
+            f"cache unusable ({err.check}: {err.detail})"
+            if (out / "manifest.json").exists()
             else "no cache yet"
+        )
     man = cache.manifest
     if PrepareConfig.from_dict(man["config"]) != config:
         return "preprocessing config changed"
@@ -71,7 +74,9 @@ def cache_is_current(out: Path, root: Path, config: PrepareConfig, fmt: str | No
     if Path(man.get("source_root", "")) != root.resolve():
         return "cache was built from another source folder"
     files = sorted(Path(f) for f in man["fingerprints"])
-    current = fingerprint_files(root, _source_files(root, fmt or man["format"]), man["fingerprints"])
+    current = fingerprint_files(
+        root, _source_files(root, fmt or man["format"]), man["fingerprints"]
+    )
     if sorted(Path(f) for f in current) != files:
         return "source files added or removed"
     if source_hash(current) != man["source_hash"]:
@@ -134,7 +139,9 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_cache(root: Path, tmp: Path, config: PrepareConfig, fmt: str | None, progress: bool) -> None:
+def _write_cache(
+    root: Path, tmp: Path, config: PrepareConfig, fmt: str | None, progress: bool
+) -> None:
     source = open_source(root, fmt)
     errors = list(source.problems)
     refs = [r for r in source.refs if config.include_series or r.kind != "series"]
@@ -178,25 +185,33 @@ class _ArrayWriter:
         self.lab_fh = (folder / "labels.bin").open("wb")
         self.img_hash, self.lab_hash = hashlib.blake2b(), hashlib.blake2b()
         self.img_off = self.lab_off = 0
-        self.cols: dict[str, list[int]] = {k: [] for k in
-                                           ("volume", "slice", "height", "width", "img_offset",
-                                            "lab_offset")}
+        self.cols: dict[str, list[int]] = {
+            k: [] for k in ("volume", "slice", "height", "width", "img_offset", "lab_offset")
+        }
         self.class_counts = np.zeros(256, dtype=np.int64)
         self.moments = np.zeros(3, dtype=np.float64)  # n, sum, sum of squares
 
-    def add(self, case, from_series: bool, config: PrepareConfig, root: Path, vid: int) -> VolumeInfo:
+    def add(
+        self, case, from_series: bool, config: PrepareConfig, root: Path, vid: int
+    ) -> VolumeInfo:
         image, label, spacing = case.image, case.label, case.spacing
         if config.target_spacing is not None:
             if spacing is None:
-                raise DataError(case.sources[0], "spacing-unknown",
-                                "target_spacing needs voxel spacing, which this file lacks")
+                raise DataError(
+                    case.sources[0],
+                    "spacing-unknown",
+                    "target_spacing needs voxel spacing, which this file lacks",
+                )
             image, label, spacing = resample_inplane(image, label, spacing, config.target_spacing)
         norm, stats = normalize_volume(image, config.norm, config.clip_percentiles)
         first = len(self.cols["volume"])
         for k in range(norm.shape[0]):
             self._add_slice(vid, k, norm[k], None if label is None else label[k])
-        self.moments += (norm.size, float(norm.sum(dtype=np.float64)),
-                         float(np.square(norm, dtype=np.float64).sum()))
+        self.moments += (
+            norm.size,
+            float(norm.sum(dtype=np.float64)),
+            float(np.square(norm, dtype=np.float64).sum()),
+        )
         if label is not None:
             self.class_counts += np.bincount(label.ravel(), minlength=256)
         return VolumeInfo.from_case(case, from_series, spacing, norm.shape, stats, first, root)
@@ -228,16 +243,28 @@ class _ArrayWriter:
             fh.close()
 
     def index(self) -> dict[str, np.ndarray]:
-        types = {"volume": np.int32, "slice": np.int32, "height": np.int32, "width": np.int32,
-                 "img_offset": np.int64, "lab_offset": np.int64}
+        types = {
+            "volume": np.int32,
+            "slice": np.int32,
+            "height": np.int32,
+            "width": np.int32,
+            "img_offset": np.int64,
+            "lab_offset": np.int64,
+        }
         return {k: np.asarray(v, dtype=types[k]) for k, v in self.cols.items()}
 
     def summary(self) -> dict:
         return {
-            "images": {"dtype": self.dtype.name, "elements": self.img_off,
-                       "blake2b": self.img_hash.hexdigest()},
-            "labels": {"dtype": "uint8", "elements": self.lab_off,
-                       "blake2b": self.lab_hash.hexdigest()},
+            "images": {
+                "dtype": self.dtype.name,
+                "elements": self.img_off,
+                "blake2b": self.img_hash.hexdigest(),
+            },
+            "labels": {
+                "dtype": "uint8",
+                "elements": self.lab_off,
+                "blake2b": self.lab_hash.hexdigest(),
+            },
             "n_slices": len(self.cols["volume"]),
         }
 

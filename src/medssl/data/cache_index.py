@@ -32,16 +32,31 @@ class VolumeInfo:
     n_slices: int
 
     @classmethod
-    def from_case(cls, case: Case, from_series: bool, spacing, stored_shape, stats: NormStats,
-                  first_slice: int, root: Path) -> VolumeInfo:
+    def from_case(
+        cls,
+        case: Case,
+        from_series: bool,
+        spacing,
+        stored_shape,
+        stats: NormStats,
+        first_slice: int,
+        root: Path,
+    ) -> VolumeInfo:
         def rel(p: Path) -> str:
             return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
         return cls(
-            case.patient_id, str(Phase(case.phase)), case.frame, case.labelled, from_series,
-            tuple(int(s) for s in case.image.shape), tuple(int(s) for s in stored_shape),
+            case.patient_id,
+            str(Phase(case.phase)),
+            case.frame,
+            case.labelled,
+            from_series,
+            tuple(int(s) for s in case.image.shape),
+            tuple(int(s) for s in stored_shape),
             None if spacing is None else tuple(float(s) for s in spacing),
-            tuple(rel(p) for p in case.sources), asdict(stats), first_slice,
+            tuple(rel(p) for p in case.sources),
+            asdict(stats),
+            first_slice,
             int(stored_shape[0]),
         )
 
@@ -68,8 +83,15 @@ class SliceCache:
         index: per-slice columns ``volume, slice, height, width, img_offset, lab_offset``.
     """
 
-    def __init__(self, path: Path, manifest: dict, volumes: list[VolumeInfo],
-                 index: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict,
+        volumes: list[VolumeInfo],
+        index: dict[str, np.ndarray],
+        images: np.ndarray,
+        labels: np.ndarray,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.volumes = volumes
@@ -90,7 +112,9 @@ class SliceCache:
             raise DataError(path, "not-a-cache", "no manifest.json (run `medssl data prepare`)")
         try:
             manifest = json.loads(man_path.read_text())
-            volumes = [VolumeInfo.from_dict(v) for v in json.loads((path / "volumes.json").read_text())]
+            volumes = [
+                VolumeInfo.from_dict(v) for v in json.loads((path / "volumes.json").read_text())
+            ]
             with np.load(path / "slices.npz") as npz:
                 index = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -113,7 +137,7 @@ class SliceCache:
         return np.memmap(file, dtype=dtype, mode="r")
 
     def __len__(self) -> int:
-        return int(len(self.index["volume"]))
+        return len(self.index["volume"])
 
     @property
     def label_names(self) -> dict[int, str]:

@@ -2,8 +2,10 @@
 
 Nothing here decodes NIfTI or keeps class-level state: each dataset holds its own
 cache handle and a list of slice indices. Augmentation randomness comes from
-:func:`~medssl.data.transforms.sample_generator` keyed by ``(seed, epoch, index)``;
-call :meth:`set_epoch` at each epoch start.
+:func:`~medssl.data.transforms.sample_generator` keyed by ``(seed, epoch, index)``.
+Items may be requested by ``index`` (epoch taken from :meth:`set_epoch`) or by an
+``(epoch, index)`` pair, as :class:`~medssl.training.sampling.EpochSampler` yields,
+which keeps worker processes free of shared mutable state.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class _CacheDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def _key(self, key: int | tuple[int, int]) -> tuple[int, int]:
+        return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (self.epoch, int(key))
+
     def _image(self, i: int) -> torch.Tensor:
         return torch.from_numpy(self.cache.image(int(self.indices[i])))[None]
 
@@ -46,15 +51,21 @@ class LabelledSlices(_CacheDataset):
     and, in eval mode, ``valid`` = ``(top, left, H, W)``.
     """
 
-    def __init__(self, cache: SliceCache | str | Path, indices: list[int],
-                 augment_cfg: AugmentConfig | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        cache: SliceCache | str | Path,
+        indices: list[int],
+        augment_cfg: AugmentConfig | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(cache, indices, seed)
         self.augment_cfg = augment_cfg
         for i in self.indices[:1]:
             if self.cache.index["lab_offset"][i] < 0:
                 raise ValueError(f"slice {i} of {self.cache.path} is unlabelled")
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, i = self._key(key)
         idx = int(self.indices[i])
         image = self._image(i)
         lab = self.cache.label(idx)
@@ -63,9 +74,13 @@ class LabelledSlices(_CacheDataset):
         label = torch.from_numpy(lab.astype(np.int64))
         if self.augment_cfg is None:
             image, label, valid = pad_to_multiple(image, label)
-            return {"image": image, "label": label, "index": torch.tensor(idx),
-                    "valid": torch.tensor(valid)}
-        gen = sample_generator(self.seed, self.epoch, i)
+            return {
+                "image": image,
+                "label": label,
+                "index": torch.tensor(idx),
+                "valid": torch.tensor(valid),
+            }
+        gen = sample_generator(self.seed, epoch, i)
         image, label = augment(image, label, self.augment_cfg, gen)
         return {"image": image, "label": label, "index": torch.tensor(idx)}
 
@@ -76,14 +91,20 @@ class TwoViews(_CacheDataset):
     Items are dicts ``{"view1": (1, S, S), "view2": (1, S, S), "index": ()}``.
     """
 
-    def __init__(self, cache: SliceCache | str | Path, indices: list[int],
-                 augment_cfg: AugmentConfig, seed: int = 0) -> None:
+    def __init__(
+        self,
+        cache: SliceCache | str | Path,
+        indices: list[int],
+        augment_cfg: AugmentConfig,
+        seed: int = 0,
+    ) -> None:
         super().__init__(cache, indices, seed)
         self.augment_cfg = augment_cfg
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, i = self._key(key)
         image = self._image(i)
-        gen = sample_generator(self.seed, self.epoch, i)
+        gen = sample_generator(self.seed, epoch, i)
         v1, _ = augment(image, None, self.augment_cfg, gen)
         v2, _ = augment(image, None, self.augment_cfg, gen)
         return {"view1": v1, "view2": v2, "index": torch.tensor(int(self.indices[i]))}
@@ -96,11 +117,14 @@ class Volumes(Dataset):
     ``(S, H, W)`` unpadded, ``valid`` box, and ``volume`` (index into ``cache.volumes``).
     """
 
-    def __init__(self, cache: SliceCache | str | Path, patients: list[str] | tuple[str, ...]) -> None:
+    def __init__(
+        self, cache: SliceCache | str | Path, patients: list[str] | tuple[str, ...]
+    ) -> None:
         self.cache = cache if isinstance(cache, SliceCache) else SliceCache.open(cache)
         keep = set(patients)
-        self.volume_ids = [k for k, v in enumerate(self.cache.volumes)
-                           if v.labelled and v.patient in keep]
+        self.volume_ids = [
+            k for k, v in enumerate(self.cache.volumes) if v.labelled and v.patient in keep
+        ]
 
     def __len__(self) -> int:
         return len(self.volume_ids)

@@ -17,7 +17,9 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint_files(root: Path, files: list[Path], previous: dict | None = None) -> dict[str, dict]:
+def fingerprint_files(
+    root: Path, files: list[Path], previous: dict | None = None
+) -> dict[str, dict]:
     """Fingerprint ``files`` as ``{relative path: {size, mtime_ns, hash}}``.
 
     A file whose size and modification time equal those in ``previous`` keeps its

@@ -1,7 +1,8 @@
 """Checked NIfTI reading and writing.
 
 Every read decodes all voxels (nibabel is lazy by default, so a truncated file would
-otherwise pass unnoticed) and turns each failure into a one-line
+otherwise pass unnoticed), reads a ``.gz`` stream to its end so that its length and
+CRC are verified, and turns each failure into a one-line
 :class:`~medssl.errors.DataError` naming the file and the check. The header is
 checked before any voxel buffer is allocated, so a file that declares an absurd
 size is refused without exhausting memory.
@@ -20,11 +21,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.openers import ImageOpener
 
 from medssl.errors import DataError
 
 #: Largest volume (in voxels) a header may declare before it is refused unread.
 MAX_VOXELS = 2**30
+_GZIP_CHUNK = 1 << 20
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError, ImageFileError)
 
@@ -70,6 +73,25 @@ def check_file_bytes(path: Path) -> None:
             raise DataError(path, "not-gzip", f"named .gz but starts with {magic!r}, not gzip")
 
 
+def check_gzip_stream(path: Path) -> None:
+    """Decompress a ``.gz`` file to its end, so that gzip verifies its length and CRC.
+
+    nibabel reads only the bytes the header declares, so a file that lost its gzip
+    trailer, or whose bytes no longer match their CRC, would otherwise be accepted.
+    Memory use is one chunk whatever the file's size; other files are left alone.
+    """
+    if not path.name.endswith(".gz"):
+        return
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(_GZIP_CHUNK):
+                pass
+    except EOFError as exc:
+        raise DataError(path, "truncated", f"gzip stream ends early ({exc})") from exc
+    except (zlib.error, OSError) as exc:
+        raise DataError(path, "corrupt-gzip", f"gzip stream is damaged ({exc})") from exc
+
+
 def read_header(path: Path, ndim: int) -> nib.Nifti1Image:
     """Parse the header and check dimensionality and declared size; voxels stay unread.
 
@@ -95,12 +117,25 @@ def read_header(path: Path, ndim: int) -> nib.Nifti1Image:
     n_vox = int(np.prod(np.asarray(shape, dtype=np.float64)))
     if n_vox > MAX_VOXELS:
         raise DataError(
-            path, "absurd-size", f"header declares {shape} = {n_vox:.3g} voxels; refusing to allocate"
+            path,
+            "absurd-size",
+            f"header declares {shape} = {n_vox:.3g} voxels; refusing to allocate",
         )
-    zooms = img.header.get_zooms()[:3]
-    if len(zooms) < 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
+    zooms = _stored_zooms(path, img)
+    if len(zooms) < 3 or not all(np.isfinite(z) and z != 0 for z in zooms):
         raise DataError(path, "bad-spacing", f"voxel sizes {tuple(zooms)} are not positive")
     return img
+
+
+def _stored_zooms(path: Path, img: nib.Nifti1Image) -> tuple[float, ...]:
+    """``pixdim[1:4]`` as stored: nibabel's load silently turns a 0 into 1 (and takes
+    the absolute value of negatives, which is kept), so re-read the header unfixed."""
+    try:
+        with ImageOpener(path) as fh:
+            raw = type(img.header).from_fileobj(fh, check=False)
+    except _READ_ERRORS as exc:
+        raise DataError(path, "bad-header", f"cannot parse NIfTI header ({exc})") from exc
+    return tuple(float(z) for z in raw["pixdim"][1:4])
 
 
 def read_nifti(path: Path, ndim: int = 3, *, as_label: bool = False) -> NiftiVolume:
@@ -116,11 +151,9 @@ def read_nifti(path: Path, ndim: int = 3, *, as_label: bool = False) -> NiftiVol
         DataError: on any failed check; the message names the file.
     """
     img = read_header(path, ndim)
+    check_gzip_stream(path)
     try:
-        if as_label:
-            data = np.asanyarray(img.dataobj)
-        else:
-            data = img.get_fdata(dtype=np.float32)
+        data = np.asanyarray(img.dataobj) if as_label else img.get_fdata(dtype=np.float32)
     except _READ_ERRORS as exc:
         raise DataError(path, "truncated", f"voxel data cannot be read in full ({exc})") from exc
     while data.ndim > ndim and data.shape[-1] == 1:

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Angular samples used to integrate crescent areas.
-N_THETA = 720
+N_THETA = 180
+#: Standard deviation (voxels) of the in-plane blur of the rendered intensities.
+PSF_SIGMA_PX = 0.6
+#: Distance (mm) standing for "no such structure on this slice".
+NO_HEART_MM = 1e3
 #: Base-to-apex shape of the RV cross-section, ``1 - s^2``, integrates to this over s in [0, 1].
 RV_PROFILE_INTEGRAL = 2.0 / 3.0
 
@@ -64,13 +68,19 @@ class HeartDesign:
         apex_wall_ratio: wall thickness at the apex relative to ``wall_mm``.
         septal_gain: relative extra thickness of the septum (asymmetric HCM).
         ellipticity, ellipse_angle: second-harmonic deformation of the cavity.
+        lobes: third-harmonic deformation of the cavity.
         rv_angle: direction of the RV from the LV centre (rad; ``pi`` = image-left).
-        rv_half_span, rv_power: half angular span and window exponent of the crescent.
+        rv_half_span: angle of the RV insertion points from ``rv_angle`` (epicardial
+            fat collects there).
+        rv_aspect: width over depth of the RV ellipse.
+        rv_overlap: how far (fraction of the LV epicardial radius) the RV ellipse
+            reaches into the LV from its edge; the overlap is the septum.
         rv_extent: fraction of the LV length the RV covers from the base.
         rv_wall_mm: RV free-wall thickness.
         long_shortening: fractional long-axis shortening at end-systole.
         papillary_mm: papillary-muscle radius at end-diastole.
         fat_mm: epicardial fat thickness in the atrioventricular grooves.
+        fat_angle: direction of a second, smaller epicardial fat pad.
         trabeculae: number of trabecular ridges around the endocardium.
         infarct: akinetic region, or ``None``.
     """
@@ -85,15 +95,18 @@ class HeartDesign:
     apex_wall_ratio: float = 0.7
     septal_gain: float = 0.05
     ellipticity: float = 0.03
+    lobes: float = 0.0
     ellipse_angle: float = 0.0
     rv_angle: float = math.pi + 0.25
     rv_half_span: float = 1.1
-    rv_power: float = 0.8
+    rv_aspect: float = 1.5
+    rv_overlap: float = 0.45
     rv_extent: float = 0.85
     rv_wall_mm: float = 3.0
     long_shortening: float = 0.07
     papillary_mm: float = 3.5
     fat_mm: float = 3.0
+    fat_angle: float = 0.0
     trabeculae: int = 16
     infarct: Infarct | None = None
 
@@ -105,6 +118,10 @@ class HeartDesign:
         return math.sqrt(volume_mm3 / (math.pi * self.long_axis_mm * shape_integral))
 
     @property
+    def infarct_thinning(self) -> float:
+        return 0.0 if self.infarct is None else self.infarct.thinning
+
+    @property
     def apex_cap_mm(self) -> float:
         """Thickness of the myocardial cap beyond the cavity apex."""
         return self.wall_mm * self.apex_wall_ratio
@@ -112,21 +129,27 @@ class HeartDesign:
 
 @dataclass(frozen=True)
 class HeartRadii:
-    """Boundaries of one heart around each slice's LV centre, all ``(T, Z, ...)``.
+    """Boundaries of one heart at a set of voxels, all broadcast to ``(Z, h, w)``.
 
     Attributes:
-        endo: LV endocardial radius (0 where there is no cavity).
+        endo: LV endocardial radius along each voxel's direction (0 without cavity).
         epi: LV epicardial radius (0 where there is no heart).
-        rv_outer: outer radius of the RV cavity (equals ``epi`` outside the crescent).
-        rv_wall: outer radius of the RV free wall.
-        outer: outer radius of the heart including epicardial fat.
+        rv: signed distance (mm, negative inside) to the RV cavity ellipse; the RV
+            cavity is the part of the ellipse outside the LV epicardium.
+        rv_wall: RV free-wall thickness (0 where the RV has ended).
+        fat: epicardial fat thickness.
     """
 
     endo: np.ndarray
     epi: np.ndarray
-    rv_outer: np.ndarray
+    rv: np.ndarray
     rv_wall: np.ndarray
-    outer: np.ndarray
+    fat: np.ndarray
+
+    def outline_distance(self, r: np.ndarray) -> np.ndarray:
+        """Approximate signed distance (mm) to the heart's outline, epicardial fat included."""
+        lv = np.where(self.epi > 0.0, r - self.epi - self.fat, NO_HEART_MM)
+        return np.minimum(lv, self.rv - self.rv_wall - 0.5 * self.fat)
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray:
@@ -137,7 +160,7 @@ def wrap_angle(angle: np.ndarray | float) -> np.ndarray:
 def angular_window(delta: np.ndarray, half_span: float, power: float) -> np.ndarray:
     """Cosine window ``cos(π/2 · |δ|/half)^power``: 1 at ``δ = 0``, 0 beyond ``half_span``."""
     x = np.clip(np.abs(wrap_angle(delta)) / half_span, 0.0, 1.0)
-    return np.cos(0.5 * math.pi * x) ** power
+    return np.maximum(np.cos(0.5 * math.pi * x), 0.0) ** power
 
 
 def soft_inside(distance: np.ndarray, width: float) -> np.ndarray:
@@ -176,27 +199,55 @@ def long_axis_level(design: HeartDesign, z: np.ndarray, c: np.ndarray) -> np.nda
     return (z - (design.long_axis_mm - length)) / length
 
 
-def _cavity_shape(design: HeartDesign, theta: np.ndarray) -> np.ndarray:
-    return 1.0 + design.ellipticity * np.cos(2.0 * (theta - design.ellipse_angle))
+@dataclass(frozen=True)
+class AngularProfile:
+    """Angle-only factors of a heart at a set of directions; static over the cycle.
+
+    Attributes:
+        cavity: cavity radius factor (second-harmonic ellipticity).
+        septum: wall thickness factor (septal hypertrophy).
+        infarct: angular weight of the infarct (0 without one).
+        rv_cos, rv_sin: cosine and sine of the angle from the RV direction.
+        grooves: epicardial fat factor, largest in the atrioventricular grooves.
+    """
+
+    cavity: np.ndarray
+    septum: np.ndarray
+    infarct: np.ndarray
+    rv_cos: np.ndarray
+    rv_sin: np.ndarray
+    grooves: np.ndarray
 
 
-def _wall_thickness(design: HeartDesign, theta: np.ndarray, level: np.ndarray) -> np.ndarray:
-    taper = 1.0 - (1.0 - design.apex_wall_ratio) * level
-    septum = 1.0 + design.septal_gain * angular_window(theta - design.rv_angle, 1.2, 1.0)
-    wall = design.wall_mm * taper * septum
+def angular_profile(design: HeartDesign, theta: np.ndarray) -> AngularProfile:
+    """Evaluate the angle-only factors of ``design`` at angles ``theta`` (any shape)."""
+    delta = theta - design.rv_angle
+    infarct = np.zeros_like(theta)
     if design.infarct is not None:
-        wall = wall * (1.0 - design.infarct.thinning * _infarct_weight(design, theta, level))
-    return wall
+        inf = design.infarct
+        infarct = angular_window(theta - inf.angle, inf.half_span, 0.6)
+    grooves = np.maximum(
+        angular_window(delta - design.rv_half_span, 0.6, 1.0),
+        angular_window(delta + design.rv_half_span, 0.6, 1.0),
+    )
+    grooves = np.maximum(grooves, 0.6 * angular_window(theta - design.fat_angle, 1.2, 2.0))
+    return AngularProfile(
+        cavity=1.0
+        + design.ellipticity * np.cos(2.0 * (theta - design.ellipse_angle))
+        + design.lobes * np.cos(3.0 * theta - design.ellipse_angle),
+        septum=1.0 + design.septal_gain * angular_window(delta, 1.2, 1.0),
+        infarct=infarct,
+        rv_cos=np.cos(delta),
+        rv_sin=np.sin(delta),
+        grooves=grooves,
+    )
 
 
-def _infarct_weight(design: HeartDesign, theta: np.ndarray, level: np.ndarray) -> np.ndarray:
+def _infarct_weight(design: HeartDesign, angles: AngularProfile, level: np.ndarray):
     """1 inside the akinetic region, 0 outside, smooth in angle and level."""
-    inf = design.infarct
-    if inf is None:
-        return np.zeros(np.broadcast_shapes(np.shape(theta), np.shape(level)))
-    angular = angular_window(theta - inf.angle, inf.half_span, 0.6)
-    longitudinal = np.clip((level - inf.start_level) / 0.2, 0.0, 1.0)
-    return angular * longitudinal
+    if design.infarct is None:
+        return 0.0
+    return angles.infarct * np.clip((level - design.infarct.start_level) / 0.2, 0.0, 1.0)
 
 
 def lv_radial_scale(design: HeartDesign, c: np.ndarray) -> np.ndarray:
@@ -206,9 +257,9 @@ def lv_radial_scale(design: HeartDesign, c: np.ndarray) -> np.ndarray:
 
 
 def lv_radii(
-    design: HeartDesign, theta: np.ndarray, z: np.ndarray, c: np.ndarray
+    design: HeartDesign, angles: AngularProfile, z: np.ndarray, c: np.ndarray | float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Endocardial and epicardial radii (mm) at angle ``theta``, depth ``z``, contraction ``c``.
+    """Endocardial and epicardial radii (mm) along ``angles`` at depth ``z``, contraction ``c``.
 
     Returns:
         ``(endo, epi)`` broadcast to the common shape; both 0 above the base, ``endo``
@@ -218,10 +269,11 @@ def lv_radii(
     level = long_axis_level(design, z, c)
     clipped = np.clip(level, 0.0, 1.0)
     profile = np.sqrt(np.clip(1.0 - clipped**design.profile_exp, 0.0, None))
-    endo_ed = design.cavity_radius_mm * profile * _cavity_shape(design, theta)
-    wall = _wall_thickness(design, theta, clipped)
+    endo_ed = design.cavity_radius_mm * profile * angles.cavity
+    akinetic = _infarct_weight(design, angles, clipped)
+    taper = 1.0 - (1.0 - design.apex_wall_ratio) * clipped
+    wall = design.wall_mm * taper * angles.septum * (1.0 - design.infarct_thinning * akinetic)
     scale = lv_radial_scale(design, c)
-    akinetic = _infarct_weight(design, theta, clipped)
     endo = endo_ed * (scale + akinetic * (1.0 - scale))
     stretch = design.long_axis_mm / length
     epi = np.sqrt(endo**2 + (2.0 * endo_ed * wall + wall**2) * stretch)
@@ -234,50 +286,106 @@ def lv_radii(
     return endo, epi
 
 
-def rv_area_mm2(design: HeartDesign, z: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Target RV cavity cross-section (mm²): ``A0 (1 - (u/extent)²)`` from the base."""
-    length = cavity_length(design, c)
+def rv_area_mm2(design: HeartDesign, z: np.ndarray, c: np.ndarray | float) -> np.ndarray:
+    """Target RV cavity cross-section (mm²), ``A0 (1 - s²)`` from the moving base (s = 0)
+    to a fixed RV apex (s = 1) at ``rv_extent`` of the end-diastolic LV length."""
+    base = design.long_axis_mm - cavity_length(design, c)
+    length = design.long_axis_mm * design.rv_extent - base
     volume_mm3 = 1000.0 * design.rv_edv_ml * (1.0 - c * design.rv_ef / 100.0)
-    basal_area = volume_mm3 / (length * design.rv_extent * RV_PROFILE_INTEGRAL)
-    s = long_axis_level(design, z, c) / design.rv_extent
+    basal_area = volume_mm3 / (length * RV_PROFILE_INTEGRAL)
+    s = (z - base) / length
     return basal_area * np.where(s >= 0.0, np.clip(1.0 - s**2, 0.0, None), 0.0)
 
 
-def rv_height(design: HeartDesign, z: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Crescent height ``H`` (mm) per frame and slice, solving ``area(H) = target``.
+def ray_ellipse(
+    angles: AngularProfile, offset: np.ndarray, depth: np.ndarray, aspect: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances at which rays from the LV centre enter and leave an ellipse.
 
-    The crescent ``epi(θ) < r < epi(θ) + H w(θ)`` has area
-    ``∫ (epi w H + w² H² / 2) dθ``, a quadratic in ``H``.
+    The ellipse has semi-axes ``depth`` along the RV direction and ``aspect · depth``
+    across it, and its centre lies ``offset`` mm from the LV centre in the RV direction.
+    Solves ``(t cos δ - D)²/b² + (t sin δ)²/a² = 1`` for ``t``.
 
     Returns:
-        ``H`` with shape ``broadcast(z, c)`` (trailing singleton axes kept).
+        ``(near, far)``; both 0 where the ray misses the ellipse.
+    """
+    b = np.maximum(depth, 1e-3)
+    a = np.maximum(aspect * b, 1e-3)
+    quad = (angles.rv_cos / b) ** 2 + (angles.rv_sin / a) ** 2
+    half_lin = -offset * angles.rv_cos / b**2
+    const = (offset / b) ** 2 - 1.0
+    disc = half_lin**2 - quad * const
+    hit = (disc > 0.0) & (depth > 0.0)
+    root = np.sqrt(np.where(hit, disc, 0.0))
+    near = np.where(hit, np.maximum((-half_lin - root) / quad, 0.0), 0.0)
+    far = np.where(hit, np.maximum((-half_lin + root) / quad, 0.0), 0.0)
+    return near, far
+
+
+def _rv_offset(design: HeartDesign, epi: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Centre offset of the RV ellipse: its inner edge reaches into the LV."""
+    reference = np.mean(epi, axis=-1, keepdims=True)
+    return (1.0 - design.rv_overlap) * reference + depth
+
+
+def rv_ellipse(
+    design: HeartDesign, z: np.ndarray, c: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Depth semi-axis and centre offset (mm) of the RV ellipse per slice.
+
+    The cavity (ellipse minus LV) has area ``∫ ½ (far² - max(near, epi)²)₊ dθ``, which
+    grows with the ellipse size; the depth is solved by bisection so that the area
+    matches :func:`rv_area_mm2`.
+
+    Returns:
+        ``(depth, offset)``, each ``(Z, 1, 1)``; depth is 0 where the RV has ended.
     """
     step = 2.0 * math.pi / N_THETA
-    theta = -math.pi + step * np.arange(N_THETA)
-    window = angular_window(theta - design.rv_angle, design.rv_half_span, design.rv_power)
-    _, epi = lv_radii(design, theta, z, c)
-    linear = np.sum(epi * window, axis=-1, keepdims=True) * step
-    quadratic = 0.5 * float(np.sum(window**2)) * step
-    area = rv_area_mm2(design, z, c)
-    return 2.0 * area / (linear + np.sqrt(linear**2 + 4.0 * quadratic * area) + 1e-12)
+    angles = angular_profile(design, -math.pi + step * np.arange(N_THETA))
+    _, epi = lv_radii(design, angles, z, c)
+    target = rv_area_mm2(design, z, c)
+    low, high = np.zeros_like(target), np.full_like(target, 120.0)
+    for _ in range(14):
+        mid = 0.5 * (low + high)
+        near, far = ray_ellipse(angles, _rv_offset(design, epi, mid), mid, design.rv_aspect)
+        inner = np.maximum(near, epi)
+        area = 0.5 * step * np.sum(np.clip(far**2 - inner**2, 0.0, None), axis=-1, keepdims=True)
+        low, high = np.where(area < target, mid, low), np.where(area < target, high, mid)
+    depth = np.where(target > 0.0, 0.5 * (low + high), 0.0)
+    return depth, _rv_offset(design, epi, depth)
+
+
+def heart_extent(design: HeartDesign, z: np.ndarray) -> float:
+    """Largest distance (mm) from the LV centre reached by the heart at end-diastole."""
+    step = 2.0 * math.pi / N_THETA
+    angles = angular_profile(design, -math.pi + step * np.arange(N_THETA))
+    z = np.asarray(z, dtype=np.float64).reshape(-1, 1, 1)
+    _, epi = lv_radii(design, angles, z, 0.0)
+    depth, offset = rv_ellipse(design, z, 0.0)
+    rv_reach = offset + max(design.rv_aspect, 1.0) * depth + design.rv_wall_mm
+    return float(max(epi.max(), rv_reach.max())) + design.fat_mm
 
 
 def heart_radii(
-    design: HeartDesign, theta: np.ndarray, z: np.ndarray, c: np.ndarray, height: np.ndarray
+    design: HeartDesign,
+    angles: AngularProfile,
+    offsets: tuple[np.ndarray, np.ndarray],
+    z: np.ndarray,
+    c: float,
 ) -> HeartRadii:
-    """All boundaries at angles ``theta`` given the crescent heights from :func:`rv_height`."""
-    endo, epi = lv_radii(design, theta, z, c)
-    delta = theta - design.rv_angle
-    rv_outer = epi + height * angular_window(delta, design.rv_half_span, design.rv_power)
-    wall_window = angular_window(delta, design.rv_half_span * 1.12, 0.35)
-    rv_wall = rv_outer + design.rv_wall_mm * wall_window * np.clip(height / 4.0, 0.0, 1.0)
-    grooves = np.maximum(
-        angular_window(delta - design.rv_half_span, 0.6, 1.0),
-        angular_window(delta + design.rv_half_span, 0.6, 1.0),
+    """All boundaries at voxels with directions ``angles`` and offsets ``(dx, dy)`` (mm)
+    from their slice's LV centre, at depths ``z`` ``(Z, 1, 1)`` and contraction ``c``."""
+    endo, epi = lv_radii(design, angles, z, c)
+    depth, offset = rv_ellipse(design, z, c)
+    cos, sin = math.cos(design.rv_angle), math.sin(design.rv_angle)
+    axes = (np.maximum(depth, 1e-3), np.maximum(design.rv_aspect * depth, 1e-3))
+    dist = ellipse_distance(
+        offsets[0] - offset * cos, offsets[1] - offset * sin, axes, design.rv_angle
     )
-    fat = design.fat_mm * (0.25 + 0.75 * grooves) * np.clip(epi / 5.0, 0.0, 1.0)
-    outer = np.maximum(epi, rv_wall) + fat
-    return HeartRadii(endo=endo, epi=epi, rv_outer=rv_outer, rv_wall=rv_wall, outer=outer)
+    rv = np.where(depth > 0.0, dist, NO_HEART_MM)
+    wall = np.where(depth > 0.0, design.rv_wall_mm, 0.0)
+    fat = design.fat_mm * angles.grooves * np.clip(epi / 5.0, 0.0, 1.0)
+    return HeartRadii(endo=endo, epi=epi, rv=rv, rv_wall=wall, fat=fat)
 
 
 def heart_labels(radii: HeartRadii, r: np.ndarray) -> np.ndarray:
@@ -288,7 +396,446 @@ def heart_labels(radii: HeartRadii, r: np.ndarray) -> np.ndarray:
         (papillary muscles and trabeculae count as cavity, as in ACDC).
     """
     label = np.zeros(np.broadcast_shapes(r.shape, radii.epi.shape), dtype=np.uint8)
-    label[(r < radii.rv_outer) & (r >= radii.epi)] = 1
+    label[(radii.rv < 0.0) & (r >= radii.epi)] = 1
     label[(r < radii.epi) & (r >= radii.endo)] = 2
     label[r < radii.endo] = 3
     return label
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Relative tissue intensities (bSSFP-like: blood bright, myocardium dark) and scan settings.
+
+    Attributes:
+        blood, myocardium, fat, muscle, tissue, liver, lung: relative intensities.
+        texture: relative amplitude of tissue texture.
+        scale: stored intensity of relative intensity 1.
+        noise: Rician noise standard deviation, relative to intensity 1.
+        bias: coefficients of the log bias field ``(x, y, x², y², xy)`` over the FOV.
+        banding_mm: distance from the heart of the first dark bSSFP off-resonance band.
+        banding_stretch: anisotropy ``(x, y)`` of the off-resonance field.
+    """
+
+    blood: float
+    myocardium: float
+    fat: float
+    muscle: float
+    tissue: float
+    liver: float
+    lung: float
+    texture: float
+    scale: float
+    noise: float
+    bias: tuple[float, float, float, float, float]
+    banding_mm: float = 160.0
+    banding_stretch: tuple[float, float] = (1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Organ:
+    """An elliptical organ in body coordinates (mm), moving with the long-axis level.
+
+    Attributes:
+        centre: centre at the base ``(p, q)``; ``q`` points posterior.
+        shift: displacement of the centre from base (level 0) to apex (level 1).
+        axes: semi-axes at the base; ``shrink`` scales them by ``1 - shrink·level``.
+        angle: orientation (rad).
+        kind: ``"lung"``, ``"liver"``, ``"stomach"``, ``"cortex"``, ``"bone"`` or ``"vessel"``.
+        wobble: amplitude (mm) of the smooth random deformation of its outline.
+    """
+
+    centre: tuple[float, float]
+    shift: tuple[float, float]
+    axes: tuple[float, float]
+    angle: float
+    shrink: float
+    kind: str
+    wobble: float = 0.0
+
+
+@dataclass(frozen=True)
+class BodyLayout:
+    """Thorax outline in image millimetres and the organs inside it.
+
+    Attributes:
+        centre: body centre ``(x, y)`` in image coordinates.
+        semi_axes: half width and half depth of the body.
+        angle: rotation of the body in the image (rad).
+        fat_mm, muscle_mm: subcutaneous fat and chest-wall muscle thickness.
+        organs: painted in order, later ones on top.
+    """
+
+    centre: tuple[float, float]
+    semi_axes: tuple[float, float]
+    angle: float
+    fat_mm: float
+    muscle_mm: float
+    organs: tuple[Organ, ...]
+
+
+@dataclass(frozen=True)
+class Background:
+    """Static background without the heart, all ``(Z, H, W)`` float32.
+
+    ``inner`` has mediastinal tissue where ``outer`` has organs (lungs, liver...): the
+    heart renderer shows ``inner`` right next to the heart, so that organs keep clear of
+    it as it moves. ``*_fat`` are fat fractions (for the bSSFP fat-water boundary
+    artefact); ``texture`` is a unit-variance texture field.
+    """
+
+    inner: np.ndarray
+    outer: np.ndarray
+    inner_fat: np.ndarray
+    outer_fat: np.ndarray
+    texture: np.ndarray
+
+    def crop(self, rows: slice, cols: slice) -> Background:
+        """Copies of the fields restricted to ``rows, cols``."""
+        fields = (self.inner, self.outer, self.inner_fat, self.outer_fat, self.texture)
+        return Background(*(f[:, rows, cols].copy() for f in fields))
+
+
+@dataclass
+class Canvas:
+    """Intensity and fat fraction under composition (a local, short-lived buffer)."""
+
+    image: np.ndarray
+    fat: np.ndarray
+
+    def paint(self, alpha: np.ndarray, value: np.ndarray | float, fat: float = 0.0) -> None:
+        """Composite a material of intensity ``value`` and fat fraction ``fat``."""
+        self.image = paint(self.image, alpha, value)
+        self.fat = paint(self.fat, alpha, fat)
+
+    def paint_at(
+        self, index: tuple[slice, ...], alpha: np.ndarray, value: np.ndarray | float, fat: float
+    ) -> None:
+        """:meth:`paint` restricted to ``image[index]``."""
+        self.image[index] = paint(self.image[index], alpha, value)
+        self.fat[index] = paint(self.fat[index], alpha, fat)
+
+    def inked(self, strength: float = 0.7) -> np.ndarray:
+        """Image with the dark bSSFP line where fat meets water (fat fraction near 0.5)."""
+        return (self.image * (1.0 - strength * 4.0 * self.fat * (1.0 - self.fat))).astype(
+            np.float32
+        )
+
+
+def paint(image: np.ndarray, alpha: np.ndarray, value: np.ndarray | float) -> np.ndarray:
+    """Composite ``value`` over ``image`` with occupancy ``alpha`` in ``[0, 1]``."""
+    return image + alpha * (value - image)
+
+
+def ellipse_distance(
+    p: np.ndarray, q: np.ndarray, axes: tuple[float, float], angle: float
+) -> np.ndarray:
+    """Approximate signed distance (mm, negative inside) to an ellipse centred at the origin."""
+    cos, sin = math.cos(angle), math.sin(angle)
+    u = cos * p + sin * q
+    v = -sin * p + cos * q
+    a, b = axes
+    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    grad = np.sqrt((u / a**2) ** 2 + (v / b**2) ** 2) / np.maximum(rho, 1e-6)
+    return (rho - 1.0) / np.clip(grad, 1.0 / np.maximum(a, b), 1.0 / np.minimum(a, b))
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_px: float) -> np.ndarray:
+    """In-plane low-pass Gaussian noise of unit standard deviation, ``(Z, H, W)`` float32.
+
+    Wide kernels are applied on a grid coarser by ``sigma_px / 2`` and interpolated back.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    factor = max(int(sigma_px / 3.0), 1)
+    pad = 0 if factor == 1 else 2
+    coarse = (shape[0], shape[1] // factor + pad, shape[2] // factor + pad)
+    sigma = sigma_px / factor
+    field = gaussian_filter(rng.standard_normal(coarse, dtype=np.float32), (0, sigma, sigma))
+    if factor > 1:
+        field = _upsample(_upsample(field, 1, shape[1], factor), 2, shape[2], factor)
+    return field / max(float(field.std()), 1e-6)
+
+
+def _upsample(field: np.ndarray, axis: int, size: int, factor: int) -> np.ndarray:
+    """Linear interpolation along ``axis`` from a grid ``factor`` times coarser."""
+    position = np.arange(size) / factor
+    low = np.floor(position).astype(np.int64)
+    shape = [1] * field.ndim
+    shape[axis] = size
+    frac = (position - low).astype(np.float32).reshape(shape)
+    below, above = np.take(field, low, axis=axis), np.take(field, low + 1, axis=axis)
+    return below + frac * (above - below)
+
+
+def _step(field: np.ndarray, threshold: float, ramp: float = 0.15) -> np.ndarray:
+    return np.clip((field - threshold) / ramp, 0.0, 1.0)
+
+
+def _organ_material(kind: str, look: Appearance, fields: tuple[np.ndarray, ...]):
+    """Intensity of an organ from the texture fields ``(fine, coarse, blobs)``."""
+    fine, coarse, _ = fields
+    if kind == "lung":
+        vessels = _step(fine, 2.0, 0.4) + 0.5 * _step(coarse, 1.8, 0.3)
+        return look.lung * (1.0 + 0.4 * fine) + vessels * look.tissue
+    if kind == "liver":
+        vessels = 0.5 * _step(fine, 2.1, 0.3) * look.blood
+        return look.liver * (1.0 + look.texture * (0.5 * fine + 0.5 * coarse)) + vessels
+    if kind == "stomach":
+        return 0.7 * look.blood * (1.0 + 0.3 * look.texture * coarse)
+    if kind == "cortex":
+        return 0.1 * look.muscle
+    if kind == "bone":
+        return look.muscle * (1.1 + 0.8 * look.texture * fine)
+    return look.blood * (1.0 + 0.02 * fine)
+
+
+def _paint_soft_tissue(canvas: Canvas, region: np.ndarray, look: Appearance, fields) -> None:
+    """Mediastinal and abdominal tissue: a patchwork of soft tissue, fat and muscle."""
+    fine, coarse, blobs = fields
+    canvas.paint(region, look.tissue * (1.0 + look.texture * (fine + 0.5 * coarse)))
+    canvas.paint(region * _step(blobs, 0.9), look.fat * (1.0 + 0.05 * fine), fat=1.0)
+    canvas.paint(region * _step(-coarse, 1.0), look.muscle * (1.0 + look.texture * fine))
+
+
+def render_body(
+    x: np.ndarray,
+    y: np.ndarray,
+    level: np.ndarray,
+    body: BodyLayout,
+    look: Appearance,
+    rng: np.random.Generator,
+) -> Background:
+    """Static background of every slice, without the heart.
+
+    Args:
+        x: ``(W,)`` column positions (mm); y: ``(H,)`` row positions (mm).
+        level: ``(Z,)`` long-axis level of each slice (organs move with it).
+        body, look: layout and intensities.
+        rng: generator of the tissue textures.
+    """
+    shape = (level.size, y.size, x.size)
+    width = float(abs(x[1] - x[0]))
+    fields = (
+        smooth_noise(rng, shape, 1.0),
+        smooth_noise(rng, shape, 4.0),
+        smooth_noise(rng, shape, 6.0 / width),
+    )
+    warp = smooth_noise(rng, shape, 30.0 / width)
+    cos, sin = math.cos(body.angle), math.sin(body.angle)
+    dx, dy = x[None, :] - body.centre[0], y[:, None] - body.centre[1]
+    p, q = cos * dx + sin * dy, -sin * dx + cos * dy
+    depth = 3.0 * warp - ellipse_distance(p, q, body.semi_axes, 0.0)
+    fat_depth = body.fat_mm * (1.0 - 0.45 * np.clip(q / body.semi_axes[1], -1.0, 1.0))
+    fat_depth = fat_depth * (1.0 + 0.3 * warp)
+    canvas = Canvas(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+    canvas.paint(soft_inside(-depth, width), look.fat * (1.0 + 0.05 * fields[0]), fat=1.0)
+    muscle = look.muscle * (1.0 + look.texture * (fields[0] + 0.5 * fields[1]))
+    canvas.paint(soft_inside(fat_depth - depth, width), muscle)
+    thorax = soft_inside(fat_depth + body.muscle_mm - depth, width)
+    _paint_soft_tissue(canvas, thorax, look, fields)
+    inner = Canvas(canvas.image.copy(), canvas.fat.copy())
+    lv = level.reshape(-1, 1, 1)
+    for organ in body.organs:
+        rows, cols = _organ_box(organ, body, x, y, level)
+        at = (slice(None), rows, cols)
+        grow = 1.0 - organ.shrink * lv
+        axes = (organ.axes[0] * grow, organ.axes[1] * grow)
+        cp = p[rows, cols] - (organ.centre[0] + organ.shift[0] * lv)
+        cq = q[rows, cols] - (organ.centre[1] + organ.shift[1] * lv)
+        dist = ellipse_distance(cp, cq, axes, organ.angle) + organ.wobble * warp[at]
+        value = _organ_material(organ.kind, look, tuple(f[at] for f in fields))
+        canvas.paint_at(at, soft_inside(dist, width) * thorax[at], value, 0.0)
+    return Background(inner.image, canvas.image, inner.fat, canvas.fat, fields[0])
+
+
+def _organ_box(
+    organ: Organ, body: BodyLayout, x: np.ndarray, y: np.ndarray, level: np.ndarray
+) -> tuple[slice, slice]:
+    """Rows and columns that can hold ``organ`` on any slice (possibly empty)."""
+    cos, sin = math.cos(body.angle), math.sin(body.angle)
+    levels = np.array([level.min(), level.max()])
+    p = organ.centre[0] + organ.shift[0] * levels
+    q = organ.centre[1] + organ.shift[1] * levels
+    cx, cy = body.centre[0] + cos * p - sin * q, body.centre[1] + sin * p + cos * q
+    reach = max(organ.axes) * (1.0 + abs(organ.shrink) * float(levels.max()))
+    reach += 5.0 * organ.wobble + 5.0
+    cols = np.searchsorted(x, [cx.min() - reach, cx.max() + reach])
+    rows = np.searchsorted(y, [cy.min() - reach, cy.max() + reach])
+    return slice(int(rows[0]), int(rows[1])), slice(int(cols[0]), int(cols[1]))
+
+
+def _inside(r: np.ndarray, radius: np.ndarray, width: float) -> np.ndarray:
+    """Occupancy of the disc-like region ``r < radius``; empty where ``radius`` is 0."""
+    return soft_inside(r - np.where(radius > 0.0, radius, -width), width)
+
+
+@dataclass(frozen=True)
+class HeartView:
+    """Static polar geometry of the voxels around the heart, ``(Z, h, w)`` float32.
+
+    Attributes:
+        dx, dy: voxel position relative to its slice's LV centre (mm).
+        r, theta: the same in polar form.
+        angles: :func:`angular_profile` at ``theta``.
+        ridges: trabecular ridge pattern in ``[0, 1]``.
+        z: ``(Z, 1, 1)`` slice depths (mm).
+        width: voxel size (mm), the width of partial-volume edges.
+        core: ``(rows, cols)`` crop that holds the LV cavity in every slice and frame.
+    """
+
+    dx: np.ndarray
+    dy: np.ndarray
+    r: np.ndarray
+    theta: np.ndarray
+    angles: AngularProfile
+    ridges: np.ndarray
+    z: np.ndarray
+    width: float
+    core: tuple[slice, slice]
+
+
+def heart_view(
+    design: HeartDesign, dx: np.ndarray, dy: np.ndarray, z: np.ndarray, width: float
+) -> HeartView:
+    """Precompute the polar geometry of voxels at offsets ``(dx, dy)`` from the LV centres."""
+    dx, dy = np.broadcast_arrays(dx.astype(np.float32), dy.astype(np.float32))
+    theta = np.arctan2(dy, dx)
+    phase = 1.7 * np.arange(theta.shape[0], dtype=np.float32).reshape(-1, 1, 1)
+    n = design.trabeculae
+    pattern = (
+        np.cos(n * theta + phase)
+        + 0.8 * np.cos((n // 2 + 1) * theta + 2.3 * phase)
+        + 0.6 * np.cos((n + 7) * theta + 3.1 * phase)
+    )
+    ridges = np.clip((pattern - 0.2) / 1.2, 0.0, 1.0)
+    r = np.hypot(dx, dy)
+    rows, cols = np.nonzero((r < design.cavity_radius_mm * 1.15 + 2.0 * width).any(axis=0))
+    return HeartView(
+        dx=dx,
+        dy=dy,
+        r=r,
+        theta=theta,
+        angles=angular_profile(design, theta),
+        ridges=ridges,
+        z=np.asarray(z, dtype=np.float32).reshape(-1, 1, 1),
+        width=width,
+        core=(
+            slice(int(rows.min()), int(rows.max()) + 1),
+            slice(int(cols.min()), int(cols.max()) + 1),
+        ),
+    )
+
+
+def _cavity_detail(
+    design: HeartDesign, view: HeartView, endo: np.ndarray, cavity: np.ndarray, c: float
+) -> np.ndarray:
+    """Occupancy of trabeculae and papillary muscles (myocardium inside the cavity).
+
+    Trabeculae are ridges along the endocardium, deeper in systole; the two papillary
+    muscles sit at the free wall of mid-ventricular slices and grow in systole. All
+    arrays are restricted to ``view.core``.
+    """
+    core = (slice(None), *view.core)
+    dx, dy, r, endo, cavity = view.dx[core], view.dy[core], view.r[core], endo[core], cavity[core]
+    band = np.clip(1.0 - (endo - r) / (2.0 + 2.0 * c), 0.0, 1.0)
+    alpha = 0.7 * band * view.ridges[core]
+    directions = (design.rv_angle + math.pi + np.array([-0.8, 0.8])).astype(np.float32)
+    anchor, _ = lv_radii(design, angular_profile(design, directions), view.z, c)
+    level = long_axis_level(design, view.z, c)
+    presence = np.clip(1.0 - np.abs(level - 0.5) / 0.4, 0.0, 1.0) ** 0.5
+    radius = design.papillary_mm * (1.0 + 0.5 * c) * presence
+    rho = np.maximum(anchor - 0.7 * radius, 0.0)
+    for i, direction in enumerate(directions):
+        px = rho[..., i : i + 1] * math.cos(direction)
+        py = rho[..., i : i + 1] * math.sin(direction)
+        dist = np.hypot(dx - px, dy - py) - radius
+        alpha = np.maximum(alpha, soft_inside(dist, view.width) * (radius > 0.5 * view.width))
+    return alpha * cavity
+
+
+def render_heart(
+    background: Background,
+    design: HeartDesign,
+    look: Appearance,
+    view: HeartView,
+    c: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint the heart of one frame over the background around it.
+
+    Args:
+        background: the background cropped to the view (:meth:`Background.crop`);
+            organs are pushed back to 4 mm from the heart's current outline.
+        design, look: heart design and intensities.
+        view: polar geometry of the voxels (:func:`heart_view`).
+        c: contraction in ``[0, 1]``.
+
+    Returns:
+        ``(image, label)``: relative intensities ``(Z, h, w)`` float32 with the fat-water
+        artefact applied, and the uint8 ACDC labels.
+    """
+    r, width, texture = view.r, view.width, background.texture
+    radii = heart_radii(design, view.angles, (view.dx, view.dy), view.z, c)
+    outline = radii.outline_distance(r)
+    clear = soft_inside(4.0 - outline, 3.0)
+    canvas = Canvas(
+        paint(background.inner, clear, background.outer),
+        paint(background.inner_fat, clear, background.outer_fat),
+    )
+    myo = look.myocardium * (1.0 + 0.6 * look.texture * texture)
+    blood = look.blood * (1.0 + 0.03 * texture)
+    canvas.paint(soft_inside(outline, width), look.fat * (1.0 + 0.05 * texture), fat=1.0)
+    lv = _inside(r, radii.epi, width)
+    canvas.paint(np.maximum(soft_inside(radii.rv - radii.rv_wall, width), lv), myo)
+    image = canvas.inked()
+    image = paint(image, soft_inside(radii.rv, width) * (1.0 - lv), 0.95 * blood)
+    cavity = _inside(r, radii.endo, width)
+    image = paint(image, cavity, blood)
+    core = (slice(None), *view.core)
+    detail = _cavity_detail(design, view, radii.endo, cavity, c)
+    image[core] = paint(image[core], detail, myo[core])
+    return blur(image), heart_labels(radii, r)
+
+
+def banding(dx: np.ndarray, dy: np.ndarray, look: Appearance) -> np.ndarray:
+    """Dark bSSFP off-resonance bands, far from the shimmed heart, as an intensity factor.
+
+    The off-resonance (in cycles) grows as ``(d / banding_mm)⁴`` with the (stretched)
+    distance ``d`` from the heart; signal drops where it crosses half-integers.
+    """
+    sx, sy = look.banding_stretch
+    u, v = dx * sx / look.banding_mm, dy * sy / look.banding_mm
+    radial = 0.5 * (u * u + v * v) ** 2
+    cycles = radial + 0.25 * u * v + 0.15 * (u**3 - v**2 * u)
+    offset = np.abs((cycles % 1.0) - 0.5)
+    dip = 0.7 * np.exp(-0.5 * (offset / 0.035) ** 2) * np.clip((radial - 0.3) / 0.3, 0.0, 1.0)
+    return (1.0 - dip).astype(np.float32)
+
+
+def blur(image: np.ndarray) -> np.ndarray:
+    """In-plane Gaussian point-spread function of ``PSF_SIGMA_PX`` voxels, float32."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(image.astype(np.float32), (0, PSF_SIGMA_PX, PSF_SIGMA_PX))
+
+
+def rician_int16(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Magnitude of ``signal`` plus complex Gaussian noise, rounded to int16.
+
+    The noise ``(n1, n2) = ρ (cos φ, sin φ)`` is drawn by Box–Muller from the 32-bit
+    halves of the generator's raw output (several times faster than two normal draws),
+    and ``|s + n1 + i n2|² = s² + ρ (ρ + 2 s cos φ)``.
+
+    Args:
+        signal: noise-free magnitude, any shape, float32.
+        sigma: standard deviation of each noise component.
+        rng: noise generator.
+    """
+    raw = rng.bit_generator.random_raw(signal.size).view(np.uint32).reshape(-1, 2)
+    uniform = (raw.astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-32)
+    radius = np.float32(sigma) * np.sqrt(np.float32(-2.0) * np.log(uniform[:, 0]))
+    cos_phase = np.cos(np.float32(2.0 * math.pi) * uniform[:, 1])
+    flat = signal.reshape(-1)
+    power = flat * flat + radius * (radius + 2.0 * flat * cos_phase)
+    magnitude = np.rint(np.sqrt(np.maximum(power, 0.0)))
+    limit = np.iinfo(np.int16).max
+    return np.minimum(magnitude, limit).astype(np.int16).reshape(signal.shape)

@@ -98,8 +98,9 @@ def resample_inplane(
     new_h = max(1, round(h * spacing[1] / target))
     new_w = max(1, round(w * spacing[2] / target))
     img_t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[:, None]
-    out = F.interpolate(img_t, size=(new_h, new_w), mode="bilinear", antialias=True,
-                        align_corners=False)[:, 0].numpy()
+    out = F.interpolate(
+        img_t, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
+    )[:, 0].numpy()
     out_label = None
     if label is not None:
         lab_t = torch.from_numpy(np.ascontiguousarray(label))[:, None].float()

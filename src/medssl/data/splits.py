@@ -49,7 +49,9 @@ class Split:
 
 
 def make_split(
-    patients: list[str], seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    patients: list[str],
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     scheme: Literal["auto", "acdc-study", "random"] = "auto",
 ) -> Split:
     """Split patient ids (see the module docstring for the rules)."""
@@ -84,8 +86,12 @@ def _slice_key(cache: SliceCache, i: int) -> tuple[str, int, int]:
 def labelled_slices(cache: SliceCache, patients: tuple[str, ...] | list[str]) -> list[int]:
     """Indices of labelled slices of ``patients``, in key order."""
     keep = set(patients)
-    idx = [i for v in cache.volumes if v.labelled and v.patient in keep
-           for i in range(v.first_slice, v.first_slice + v.n_slices)]
+    idx = [
+        i
+        for v in cache.volumes
+        if v.labelled and v.patient in keep
+        for i in range(v.first_slice, v.first_slice + v.n_slices)
+    ]
     return sorted(idx, key=lambda i: _slice_key(cache, i))
 
 

@@ -57,8 +57,9 @@ def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=gen))
 
 
-def sample_crop(h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
-                gen: torch.Generator) -> tuple[int, int, int, int]:
+def sample_crop(
+    h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float], gen: torch.Generator
+) -> tuple[int, int, int, int]:
     """Sample a random resized crop box ``(top, left, height, width)`` inside ``h × w``.
 
     Same algorithm as torchvision's ``RandomResizedCrop.get_params`` (10 tries, then a
@@ -95,8 +96,9 @@ def jitter(image: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tor
     return (image - mean) * factor + mean + shift
 
 
-def augment(image: torch.Tensor, label: torch.Tensor | None, cfg: AugmentConfig,
-            gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+def augment(
+    image: torch.Tensor, label: torch.Tensor | None, cfg: AugmentConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Random resized crop, flip and jitter of a slice (and its label).
 
     Args:
@@ -111,19 +113,23 @@ def augment(image: torch.Tensor, label: torch.Tensor | None, cfg: AugmentConfig,
     _, h, w = image.shape
     top, left, ch, cw = sample_crop(h, w, cfg.scale, cfg.ratio, gen)
     size = [cfg.size, cfg.size]
-    out = TF.resized_crop(image, top, left, ch, cw, size, InterpolationMode.BILINEAR, antialias=True)
+    out = TF.resized_crop(
+        image, top, left, ch, cw, size, InterpolationMode.BILINEAR, antialias=True
+    )
     out_label = None
     if label is not None:
-        out_label = TF.resized_crop(label[None], top, left, ch, cw, size,
-                                    InterpolationMode.NEAREST_EXACT)[0].long()
+        out_label = TF.resized_crop(
+            label[None], top, left, ch, cw, size, InterpolationMode.NEAREST_EXACT
+        )[0].long()
     if float(torch.rand((), generator=gen)) < cfg.flip_p:
         out = out.flip(-1)
         out_label = None if out_label is None else out_label.flip(-1)
     return jitter(out, cfg, gen), out_label
 
 
-def pad_to_multiple(image: torch.Tensor, label: torch.Tensor | None, multiple: int = 32
-                    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int, int, int]]:
+def pad_to_multiple(
+    image: torch.Tensor, label: torch.Tensor | None, multiple: int = 32
+) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int, int, int]]:
     """Centre-pad ``(..., H, W)`` to a multiple of ``multiple`` (deterministic evaluation).
 
     The image is padded with its minimum, the label with background (0). Returns the

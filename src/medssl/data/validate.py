@@ -54,14 +54,22 @@ class CheckReport:
         """Fold one decoded case into the summary."""
         self.patients.add(case.patient_id)
         shape = list(case.image.shape)
-        self.shape_min = shape if self.shape_min is None else np.minimum(self.shape_min, shape).tolist()
-        self.shape_max = shape if self.shape_max is None else np.maximum(self.shape_max, shape).tolist()
+        self.shape_min = (
+            shape if self.shape_min is None else np.minimum(self.shape_min, shape).tolist()
+        )
+        self.shape_max = (
+            shape if self.shape_max is None else np.maximum(self.shape_max, shape).tolist()
+        )
         if case.spacing is None:
             self.spacing_unknown += 1
         else:
             sp = list(case.spacing)
-            self.spacing_min = sp if self.spacing_min is None else np.minimum(self.spacing_min, sp).tolist()
-            self.spacing_max = sp if self.spacing_max is None else np.maximum(self.spacing_max, sp).tolist()
+            self.spacing_min = (
+                sp if self.spacing_min is None else np.minimum(self.spacing_min, sp).tolist()
+            )
+            self.spacing_max = (
+                sp if self.spacing_max is None else np.maximum(self.spacing_max, sp).tolist()
+            )
         self.intensity = _widen(self.intensity, float(case.image.min()), float(case.image.max()))
         if case.label is not None:
             self.labelled_volumes += 1
@@ -76,6 +84,7 @@ class CheckReport:
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """``(name, value)`` rows for a summary table."""
+
         def fmt(v: Iterable[float] | None) -> str:
             return "-" if v is None else " x ".join(f"{x:g}" for x in v)
 
@@ -99,7 +108,9 @@ class CheckReport:
         ]
 
 
-def check_source(root: str | Path, format: str | None = None, progress: bool = False) -> CheckReport:
+def check_source(
+    root: str | Path, format: str | None = None, progress: bool = False
+) -> CheckReport:
     """Decode every record of a source, collecting a summary and every problem.
 
     Args:

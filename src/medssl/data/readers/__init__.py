@@ -34,7 +34,8 @@ def detect_format(root: Path) -> str:
     if any(is_nifti(p) for p in root.rglob("*")):
         return "nifti-folder"
     raise DataError(
-        root, "unknown-format",
+        root,
+        "unknown-format",
         "no dataset.json, patient*/Info.cfg, *.h5 or NIfTI files found; force one with --format",
     )
 

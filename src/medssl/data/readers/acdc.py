@@ -71,8 +71,15 @@ def _load_labelled(ref: VolumeRef) -> Iterator[Case]:
     check_same_geometry(gt_path, img.zooms, gt.zooms, img.affine, gt.affine)
     label = check_label_values(gt_path, gt.data, ACDC_LABELS)
     yield Case(
-        ref.patient_id, to_slices(img.data), to_slices(label), spacing_from_zooms(img.zooms),
-        ref.phase, ref.frame, ref.meta, ref.files, img.affine,
+        ref.patient_id,
+        to_slices(img.data),
+        to_slices(label),
+        spacing_from_zooms(img.zooms),
+        ref.phase,
+        ref.frame,
+        ref.meta,
+        ref.files,
+        img.affine,
     )
 
 
@@ -82,19 +89,30 @@ def _load_series(ref: VolumeRef) -> Iterator[Case]:
     check_finite(path, vol.data)
     n_t = vol.data.shape[3]
     if ref.meta.n_frames is not None and n_t != ref.meta.n_frames:
-        raise DataError(path, "frame-count", f"{n_t} frames but Info.cfg NbFrame={ref.meta.n_frames}")
+        raise DataError(
+            path, "frame-count", f"{n_t} frames but Info.cfg NbFrame={ref.meta.n_frames}"
+        )
     ed_file = path.parent / f"{ref.patient_id}_frame{ref.meta.ed_frame or 1:02d}.nii.gz"
     if ed_file.exists():
         shape3 = read_header(ed_file, 3).header.get_data_shape()[:3]
         if tuple(shape3) != vol.data.shape[:3]:
-            raise DataError(path, "shape-mismatch", f"frames {vol.data.shape[:3]} != {ed_file.name} {shape3}")
+            raise DataError(
+                path, "shape-mismatch", f"frames {vol.data.shape[:3]} != {ed_file.name} {shape3}"
+            )
     spacing = spacing_from_zooms(vol.zooms)
     for t in range(n_t):
         frame = t + 1
         phase = {ref.meta.ed_frame: Phase.ED, ref.meta.es_frame: Phase.ES}.get(frame, Phase.NONE)
         yield Case(
-            ref.patient_id, to_slices(vol.data[..., t]), None, spacing,
-            phase, frame, ref.meta, ref.files, vol.affine,
+            ref.patient_id,
+            to_slices(vol.data[..., t]),
+            None,
+            spacing,
+            phase,
+            frame,
+            ref.meta,
+            ref.files,
+            vol.affine,
         )
 
 
@@ -108,7 +126,9 @@ def _patient_refs(pdir: Path, meta: PatientMeta) -> tuple[list[VolumeRef], list[
         missing = [p for p in (img, gt) if not p.exists()]
         if missing:
             problems.extend(
-                DataError(p, "missing-frame", f"{phase} frame {frame} named in Info.cfg has no file")
+                DataError(
+                    p, "missing-frame", f"{phase} frame {frame} named in Info.cfg has no file"
+                )
                 for p in missing
             )
             continue

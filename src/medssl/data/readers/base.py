@@ -46,7 +46,9 @@ def split_frame_name(stem: str) -> tuple[str, int | None]:
     return m.group("pid"), int(m.group("frame"))
 
 
-def phases_by_frame_order(items: list[tuple[str, int | None]]) -> dict[tuple[str, int | None], Phase]:
+def phases_by_frame_order(
+    items: list[tuple[str, int | None]],
+) -> dict[tuple[str, int | None], Phase]:
     """Assign ED/ES where a patient has exactly two labelled frames: lower frame = ED.
 
     This is the convention of the preprocessed ACDC copies, which lack Info.cfg.

@@ -42,8 +42,17 @@ def _load_any(ref: VolumeRef) -> Iterator[Case]:
     frames = [vol.data] if ndim == 3 else [vol.data[..., t] for t in range(vol.data.shape[3])]
     for t, data in enumerate(frames):
         frame = ref.frame if ndim == 3 else t + 1
-        yield Case(ref.patient_id, to_slices(data), None, spacing, ref.phase, frame,
-                   ref.meta, ref.files, vol.affine)
+        yield Case(
+            ref.patient_id,
+            to_slices(data),
+            None,
+            spacing,
+            ref.phase,
+            frame,
+            ref.meta,
+            ref.files,
+            vol.affine,
+        )
 
 
 def read_nifti_folder(root: Path) -> Source:

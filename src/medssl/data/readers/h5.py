@@ -30,7 +30,9 @@ def _read_dataset(path: Path, fh: h5py.File, name: str) -> np.ndarray:
         raise DataError(path, "missing-dataset", f"no '{name}' dataset (has {sorted(fh.keys())})")
     ds = fh[name]
     if not isinstance(ds, h5py.Dataset) or ds.ndim != 3:
-        raise DataError(path, "dimensionality", f"'{name}' must be 3D (slices, H, W), got {ds.shape}")
+        raise DataError(
+            path, "dimensionality", f"'{name}' must be 3D (slices, H, W), got {ds.shape}"
+        )
     if int(np.prod(ds.shape, dtype=np.float64)) > MAX_ELEMENTS:
         raise DataError(path, "absurd-size", f"'{name}' declares shape {ds.shape}; refusing")
     return ds[()]

@@ -32,14 +32,16 @@ def parse_dataset_json(path: Path) -> tuple[dict[int, str], str, int]:
         spec = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(path, "dataset-json", f"not valid JSON ({exc})") from exc
+    if not isinstance(spec, dict):
+        raise DataError(path, "dataset-json", f"top level is {type(spec).__name__}, not an object")
     missing = [k for k in ("labels", "numTraining") if k not in spec]
     if "channel_names" not in spec and "modality" not in spec:
         missing.append("channel_names")
     if missing:
         raise DataError(path, "dataset-json", f"missing keys {missing}")
     channels = spec.get("channel_names", spec.get("modality"))
-    if len(channels) != 1:
-        raise DataError(path, "dataset-json", f"{len(channels)} channels; medssl reads one")
+    if not isinstance(channels, dict | list) or len(channels) != 1:
+        raise DataError(path, "dataset-json", f"channel_names {channels!r}; medssl reads one")
     ending = spec.get("file_ending", ".nii.gz")
     if ending not in (".nii.gz", ".nii"):
         raise DataError(path, "dataset-json", f"file_ending {ending!r} is not NIfTI")
@@ -50,7 +52,7 @@ def parse_dataset_json(path: Path) -> tuple[dict[int, str], str, int]:
         else:  # v2: {"background": 0}; region lists are not single labels
             labels = {int(v): str(k) for k, v in raw.items()}
         n_train = int(spec["numTraining"])
-    except (TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError) as exc:
         raise DataError(path, "dataset-json", f"bad labels or numTraining ({exc})") from exc
     return labels, ending, n_train
 
@@ -60,8 +62,17 @@ def _make_loader(labels: dict[int, str]):
         if ref.kind == "unlabelled":
             img = read_nifti(ref.files[0], 3)
             check_finite(ref.files[0], img.data)
-            yield Case(ref.patient_id, to_slices(img.data), None, spacing_from_zooms(img.zooms),
-                       ref.phase, ref.frame, ref.meta, ref.files, img.affine)
+            yield Case(
+                ref.patient_id,
+                to_slices(img.data),
+                None,
+                spacing_from_zooms(img.zooms),
+                ref.phase,
+                ref.frame,
+                ref.meta,
+                ref.files,
+                img.affine,
+            )
             return
         img_path, lab_path = ref.files
         img = read_nifti(img_path, 3)
@@ -70,9 +81,17 @@ def _make_loader(labels: dict[int, str]):
         check_same_shape(lab_path, img.data.shape, lab.data.shape)
         check_same_geometry(lab_path, img.zooms, lab.zooms, img.affine, lab.affine)
         label = check_label_values(lab_path, lab.data, labels)
-        yield Case(ref.patient_id, to_slices(img.data), to_slices(label),
-                   spacing_from_zooms(img.zooms), ref.phase, ref.frame, ref.meta, ref.files,
-                   img.affine)
+        yield Case(
+            ref.patient_id,
+            to_slices(img.data),
+            to_slices(label),
+            spacing_from_zooms(img.zooms),
+            ref.phase,
+            ref.frame,
+            ref.meta,
+            ref.files,
+            img.affine,
+        )
 
     return load
 
@@ -88,8 +107,13 @@ def read_nnunet(root: Path) -> Source:
     problems: list[DataError] = []
     label_ids = _case_ids(root / "labelsTr", ending, "")
     if len(label_ids) != n_train:
-        problems.append(DataError(root / "dataset.json", "dataset-json",
-                                  f"numTraining={n_train} but labelsTr holds {len(label_ids)} cases"))
+        problems.append(
+            DataError(
+                root / "dataset.json",
+                "dataset-json",
+                f"numTraining={n_train} but labelsTr holds {len(label_ids)} cases",
+            )
+        )
     loader = _make_loader(labels)
     names = {cid: split_frame_name(cid) for cid in label_ids}
     phases = phases_by_frame_order(list(names.values()))
@@ -100,13 +124,30 @@ def read_nnunet(root: Path) -> Source:
             problems.append(DataError(img, "missing-file", f"label {cid}{ending} has no image"))
             continue
         pid, frame = names[cid]
-        refs.append(VolumeRef(pid, "labelled", (img, root / "labelsTr" / f"{cid}{ending}"),
-                              loader, phases[(pid, frame)], frame))
+        refs.append(
+            VolumeRef(
+                pid,
+                "labelled",
+                (img, root / "labelsTr" / f"{cid}{ending}"),
+                loader,
+                phases[(pid, frame)],
+                frame,
+            )
+        )
     orphans = sorted(set(_case_ids(root / "imagesTr", ending, "_0000")) - set(label_ids))
-    problems.extend(DataError(root / "imagesTr" / f"{c}_0000{ending}", "missing-file",
-                              "image has no label in labelsTr") for c in orphans)
+    problems.extend(
+        DataError(
+            root / "imagesTr" / f"{c}_0000{ending}",
+            "missing-file",
+            "image has no label in labelsTr",
+        )
+        for c in orphans
+    )
     for cid in _case_ids(root / "imagesTs", ending, "_0000"):
         pid, frame = split_frame_name(cid)
-        refs.append(VolumeRef(pid, "unlabelled", (root / "imagesTs" / f"{cid}_0000{ending}",),
-                              loader, frame=frame))
+        refs.append(
+            VolumeRef(
+                pid, "unlabelled", (root / "imagesTs" / f"{cid}_0000{ending}",), loader, frame=frame
+            )
+        )
     return Source(root, "nnunet", refs, labels, problems)

@@ -1,0 +1,1 @@
+"""Learning curves, power-law fits, statistics, figures and reports."""

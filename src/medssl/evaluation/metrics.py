@@ -1,0 +1,386 @@
+"""Segmentation metrics: per-slice 2D IoU/Dice, the soft Jaccard loss, a batched
+validation accumulator, and ACDC-style 3D Dice / HD95 / ASSD per volume.
+
+Label maps use the ACDC convention 0 background, 1 RV, 2 MYO, 3 LV. Background is
+never scored: every function takes the foreground ``classes`` (default ``(1, 2, 3)``)
+and refuses class 0.
+
+Empty-structure conventions (the same everywhere in this module):
+
+* **2D, per slice**: a class absent from both prediction and target on a slice scores
+  ``NaN`` (not 1), so it is left out of every mean; absent from exactly one scores 0.
+* **3D, per volume**: absent from both → Dice 1, HD95 0, ASSD 0 (perfect agreement);
+  absent from exactly one → Dice 0, HD95 ``NaN``, ASSD ``NaN`` (a distance to nothing
+  is undefined). Note that the helper widely copied in the semi-supervised ACDC
+  literature (``calculate_metric_percase``) returns Dice 1 / HD95 0 for a prediction
+  on an empty target and 0 / 0 for an empty prediction; those numbers are not
+  comparable with these ones on volumes where a structure is missing.
+
+References:
+    Kalapos & Gyires-Tóth, "Self-supervised pretraining for 2D medical image
+    segmentation", ECCV-W 2022 (per-slice IoU, Jaccard loss).
+    Bernard et al., "Deep learning techniques for automatic MRI cardiac multi-structures
+    segmentation and diagnosis: is the problem solved?", IEEE TMI 2018 (ACDC metrics).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+import torch
+from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+
+FOREGROUND: tuple[int, ...] = (1, 2, 3)
+CLASS_NAMES: Mapping[int, str] = MappingProxyType({1: "RV", 2: "MYO", 3: "LV"})
+
+
+def class_name(label: int) -> str:
+    """Reporting name of a label value (``"RV"``, ``"MYO"``, ``"LV"``, else ``"class<k>"``)."""
+    return CLASS_NAMES.get(int(label), f"class{int(label)}")
+
+
+def _check_classes(classes: Sequence[int]) -> tuple[int, ...]:
+    out = tuple(int(c) for c in classes)
+    if not out:
+        raise ValueError("classes must name at least one foreground class")
+    if any(c <= 0 for c in out):
+        raise ValueError(f"classes must be foreground labels (> 0), got {out}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"classes contains duplicates: {out}")
+    return out
+
+
+def _check_pair(pred: np.ndarray, target: np.ndarray, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+    if pred.ndim != ndim:
+        raise ValueError(f"expected {ndim}D label maps, got shape {pred.shape}")
+    for name, arr in (("prediction", pred), ("target", target)):
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
+            raise ValueError(f"{name} must be an integer label map, got dtype {arr.dtype}")
+    return pred, target
+
+
+# --------------------------------------------------------------------------- 2D, numpy
+
+
+def _slice_counts(
+    pred: np.ndarray, target: np.ndarray, classes: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-slice, per-class ``|P∩G|``, ``|P|``, ``|G|``, each ``(N, K)`` int64."""
+    pred, target = _check_pair(pred, target, ndim=3)
+    cls = np.asarray(_check_classes(classes)).reshape(1, -1, 1)
+    p = pred.reshape(pred.shape[0], 1, -1) == cls
+    g = target.reshape(target.shape[0], 1, -1) == cls
+    return (p & g).sum(-1), p.sum(-1), g.sum(-1)
+
+
+def iou_2d(
+    pred: np.ndarray, target: np.ndarray, classes: Sequence[int] = FOREGROUND
+) -> np.ndarray:
+    """Per-slice intersection over union for each foreground class.
+
+    Args:
+        pred: ``(N, H, W)`` integer label map.
+        target: ``(N, H, W)`` integer label map.
+        classes: foreground labels to score (background is never scored).
+
+    Returns:
+        ``(N, K)`` float64, ``K = len(classes)``; ``NaN`` where the class is absent from
+        both prediction and target on that slice, 0 where it is absent from one only.
+    """
+    inter, ps, gs = _slice_counts(pred, target, classes)
+    union = ps + gs - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, np.nan)
+
+
+def dice_2d(
+    pred: np.ndarray, target: np.ndarray, classes: Sequence[int] = FOREGROUND
+) -> np.ndarray:
+    """Per-slice Dice ``2|P∩G| / (|P|+|G|)``; shapes and ``NaN`` convention as :func:`iou_2d`."""
+    inter, ps, gs = _slice_counts(pred, target, classes)
+    denom = ps + gs
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, 2.0 * inter / denom, np.nan)
+
+
+def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Mean ignoring NaN; NaN (without a warning) where nothing is left."""
+    valid = ~np.isnan(values)
+    total = np.where(valid, values, 0.0).sum(axis=axis)
+    count = valid.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def class_means(scores: np.ndarray, classes: Sequence[int] = FOREGROUND) -> dict[str, float]:
+    """Per-class mean over slices of a ``(N, K)`` score table, ``NaN`` entries left out.
+
+    Returns:
+        ``{name: mean}`` for each class plus ``"mean"``, the unweighted mean of the class
+        means (the value :func:`mean_score` returns).
+    """
+    classes = _check_classes(classes)
+    if scores.ndim != 2 or scores.shape[1] != len(classes):
+        raise ValueError(f"scores must be (N, {len(classes)}), got {scores.shape}")
+    per_class = _nanmean(scores, axis=0)
+    out = {class_name(c): float(v) for c, v in zip(classes, per_class, strict=True)}
+    out["mean"] = float(_nanmean(per_class))
+    return out
+
+
+def mean_score(scores: np.ndarray) -> float:
+    """Macro mean of a ``(N, K)`` per-slice table: each class's mean over the slices where
+    it is scored (non-``NaN``), then the mean over classes that were scored at all.
+    ``NaN`` when nothing was scored."""
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be (N, K), got {scores.shape}")
+    return float(_nanmean(_nanmean(scores, axis=0)))
+
+
+def mean_iou(pred: np.ndarray, target: np.ndarray, classes: Sequence[int] = FOREGROUND) -> float:
+    """Mean per-slice foreground IoU, ``mean_score(iou_2d(pred, target, classes))``."""
+    return mean_score(iou_2d(pred, target, classes))
+
+
+def mean_dice(pred: np.ndarray, target: np.ndarray, classes: Sequence[int] = FOREGROUND) -> float:
+    """Mean per-slice foreground Dice, ``mean_score(dice_2d(pred, target, classes))``."""
+    return mean_score(dice_2d(pred, target, classes))
+
+
+# --------------------------------------------------------------------------- loss, torch
+
+
+def soft_jaccard_loss(
+    probs: torch.Tensor,
+    onehot: torch.Tensor,
+    classes: Sequence[int] = FOREGROUND,
+    smooth: float = 0.0,
+    eps: float = 1e-7,
+) -> torch.Tensor:
+    """Soft Jaccard (IoU) loss over the batch, averaged over foreground classes.
+
+    For each class ``c`` the sums run over the whole batch and all pixels (not per
+    image): ``J_c = (Σ p·g + smooth) / max(Σ p + Σ g − Σ p·g + smooth, eps)`` and the loss
+    is ``mean_c (1 − J_c)·[Σ g_c > 0]``: a class absent from the batch's target adds 0
+    but still counts in the mean. This is exactly
+    ``segmentation_models_pytorch.losses.JaccardLoss(mode="multiclass", classes=classes,
+    from_logits=True)`` applied to the logits whose softmax is ``probs``.
+
+    Args:
+        probs: ``(B, C, *spatial)`` class probabilities (softmax over ``C``).
+        onehot: ``(B, C, *spatial)`` one-hot target (any dtype).
+        classes: channels that contribute (background excluded by default).
+        smooth: additive smoothing in numerator and denominator.
+        eps: lower bound of the denominator.
+
+    Returns:
+        Scalar float32 loss in ``[0, 1]``.
+    """
+    if probs.shape != onehot.shape:
+        raise ValueError(f"probs {tuple(probs.shape)} and onehot {tuple(onehot.shape)} differ")
+    b, c = probs.shape[:2]
+    if max(_check_classes(classes)) >= c:
+        raise ValueError(f"classes {tuple(classes)} out of range for {c} channels")
+    p = probs.float().reshape(b, c, -1)  # float32 sums: fp16 overflows past 65504 pixels
+    g = onehot.float().reshape(b, c, -1)
+    inter = (p * g).sum(dim=(0, 2))
+    g_sum = g.sum(dim=(0, 2))
+    union = p.sum(dim=(0, 2)) + g_sum - inter
+    score = (inter + smooth) / (union + smooth).clamp_min(eps)
+    loss = (1.0 - score) * (g_sum > 0).to(p.dtype)
+    return loss[torch.as_tensor(tuple(classes), device=loss.device)].mean()
+
+
+def soft_jaccard_loss_from_logits(
+    logits: torch.Tensor, target: torch.Tensor, classes: Sequence[int] = FOREGROUND, **kwargs: float
+) -> torch.Tensor:
+    """:func:`soft_jaccard_loss` from ``(B, C, *spatial)`` logits and a ``(B, *spatial)``
+    integer target (softmax over ``C``, one-hot over ``C`` channels)."""
+    probs = logits.log_softmax(dim=1).exp()
+    onehot = torch.nn.functional.one_hot(target.long(), logits.shape[1]).movedim(-1, 1)
+    return soft_jaccard_loss(probs, onehot, classes, **kwargs)
+
+
+class SegmentationCounts:
+    """Validation accumulator of per-class counts, kept on the tensors' device.
+
+    Each image of a batch is one slice. Over all updates it sums, per foreground class,
+    ``|P∩G|``, ``|P|`` and ``|G|`` over all pixels (dataset-level IoU/Dice), and the
+    per-slice IoU/Dice with the number of slices where the class is scored (per-slice
+    means with the ``NaN`` convention of :func:`iou_2d`, so ``slice_iou/mean`` equals
+    :func:`mean_iou` on the same slices). Counts are not synchronised across processes.
+
+    Args:
+        classes: foreground labels to score.
+    """
+
+    def __init__(self, classes: Sequence[int] = FOREGROUND) -> None:
+        self.classes = _check_classes(classes)
+        self._state: dict[str, torch.Tensor] = {}
+
+    def reset(self) -> None:
+        """Forget everything accumulated so far."""
+        self._state = {}
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of ``(B, H, W)`` (or ``(B, *spatial)``) integer label maps."""
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} != target {tuple(target.shape)}")
+        if pred.is_floating_point() or target.is_floating_point():
+            raise ValueError("pred and target must be integer label maps (take argmax first)")
+        cls = torch.as_tensor(self.classes, device=pred.device).view(1, -1, 1)
+        p = pred.reshape(pred.shape[0], 1, -1) == cls
+        g = target.reshape(target.shape[0], 1, -1) == cls
+        inter, ps, gs = (p & g).sum(-1), p.sum(-1), g.sum(-1)  # (B, K) int64
+        union, denom = ps + gs - inter, ps + gs
+        scored = union > 0
+        batch = {
+            "inter": inter.sum(0), "pred": ps.sum(0), "target": gs.sum(0),
+            "slice_iou": (inter / union.clamp_min(1)).sum(0),
+            "slice_dice": (2 * inter / denom.clamp_min(1)).sum(0),
+            "slices": scored.sum(0),
+        }
+        for key, value in batch.items():
+            self._state[key] = self._state[key] + value if key in self._state else value
+
+    def compute(self) -> dict[str, float]:
+        """Scores so far, keyed ``"<metric>/<class name>"`` and ``"<metric>/mean"``.
+
+        Metrics: ``iou`` and ``dice`` over all pixels; ``slice_iou`` and ``slice_dice``,
+        means over slices where the class is in prediction or target. A class never
+        seen is ``NaN`` and left out of ``/mean``.
+        """
+        if not self._state:
+            raise RuntimeError("SegmentationCounts.compute() called before any update()")
+        s = {k: v.double().cpu().numpy() for k, v in self._state.items()}
+        union, denom, n = s["pred"] + s["target"] - s["inter"], s["pred"] + s["target"], s["slices"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tables = {
+                "iou": np.where(union > 0, s["inter"] / union, np.nan),
+                "dice": np.where(denom > 0, 2 * s["inter"] / denom, np.nan),
+                "slice_iou": np.where(n > 0, s["slice_iou"] / n, np.nan),
+                "slice_dice": np.where(n > 0, s["slice_dice"] / n, np.nan),
+            }
+        out: dict[str, float] = {}
+        for metric, values in tables.items():
+            for c, v in zip(self.classes, values, strict=True):
+                out[f"{metric}/{class_name(c)}"] = float(v)
+            out[f"{metric}/mean"] = float(_nanmean(values))
+        return out
+
+
+# --------------------------------------------------------------------------- 3D, per volume
+
+
+@dataclass(frozen=True)
+class VolumeMetrics:
+    """3D scores of one volume.
+
+    Attributes:
+        scores: ``{structure: {"dice", "hd95", "assd"}}``, e.g. ``scores["LV"]["hd95"]``.
+        units: ``"mm"`` when a spacing was given, ``"px"`` (voxel steps) otherwise.
+    """
+
+    scores: dict[str, dict[str, float]]
+    units: Literal["mm", "px"]
+
+    def __getitem__(self, structure: str) -> dict[str, float]:
+        return self.scores[structure]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.scores)
+
+    def flat(self) -> dict[str, float]:
+        """``{"<structure>_<metric>": value}``, e.g. ``{"LV_dice": 0.93, ...}``."""
+        return {f"{s}_{m}": v for s, d in self.scores.items() for m, v in d.items()}
+
+
+def check_spacing(spacing: Sequence[float] | None, ndim: int) -> tuple[float, ...] | None:
+    """Validate a voxel spacing: ``ndim`` positive finite values in the array's axis order."""
+    if spacing is None:
+        return None
+    out = tuple(float(s) for s in spacing)
+    if len(out) != ndim or not all(np.isfinite(s) and s > 0 for s in out):
+        raise ValueError(f"spacing must be {ndim} positive finite values, got {spacing}")
+    return out
+
+
+def surface_distances(
+    pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = None
+) -> tuple[float, float]:
+    """Symmetric HD95 and ASSD between two non-empty binary masks, via MONAI.
+
+    Distances run between surface voxels (mask minus its erosion) with the Euclidean
+    distance scaled by ``spacing`` along each axis. HD95 is
+    ``max(P95(d(P→G)), P95(d(G→P)))`` (MONAI's definition; medpy's ``hd95`` takes the
+    95th percentile of both directions pooled, which can differ slightly). ASSD is the
+    mean of both directions' distances pooled.
+
+    Args:
+        pred: ``(S, H, W)`` (or any-D) boolean mask, not empty.
+        gt: same shape, not empty.
+        spacing: voxel size per axis in the array's order, or ``None`` for unit steps.
+
+    Returns:
+        ``(hd95, assd)`` in the units of ``spacing`` (voxel steps when ``None``).
+    """
+    pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and target {gt.shape} differ in shape")
+    if not pred.any() or not gt.any():
+        raise ValueError("surface distances need two non-empty masks")
+    sp = check_spacing(spacing, pred.ndim)
+    p, g = torch.from_numpy(pred[None, None]), torch.from_numpy(gt[None, None])
+    with warnings.catch_warnings():  # MONAI 1.5-1.6 warns about its own internal call
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
+        hd95 = compute_hausdorff_distance(p, g, include_background=True, percentile=95,
+                                          spacing=sp)
+        assd = compute_average_surface_distance(p, g, include_background=True, symmetric=True,
+                                                spacing=sp)
+    return float(hd95.item()), float(assd.item())
+
+
+def volume_metrics(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    spacing: Sequence[float] | None,
+    classes: Sequence[int] = FOREGROUND,
+) -> VolumeMetrics:
+    """ACDC-standard Dice, HD95 and ASSD per structure of one 3D volume.
+
+    Args:
+        pred: ``(S, H, W)`` integer label map (``(Z, Y, X)``, see :mod:`medssl.data.case`).
+        gt: ``(S, H, W)`` integer label map.
+        spacing: ``(slice, row, col)`` voxel size in mm, or ``None`` (distances in voxel
+            steps, ``units="px"``). With ACDC's anisotropy (slice ≫ in-plane) passing the
+            real spacing matters.
+        classes: foreground labels to score.
+
+    Returns:
+        :class:`VolumeMetrics`; empty structures follow the module's 3D convention
+        (both empty → 1, 0, 0; one empty → 0, NaN, NaN).
+    """
+    pred, gt = _check_pair(pred, gt, ndim=3)
+    sp = check_spacing(spacing, 3)
+    scores: dict[str, dict[str, float]] = {}
+    for c in _check_classes(classes):
+        p, g = pred == c, gt == c
+        n_p, n_g = int(p.sum()), int(g.sum())
+        if n_p == 0 and n_g == 0:
+            scores[class_name(c)] = {"dice": 1.0, "hd95": 0.0, "assd": 0.0}
+        elif n_p == 0 or n_g == 0:
+            scores[class_name(c)] = {"dice": 0.0, "hd95": float("nan"), "assd": float("nan")}
+        else:
+            hd95, assd = surface_distances(p, g, sp)
+            dice = 2.0 * int((p & g).sum()) / (n_p + n_g)
+            scores[class_name(c)] = {"dice": dice, "hd95": hd95, "assd": assd}
+    return VolumeMetrics(scores=scores, units="px" if sp is None else "mm")

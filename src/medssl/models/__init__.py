@@ -1,0 +1,1 @@
+"""Encoders, segmentation network, BYOL heads and weight import."""

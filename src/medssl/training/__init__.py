@@ -1,0 +1,1 @@
+"""Losses, schedules, optimisers and the Lightning training modules."""

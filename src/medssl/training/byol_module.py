@@ -1,0 +1,112 @@
+"""The BYOL LightningModule: one training step, the EMA update, LARS and the schedule."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from medssl.data.datasets import TwoViews
+from medssl.models.byol import BYOL
+from medssl.training.configs import PretrainConfig
+from medssl.training.lars import LARS, lars_param_groups
+from medssl.training.losses import representation_std, symmetric_byol_loss
+from medssl.training.runtime import world_size
+from medssl.training.sampling import EpochSampler
+from medssl.training.schedules import momentum_schedule, warmup_cosine
+
+
+class BYOLModule(L.LightningModule):
+    """BYOL pretraining of ``byol.backbone`` on two-view batches.
+
+    Args:
+        cfg: the run's config.
+        byol: online and target networks (already initialised from the weight source).
+        dataset: two-view dataset of the unlabelled pool.
+    """
+
+    def __init__(self, cfg: PretrainConfig, byol: BYOL, dataset: TwoViews) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.byol = byol
+        self.dataset = dataset
+        self.world = world_size(cfg.runtime)
+        self.steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * self.world))
+        planned = cfg.epochs * self.steps_per_epoch
+        self.total_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
+        self._resume_position: tuple[int, int] | None = None
+        if cfg.runtime.channels_last:
+            self.byol.to(memory_format=torch.channels_last)
+
+    # --- data -----------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        rt = self.cfg.runtime
+        sampler = EpochSampler(len(self.dataset), self.cfg.batch_size, seed=rt.seed,
+                               rank=self.global_rank, world=self.world)
+        if self._resume_position is not None:
+            sampler.resume_at(*self._resume_position)
+        return DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=sampler,
+                          drop_last=True, num_workers=rt.num_workers,
+                          persistent_workers=rt.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    # --- optimisation ---------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """Base LR scaled by the total batch (solo-learn: ``base_lr · B_total / 256``)."""
+        return self.cfg.base_lr * self.cfg.batch_size * self.world / 256
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        groups = lars_param_groups(self.byol.online_parameters(), cfg.weight_decay)
+        opt = LARS(groups, lr=self.lr, momentum=cfg.momentum, eta=cfg.lars_eta,
+                   clip_lr=cfg.lars_clip)
+        warmup = math.ceil(cfg.warmup_epochs * self.steps_per_epoch)
+        total = self.total_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: warmup_cosine(step, total, warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- steps ----------------------------------------------------------------------
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last \
+            else x
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        v1, v2 = self._prep(batch["view1"]), self._prep(batch["view2"])
+        z1, p1 = self.byol.forward_online(v1)
+        z2, p2 = self.byol.forward_online(v2)
+        t1, t2 = self.byol.forward_target(v1), self.byol.forward_target(v2)
+        loss = symmetric_byol_loss(p1, p2, t1, t2)
+        self.log_dict({
+            "loss": loss.detach(),
+            "tau": momentum_schedule(self.global_step, self.total_steps, self.cfg.tau_base,
+                                     self.cfg.tau_end),
+            "lr": self.optimizers().param_groups[0]["lr"],
+            "online_std": representation_std(z1),
+        }, on_step=True, on_epoch=False, prog_bar=False)
+        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
+                 sync_dist=True)
+        return loss
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """Optimiser step, then the target EMA update for the same step.
+
+        Doing the EMA here (not in ``on_train_batch_end``) puts it inside the step, so
+        a checkpoint written by a callback after the step already contains it.
+        """
+        step = self.global_step
+        super().optimizer_step(*args, **kwargs)
+        self.byol.update_target(momentum_schedule(step, self.total_steps, self.cfg.tau_base,
+                                                  self.cfg.tau_end))
+
+    # --- resume ---------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        checkpoint["medssl_position"] = [int(self.current_epoch), int(progress.processed)]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        pos = checkpoint.get("medssl_position")
+        self._resume_position = None if pos is None else (int(pos[0]), int(pos[1]))

@@ -1,0 +1,73 @@
+"""A deterministic, shardable, resumable epoch sampler.
+
+Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone, split across
+``world`` ranks after truncation to whole global batches; items are yielded as
+``(epoch, index)`` so that datasets key their augmentation on them (see
+:func:`medssl.data.transforms.sample_generator`). A run resumed in the middle of an
+epoch skips the batches already consumed, so it replays exactly the same data as an
+uninterrupted run.
+
+With ``num_samples`` larger than the dataset (small label budgets trained for the
+same number of steps as the full set), indices are drawn as concatenated
+permutations: every slice is seen equally often (oversampling, not fewer steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Deterministic sampler yielding ``(epoch, dataset_index)``.
+
+    Args:
+        size: dataset length.
+        batch_size: per-rank batch size.
+        seed: base seed.
+        num_samples: samples per epoch over all ranks (default ``size``).
+        rank: this process's rank.
+        world: number of processes.
+        shuffle: permute (training) or keep order.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0, num_samples: int | None = None,
+                 rank: int = 0, world: int = 1, shuffle: bool = True) -> None:
+        if size <= 0:
+            raise ValueError("cannot sample from an empty dataset")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world, self.shuffle = rank, world, shuffle
+        total = num_samples if num_samples is not None else size
+        global_batch = batch_size * world
+        self.per_rank = max(1, total // global_batch) * batch_size
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Skip the first ``batches_done`` batches the next time ``epoch`` is iterated."""
+        self._resume = (epoch, batches_done)
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The global index order of ``epoch`` (all ranks)."""
+        need = self.per_rank * self.world
+        if not self.shuffle:
+            return torch.arange(need) % self.size
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        reps = -(-need // self.size)
+        return torch.cat([torch.randperm(self.size, generator=gen) for _ in range(reps)])[:need]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        mine = self.order(self.epoch)[self.rank :: self.world].tolist()
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1] * self.batch_size
+            self._resume = None
+        return iter([(self.epoch, i) for i in mine[skip:]])

@@ -1,0 +1,154 @@
+"""The U-Net fine-tuning LightningModule: loss, Adam, schedule, validation curve."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
+
+from medssl.data.datasets import LabelledSlices, Volumes
+from medssl.evaluation.metrics import SegmentationCounts, soft_jaccard_loss_from_logits
+from medssl.models.unet import encoder_of, set_encoder_trainable
+from medssl.training.configs import FinetuneConfig
+from medssl.training.runtime import atomic_replace, world_size
+from medssl.training.sampling import EpochSampler
+from medssl.training.schedules import warmup_cosine
+
+CURVE_FIELDS = ("step", "val_loss")
+
+
+def segmentation_loss(name: str, classes: tuple[int, ...]):
+    """Loss on ``(B, C, H, W)`` logits and ``(B, H, W)`` labels, over foreground classes."""
+    if name == "jaccard":
+        return lambda logits, y: soft_jaccard_loss_from_logits(logits, y, classes)
+    dice = smp.losses.DiceLoss(mode="multiclass", classes=list(classes), from_logits=True)
+    if name == "dice":
+        return dice
+    if name == "dice_ce":
+        return lambda logits, y: dice(logits, y) + F.cross_entropy(logits.float(), y)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+class SegmentationModule(L.LightningModule):
+    """Fine-tunes a U-Net for a fixed number of steps and records a learning curve.
+
+    Args:
+        cfg: run config.
+        unet: the network (encoder already initialised).
+        train_set: labelled training slices of the budget (augmented crops).
+        val_set: validation volumes (whole slices, padded, deterministic).
+        num_classes: classes including background.
+        run_dir: where ``curve.csv`` and ``best.safetensors`` go.
+    """
+
+    def __init__(self, cfg: FinetuneConfig, unet: torch.nn.Module, train_set: LabelledSlices,
+                 val_set: Volumes, num_classes: int, run_dir: Path) -> None:
+        super().__init__()
+        self.cfg, self.unet = cfg, unet
+        self.train_set, self.val_set = train_set, val_set
+        self.classes = tuple(range(1, num_classes))
+        self.loss_fn = segmentation_loss(cfg.loss, self.classes)
+        self.run_dir = run_dir
+        self.world = world_size(cfg.runtime)
+        self.counts = SegmentationCounts(self.classes)
+        self.best_iou = -math.inf
+        self._val_losses: list[torch.Tensor] = []
+        self._resume_position: tuple[int, int] | None = None
+        if cfg.runtime.channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+
+    def train_dataloader(self) -> DataLoader:
+        rt = self.cfg.runtime
+        sampler = EpochSampler(len(self.train_set), self.cfg.batch_size, seed=self.cfg.budget_seed,
+                               num_samples=self.cfg.steps * self.cfg.batch_size * self.world,
+                               rank=self.global_rank, world=self.world)
+        if self._resume_position is not None:
+            sampler.resume_at(*self._resume_position)
+        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=sampler,
+                          drop_last=True, num_workers=rt.num_workers,
+                          persistent_workers=rt.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=None, num_workers=min(1, self.cfg.runtime.num_workers))
+
+    def configure_optimizers(self):
+        params = [p for p in self.unet.parameters()]
+        opt = torch.optim.Adam(params, lr=self.cfg.lr)
+        total, warmup = self.cfg.steps, self.cfg.warmup_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _encoder_frozen(self) -> bool:
+        return self.cfg.freeze_encoder or self.global_step < self.cfg.freeze_encoder_steps
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        frozen = self._encoder_frozen()
+        set_encoder_trainable(self.unet, not frozen)
+        encoder_of(self.unet).train(not frozen)
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last \
+            else x
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.unet(self._prep(batch["image"]))
+        loss = self.loss_fn(logits.float(), batch["label"])
+        self.log("loss", loss.detach(), on_step=True, prog_bar=True)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        top, left, h, w = batch["valid"].tolist()
+        logits = self.unet(self._prep(batch["image"]))[..., top : top + h, left : left + w]
+        label = batch["label"]
+        self._val_losses.append(self.loss_fn(logits.float(), label).detach())
+        self.counts.update(logits.argmax(1), label)
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.counts.compute()
+        self.counts.reset()
+        val_loss = float(torch.stack(self._val_losses).mean()) if self._val_losses else math.nan
+        self._val_losses.clear()
+        row = {"step": int(self.global_step), "val_loss": val_loss, **scores}
+        self.log("val_iou", scores["slice_iou/mean"], prog_bar=True)
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            self._append_curve(row)
+            if scores["slice_iou/mean"] > self.best_iou:
+                self.best_iou = scores["slice_iou/mean"]
+                self._save_best(row)
+
+    def _append_curve(self, row: dict) -> None:
+        path = self.run_dir / "curve.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _save_best(self, row: dict) -> None:
+        tmp = self.run_dir / ".best.safetensors.tmp"
+        state = {k: v.detach().float().contiguous().cpu() if v.is_floating_point() else v.cpu()
+                 for k, v in self.unet.state_dict().items()}
+        save_file(state, str(tmp), metadata={"format": "medssl-unet", "arch": self.cfg.arch})
+        atomic_replace(tmp, self.run_dir / "best.safetensors")
+        (self.run_dir / "best.json").write_text(json.dumps(row, indent=1))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        checkpoint["medssl_position"] = [int(self.current_epoch), int(progress.processed)]
+        checkpoint["medssl_best_iou"] = float(self.best_iou)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        pos = checkpoint.get("medssl_position")
+        self._resume_position = None if pos is None else (int(pos[0]), int(pos[1]))
+        self.best_iou = float(checkpoint.get("medssl_best_iou", -math.inf))

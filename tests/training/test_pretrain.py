@@ -1,0 +1,99 @@
+"""BYOL pretraining runs end to end: outputs, strict encoder files, resume, DDP."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file
+
+from medssl.config import ConfigError
+from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig, preset
+from medssl.training.pretrain import pretrain
+from tests.training.conftest import TINY_PRETRAIN
+
+
+def _cfg(cache: Path, out: Path, *extra: str) -> PretrainConfig:
+    return preset(PretrainConfig, PRETRAIN_PRESETS, "paper",
+                  [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra])
+
+
+def _losses(run: Path) -> list[float]:
+    with (run / "logs" / "metrics.csv").open() as fh:
+        return [float(r["loss"]) for r in csv.DictReader(fh) if r.get("loss")]
+
+
+def test_pretrain_writes_strict_encoders_and_lowers_loss(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = pretrain(_cfg(tiny_cache, run, "epochs=6"), progress=False)
+    names = sorted(p.name for p in result.encoders)
+    assert names == [f"encoder_epoch_{e:03d}.safetensors" for e in range(7)]
+    for name in ("config.yaml", "split.json", "init.json", "result.json", "encoder_last.safetensors"):
+        assert (run / name).exists(), name
+    model = timm.create_model("resnet18", num_classes=0, in_chans=1)
+    first, last = load_file(run / names[0]), load_file(run / "encoder_last.safetensors")
+    model.load_state_dict(last, strict=True)
+    assert torch.equal(last["conv1.weight"], load_file(run / names[-1])["conv1.weight"])
+    assert not torch.equal(first["layer4.1.conv2.weight"], last["layer4.1.conv2.weight"])
+    losses = _losses(run)
+    k = len(losses) // 4
+    assert sum(losses[-k:]) / k < sum(losses[:k]) / k
+    with (run / "logs" / "metrics.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("online_std")]
+    assert all(0 < float(r["online_std"]) < 1 for r in rows)
+    assert float(rows[-1]["tau"]) > float(rows[0]["tau"]) >= 0.99
+
+
+def test_refuses_to_overwrite_a_started_run(tiny_cache: Path, tmp_path: Path) -> None:
+    cfg = _cfg(tiny_cache, tmp_path / "run", "max_steps=2")
+    pretrain(cfg, progress=False)
+    with pytest.raises(ConfigError, match="--resume"):
+        pretrain(cfg, progress=False)
+    with pytest.raises(ConfigError, match="another config"):
+        pretrain(_cfg(tiny_cache, tmp_path / "run", "max_steps=3"), progress=False)
+    assert pretrain(cfg, resume=True, progress=False).steps == 2
+
+
+def _cli(cache: Path, out: Path, *extra: str) -> list[str]:
+    sets = [a for item in TINY_PRETRAIN for a in ("--set", item)]
+    return [sys.executable, "-m", "medssl", "pretrain", "--data", str(cache), "--out", str(out),
+            *sets, *extra]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_weights(tiny_cache: Path, tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    pretrain(_cfg(tiny_cache, ref, "epochs=3", "ckpt_every_steps=2"), progress=False)
+    run = tmp_path / "killed"
+    args = _cli(tiny_cache, run, "--set", "epochs=3", "--set", "ckpt_every_steps=2")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "result.json").exists(), "run finished before it could be killed"
+    subprocess.run(args + ["--resume"], check=True, capture_output=True)
+    a, b = load_file(ref / "encoder_last.safetensors"), load_file(run / "encoder_last.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    proc = subprocess.run(_cli(tiny_cache, run, "--devices", "2", "--set", "epochs=1"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run / "result.json").exists() and (run / "encoder_epoch_001.safetensors").exists()
