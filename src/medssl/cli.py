@@ -94,6 +94,115 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune_config(args: argparse.Namespace):
+    from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
+
+    explicit = {"data": str(args.data), "out": str(args.out), "init": args.init}
+    for key, value in (("steps", args.steps), ("arch", args.arch), ("budget_seed", args.seed),
+                       ("labelled_slices", args.labelled_slices),
+                       ("labelled_patients", args.labelled_patients),
+                       ("init_layout", args.init_layout), ("runtime.devices", args.devices),
+                       ("runtime.num_nodes", args.num_nodes)):
+        if value is not None:
+            explicit[key] = str(value)
+    if args.trust_pickle:
+        explicit["trust_pickle"] = "true"
+    overrides = [f"{k}={v}" for k, v in explicit.items()] + list(args.set or [])
+    return preset(FinetuneConfig, FINETUNE_PRESETS, args.preset, overrides)
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from medssl.training.finetune import finetune
+
+    r = finetune(_finetune_config(args), resume=args.resume)
+    print(f"fine-tuning finished: {r.steps} steps on {r.labelled_slices} labelled slices; "
+          f"val mean IoU best {r.best_val_iou:.4f}, final {r.final_val_iou:.4f}, "
+          f"steps to 95% {r.steps_to_95:g}, curve AUC {r.curve_auc:.4f}")
+    print(f"run directory: {r.run_dir} (curve.csv, best.safetensors)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from medssl.evaluation.evaluate import evaluate
+
+    m = evaluate(args.run_dir, args.split)
+    iou = m["slice_iou"]
+    print(f"{m['split']}: {m['volumes']} volumes, {m['slices']} slices")
+    print("2D IoU  " + "  ".join(f"{k} {v:.4f}" for k, v in iou.items())
+          + f"  Jaccard loss {m['jaccard_loss']:.4f}")
+    print("3D Dice " + "  ".join(f"{k} {v:.4f}" for k, v in m["dice_3d"].items())
+          + f"  (distances in {m['distance_units']})")
+    for key, value in m.get("clinical_mean_abs_error", {}).items():
+        print(f"  |error| {key}: {value:.2f}")
+    print(f"written: {Path(args.run_dir) / 'metrics.json'}, per_case.csv")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from medssl.evaluation.predict import predict
+
+    files = predict(args.model, args.input, args.out, overlays=not args.no_overlays, progress=True)
+    print(f"wrote {len(files)} segmentations to {args.out}")
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from medssl.models.weights import convert_weights, inspect_weights
+
+    if args.weights_cmd == "inspect":
+        info = inspect_weights(args.file, args.layout, trust_pickle=args.trust_pickle)
+        for key in ("fmt", "layout", "num_tensors", "num_parameters", "prefixes", "arch_guess",
+                    "first_conv_channels", "metadata"):
+            print(f"{key:<20} {getattr(info, key)}")
+        return 0
+    report = convert_weights(args.file, args.out, args.arch, args.layout,
+                             trust_pickle=args.trust_pickle)
+    print(report.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a U-Net with a label budget")
+    p.add_argument("--data", type=Path, required=True, help="cache or source folder")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--init", default="random", help="random | imagenet | weights/encoder file")
+    p.add_argument("--init-layout")
+    p.add_argument("--trust-pickle", action="store_true")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--labelled-slices", type=int, help="slice budget (default: all)")
+    budget.add_argument("--labelled-patients", type=int, help="patient budget (ED+ES)")
+    p.add_argument("--seed", type=int, help="budget seed")
+    p.add_argument("--steps", type=int, help="optimisation steps (same for every budget)")
+    p.add_argument("--arch")
+    _add_runtime_args(p)
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("evaluate", help="test metrics of a fine-tuning run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--split", default="test", choices=["test", "val", "train"])
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="segment new volumes (NIfTI or h5)")
+    p.add_argument("--model", type=Path, required=True, help="fine-tuning run directory")
+    p.add_argument("--input", type=Path, required=True, help="file or folder")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--no-overlays", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    w = sub.add_parser("weights", help="inspect or convert weight files")
+    wsub = w.add_subparsers(dest="weights_cmd", required=True)
+    for name in ("inspect", "convert"):
+        p = wsub.add_parser(name)
+        p.add_argument("file", type=Path)
+        p.add_argument("--layout", help="force the layout instead of detecting it")
+        p.add_argument("--trust-pickle", action="store_true")
+        if name == "convert":
+            p.add_argument("--out", type=Path, required=True, help="encoder .safetensors")
+            p.add_argument("--arch", default="resnet50")
+        p.set_defaults(func=_cmd_weights)
+
+
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="paper", help="paper | cpu-small")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -153,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_data_commands(sub)
     _add_train_commands(sub)
+    _add_eval_commands(sub)
     p = sub.add_parser("demo", help="the built-in synthetic demo")
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--patients", type=int, default=20)

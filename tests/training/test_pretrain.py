@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from medssl.config import ConfigError
 from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig, preset
 from medssl.training.pretrain import pretrain
-from tests.training.conftest import TINY_PRETRAIN
+from tests.conftest import TINY_PRETRAIN
 
 
 def _cfg(cache: Path, out: Path, *extra: str) -> PretrainConfig:

@@ -61,11 +61,11 @@ class GroupPrior:
 
 GROUP_PRIORS = MappingProxyType(
     {
-        "NOR": GroupPrior((140, 18), (63, 4), (145, 18), (58, 5), (8.5, 0.7), (0.05, 0.03)),
+        "NOR": GroupPrior((140, 18), (63, 4), (140, 15), (58, 5), (8.5, 0.6), (0.05, 0.03)),
         "MINF": GroupPrior((185, 25), (35, 4), (150, 20), (52, 6), (8.5, 0.7), (0.05, 0.03), True),
         "DCM": GroupPrior((265, 30), (22, 5), (175, 30), (42, 8), (6.8, 0.6), (0.0, 0.03)),
-        "HCM": GroupPrior((115, 15), (74, 4), (130, 18), (62, 5), (16.5, 1.8), (0.35, 0.1)),
-        "RV": GroupPrior((130, 15), (58, 5), (255, 35), (30, 6), (8.0, 0.7), (0.0, 0.03)),
+        "HCM": GroupPrior((115, 15), (74, 4), (130, 18), (62, 5), (17.5, 1.5), (0.35, 0.1)),
+        "RV": GroupPrior((130, 15), (58, 5), (270, 30), (30, 6), (8.0, 0.7), (0.0, 0.03)),
     }
 )
 
@@ -267,8 +267,8 @@ def sample_acquisition(
     frames = frames if n_frames is None else n_frames
     es_index = int(np.clip(round(frames * rng.uniform(0.33, 0.43)), 1, frames - 1))
     rows = 2 * int(rng.integers(100, 129))
-    cols = rows - 2 * int(rng.integers(0, 25))
-    pixel = float(np.clip(rng.uniform(270.0, 350.0) / rows, 1.25, 1.8))
+    cols = 2 * int(rows * rng.uniform(0.35, 0.5))
+    pixel = float(np.clip(rng.uniform(250.0, 330.0) / rows, 1.25, 1.8))
     slice_mm = 10.0 if rng.uniform() < 0.7 else float(rng.integers(10, 19)) / 2.0
     span = design.long_axis_mm + 0.5 * design.apex_cap_mm
     slice_mm = min(max(slice_mm, span / 10.0), 10.0)
@@ -276,6 +276,14 @@ def sample_acquisition(
     first = max(descent + 1.0, 0.5 * slice_mm + rng.uniform(-1.5, 1.5))
     span -= first
     slices = int(np.clip(math.floor(span / slice_mm) + 1 + int(rng.integers(0, 2)), 6, 11))
+    slice_mm = round(slice_mm, 2)
+    drift = (rng.uniform(-8.0, 8.0), rng.uniform(-8.0, 8.0))
+    bounds = anat.heart_bounds(design, first + slice_mm * np.arange(slices))
+    half_fov = (0.5 * cols * pixel - 10.0, 0.5 * rows * pixel - 10.0)
+    centre = tuple(
+        _place(rng.uniform(*wanted), half - bounds[:, 2 * i + 1].max(), bounds[:, 2 * i].min() - half)
+        for i, (wanted, half) in enumerate((((-20.0, 20.0), half_fov[0]), ((-10.0, 25.0), half_fov[1])))
+    )
     return Acquisition(
         rows=rows,
         cols=cols,
@@ -283,13 +291,20 @@ def sample_acquisition(
         frames=frames,
         es_index=es_index,
         pixel_mm=(pixel, pixel),
-        slice_mm=round(slice_mm, 2),
+        slice_mm=slice_mm,
         first_slice_mm=first,
-        heart_centre=(rng.uniform(-20.0, 20.0), rng.uniform(-10.0, 25.0)),
-        apex_drift=(rng.uniform(-8.0, 8.0), rng.uniform(-8.0, 8.0)),
+        heart_centre=centre,
+        apex_drift=drift,
         frame_s=rng.uniform(0.75, 1.05) / frames,
         rotation=(rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(-math.pi, math.pi)),
     )
+
+
+def _place(wanted: float, upper: float, lower: float) -> float:
+    """``wanted`` moved into ``[-lower, upper]`` so that the whole heart stays in the FOV."""
+    if -lower > upper:
+        return 0.5 * (upper - lower)
+    return float(np.clip(wanted, -lower, upper))
 
 
 def sample_appearance(rng: np.random.Generator) -> anat.Appearance:
@@ -304,7 +319,7 @@ def sample_appearance(rng: np.random.Generator) -> anat.Appearance:
         lung=rng.uniform(0.02, 0.05),
         texture=rng.uniform(0.06, 0.14),
         scale=rng.uniform(500.0, 1400.0),
-        noise=rng.uniform(0.015, 0.035),
+        noise=rng.uniform(0.012, 0.03),
         bias=tuple(float(v) for v in rng.uniform(-0.3, 0.3, size=5)),
         banding_mm=rng.uniform(130.0, 220.0),
         banding_stretch=(rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3)),
@@ -313,10 +328,10 @@ def sample_appearance(rng: np.random.Generator) -> anat.Appearance:
 
 def sample_body(acq: Acquisition, rng: np.random.Generator) -> anat.BodyLayout:
     """Draw the thorax outline and organs around the heart (body coordinates, mm)."""
-    half_w, half_d = rng.uniform(200.0, 250.0), rng.uniform(150.0, 190.0)
+    half_w, half_d = rng.uniform(180.0, 225.0), rng.uniform(125.0, 155.0)
     angle = rng.uniform(-0.4, 0.4)
     fat_mm, muscle_mm = rng.uniform(6.0, 18.0), rng.uniform(8.0, 15.0)
-    hp, hq = rng.uniform(-30.0, -5.0), rng.uniform(-15.0, 10.0)
+    hp, hq = rng.uniform(-15.0, 25.0), rng.uniform(-35.0, -5.0)
     spine_q = hq + rng.uniform(70.0, 90.0)
 
     def organ(p, q, shift, axes, tilt, shrink, kind, wobble=10.0) -> anat.Organ:
@@ -328,7 +343,7 @@ def sample_body(acq: Acquisition, rng: np.random.Generator) -> anat.BodyLayout:
         organ(hp - 60, hq - 40, (15, 10), (75, 80), 0.5, 0.15, "lung"),
         organ(hp + 65, hq - 35, (-15, 10), (80, 90), -0.5, 0.15, "lung"),
         organ(hp - 40, hq + 100, (10, -55), (125, 65), 0.2, -0.1, "liver"),
-        organ(hp + 90, hq + 90, (0, -35), (45, 35), 0.3, 0.0, "stomach", 5.0),
+        organ(hp + 90, hq + 90, (0, -35), (38, 28), 0.3, 0.0, "stomach", 5.0),
         anat.Organ((hp + 35, spine_q), (0, 0), (19, 17), 0.0, 0.0, "cortex"),
         anat.Organ((hp + 35, spine_q), (0, 0), (16, 14), 0.0, 0.0, "bone"),
         organ(hp + 5, spine_q - 15, (0, 0), (11, 11), 0.0, 0.0, "vessel", 0.0),
@@ -342,15 +357,20 @@ def sample_body(acq: Acquisition, rng: np.random.Generator) -> anat.BodyLayout:
 def _heart_box(
     design: anat.HeartDesign, acq: Acquisition, x: np.ndarray, y: np.ndarray, z: np.ndarray
 ) -> tuple[slice, slice]:
-    """Rows and columns that contain the heart and the 4 mm organ clearance in every frame."""
-    extent = anat.heart_extent(design, z) + 8.0 + float(np.hypot(*acq.apex_drift))
-    hx, hy = acq.heart_centre
-    cols = np.flatnonzero(np.abs(x - hx) <= extent)
-    rows = np.flatnonzero(np.abs(y - hy) <= extent)
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+    """Rows and columns that hold the heart and its organ clearance in every slice and frame."""
+    drift = z / design.long_axis_mm
+    bounds = anat.heart_bounds(design, z)
+    margin = 8.0
+    x_lo = np.min(acq.heart_centre[0] + acq.apex_drift[0] * drift + bounds[:, 0]) - margin
+    x_hi = np.max(acq.heart_centre[0] + acq.apex_drift[0] * drift + bounds[:, 1]) + margin
+    y_lo = np.min(acq.heart_centre[1] + acq.apex_drift[1] * drift + bounds[:, 2]) - margin
+    y_hi = np.max(acq.heart_centre[1] + acq.apex_drift[1] * drift + bounds[:, 3]) + margin
+    cols = np.searchsorted(x, [x_lo, x_hi])
+    rows = np.searchsorted(y, [y_lo, y_hi])
+    return slice(int(rows[0]), int(rows[1])), slice(int(cols[0]), int(cols[1]))
 
 
-def _coil_gain(x: np.ndarray, y: np.ndarray, acq: Acquisition, look: anat.Appearance):
+def _coil_gain(x: np.ndarray, y: np.ndarray, acq: Acquisition, look: anat.Appearance) -> np.ndarray:
     """Smooth coil sensitivity (1 at the heart) times off-resonance banding, ``(H, W)``."""
     xn, yn = x[None, :] / abs(x[0]), y[:, None] / abs(y[0])
     b = look.bias

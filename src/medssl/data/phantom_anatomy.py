@@ -1,22 +1,28 @@
-"""Heart geometry of the synthetic short-axis cine-MRI phantom, as pure functions.
+"""Anatomy and image formation of the synthetic short-axis cine-MRI phantom.
 
+Pure functions of their arguments (random fields take an explicit generator).
 Coordinates are millimetres in the image plane: ``x`` along columns, ``y`` along rows
 (pointing down, i.e. posterior); angles are ``atan2(y, x)`` around the LV centre of a
 slice, so the RV direction ``pi`` is image-left (the patient's right in radiological
-convention). ``z`` is the depth below the LV base along the long axis at end-diastole.
-Arrays broadcast as ``(T, Z, H, W)``: contraction ``c`` is ``(T, 1, 1, 1)`` (0 at
-end-diastole, 1 at end-systole), slice depth ``z`` is ``(1, Z, 1, 1)`` and angles are
-``(1, Z, H, W)``.
+convention). ``z`` is the depth below the end-diastolic LV base along the long axis;
+arrays are ``(Z, H, W)`` with ``z`` shaped ``(Z, 1, 1)``, and the contraction ``c`` of
+a frame is a scalar (0 at end-diastole, 1 at end-systole).
 
-LV cavity: a truncated prolate shape ``r(u) = R sqrt(1 - u^a)`` with ``u = depth /
-length`` (0 at the base, 1 at the apex), slightly elliptical. Contraction shortens the
-long axis (the base descends, the apex stays) and scales the radius so that the cavity
-volume follows the design's volume curve; each angular sector of the myocardium keeps
-its cross-sectional area per unit length, so the wall thickens in systole and the
-myocardial volume is conserved. An infarct is an akinetic, thinned angular sector.
-RV cavity: a crescent on the LV epicardium, ``r_epi(θ) < r < r_epi(θ) + H w(θ)`` with a
-cosine window ``w``; ``H`` is solved per slice so that the crescent area follows a
-base-to-apex area profile that integrates to the design RV volume.
+Heart. The LV cavity is a truncated prolate shape ``r(u) = R sqrt(1 - u^a)`` with
+``u = depth / length`` (0 at the base, 1 at the apex), slightly deformed. Contraction
+shortens the long axis (the base descends, the apex stays) and scales the radius so
+that the cavity volume follows the design's volume curve; each angular sector of the
+myocardium keeps its cross-sectional area per unit length, so the wall thickens in
+systole and the myocardial volume is conserved. An infarct is an akinetic, thinned
+sector. The RV cavity is the part of an ellipse, overlapping the LV on the septal
+side, that lies outside the LV epicardium; the ellipse size is solved per slice so
+that the cavity area follows a base-to-apex profile integrating to the design volume.
+
+Image. A static background (body outline, subcutaneous fat, chest-wall muscle, lungs,
+liver, stomach, spine and aorta, with textures and fat marbling) is composited with
+the heart of each frame using partial-volume occupancies, then the dark bSSFP line at
+fat-water boundaries, a Gaussian point-spread function, a smooth coil sensitivity,
+off-resonance bands and Rician noise are applied.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ class HeartDesign:
         rv_aspect: width over depth of the RV ellipse.
         rv_overlap: how far (fraction of the LV epicardial radius) the RV ellipse
             reaches into the LV from its edge; the overlap is the septum.
-        rv_extent: fraction of the LV length the RV covers from the base.
+        rv_extent: position of the (fixed) RV apex as a fraction of the ED LV length.
         rv_wall_mm: RV free-wall thickness.
         long_shortening: fractional long-axis shortening at end-systole.
         papillary_mm: papillary-muscle radius at end-diastole.
@@ -119,6 +125,7 @@ class HeartDesign:
 
     @property
     def infarct_thinning(self) -> float:
+        """Fraction of the wall lost at the infarct centre (0 without infarct)."""
         return 0.0 if self.infarct is None else self.infarct.thinning
 
     @property
@@ -355,15 +362,33 @@ def rv_ellipse(
     return depth, _rv_offset(design, epi, depth)
 
 
-def heart_extent(design: HeartDesign, z: np.ndarray) -> float:
-    """Largest distance (mm) from the LV centre reached by the heart at end-diastole."""
+def heart_bounds(design: HeartDesign, z: np.ndarray) -> np.ndarray:
+    """Bounding box of the end-diastolic heart (its largest state) around each LV centre.
+
+    Returns:
+        ``(Z, 4)`` offsets ``(x_min, x_max, y_min, y_max)`` in mm, fat and RV wall included.
+    """
     step = 2.0 * math.pi / N_THETA
-    angles = angular_profile(design, -math.pi + step * np.arange(N_THETA))
+    theta = -math.pi + step * np.arange(N_THETA)
     z = np.asarray(z, dtype=np.float64).reshape(-1, 1, 1)
-    _, epi = lv_radii(design, angles, z, 0.0)
-    depth, offset = rv_ellipse(design, z, 0.0)
-    rv_reach = offset + max(design.rv_aspect, 1.0) * depth + design.rv_wall_mm
-    return float(max(epi.max(), rv_reach.max())) + design.fat_mm
+    _, epi = lv_radii(design, angular_profile(design, theta), z, 0.0)
+    lv = epi.max(axis=-1).reshape(-1) + design.fat_mm
+    depth, offset = (v.reshape(-1) for v in rv_ellipse(design, z, 0.0))
+    cos, sin = math.cos(design.rv_angle), math.sin(design.rv_angle)
+    grow = np.where(depth > 0.0, design.rv_wall_mm + design.fat_mm, 0.0)
+    along, across = depth + grow, design.rv_aspect * depth + grow
+    half_x = np.hypot(along * cos, across * sin)
+    half_y = np.hypot(along * sin, across * cos)
+    cx, cy = offset * cos, offset * sin
+    return np.stack(
+        [
+            np.minimum(-lv, cx - half_x),
+            np.maximum(lv, cx + half_x),
+            np.minimum(-lv, cy - half_y),
+            np.maximum(lv, cy + half_y),
+        ],
+        axis=1,
+    )
 
 
 def heart_radii(
@@ -571,17 +596,19 @@ def _step(field: np.ndarray, threshold: float, ramp: float = 0.15) -> np.ndarray
     return np.clip((field - threshold) / ramp, 0.0, 1.0)
 
 
-def _organ_material(kind: str, look: Appearance, fields: tuple[np.ndarray, ...]):
+def _organ_material(
+    kind: str, look: Appearance, fields: tuple[np.ndarray, ...]
+) -> np.ndarray | float:
     """Intensity of an organ from the texture fields ``(fine, coarse, blobs)``."""
     fine, coarse, _ = fields
     if kind == "lung":
         vessels = _step(fine, 2.0, 0.4) + 0.5 * _step(coarse, 1.8, 0.3)
         return look.lung * (1.0 + 0.4 * fine) + vessels * look.tissue
     if kind == "liver":
-        vessels = 0.5 * _step(fine, 2.1, 0.3) * look.blood
+        vessels = 0.5 * _step(fine, 2.4, 0.3) * look.blood
         return look.liver * (1.0 + look.texture * (0.5 * fine + 0.5 * coarse)) + vessels
     if kind == "stomach":
-        return 0.7 * look.blood * (1.0 + 0.3 * look.texture * coarse)
+        return paint(look.liver, np.clip(0.5 + 0.6 * coarse, 0.0, 1.0), 0.7 * look.blood)
     if kind == "cortex":
         return 0.1 * look.muscle
     if kind == "bone":
@@ -589,7 +616,9 @@ def _organ_material(kind: str, look: Appearance, fields: tuple[np.ndarray, ...])
     return look.blood * (1.0 + 0.02 * fine)
 
 
-def _paint_soft_tissue(canvas: Canvas, region: np.ndarray, look: Appearance, fields) -> None:
+def _paint_soft_tissue(
+    canvas: Canvas, region: np.ndarray, look: Appearance, fields: tuple[np.ndarray, ...]
+) -> None:
     """Mediastinal and abdominal tissue: a patchwork of soft tissue, fat and muscle."""
     fine, coarse, blobs = fields
     canvas.paint(region, look.tissue * (1.0 + look.texture * (fine + 0.5 * coarse)))
@@ -675,8 +704,8 @@ class HeartView:
 
     Attributes:
         dx, dy: voxel position relative to its slice's LV centre (mm).
-        r, theta: the same in polar form.
-        angles: :func:`angular_profile` at ``theta``.
+        r: distance from the LV centre (mm).
+        angles: :func:`angular_profile` at each voxel's direction.
         ridges: trabecular ridge pattern in ``[0, 1]``.
         z: ``(Z, 1, 1)`` slice depths (mm).
         width: voxel size (mm), the width of partial-volume edges.
@@ -686,7 +715,6 @@ class HeartView:
     dx: np.ndarray
     dy: np.ndarray
     r: np.ndarray
-    theta: np.ndarray
     angles: AngularProfile
     ridges: np.ndarray
     z: np.ndarray
@@ -714,7 +742,6 @@ def heart_view(
         dx=dx,
         dy=dy,
         r=r,
-        theta=theta,
         angles=angular_profile(design, theta),
         ridges=ridges,
         z=np.asarray(z, dtype=np.float32).reshape(-1, 1, 1),

@@ -1,0 +1,133 @@
+"""Segment new volumes with a fine-tuned run and write them in the input's format.
+
+* NIfTI in → NIfTI out (uint8 labels) with the input's affine and header; nnU-Net
+  naming: ``CASE_0000.nii.gz`` → ``CASE.nii.gz``, other names kept. 4D series are
+  segmented frame by frame.
+* h5 in (``image`` [+ ``label``]) → h5 out with ``image``, ``prediction`` and, when
+  present, ``label``.
+* ``overlays/NAME.png``: image, ground truth (a ``label`` dataset, or a ``_gt`` NIfTI
+  beside the input) and prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from medssl.data.checks import check_finite, check_label_values
+from medssl.data.nifti import (
+    is_nifti,
+    read_header,
+    read_nifti,
+    spacing_from_zooms,
+    strip_nifti_suffix,
+    to_slices,
+    write_nifti,
+)
+from medssl.errors import DataError
+from medssl.evaluation.inference import predict_volume
+from medssl.evaluation.overlays import save_overlay
+from medssl.evaluation.run_model import RunModel, load_run_model
+
+log = logging.getLogger(__name__)
+
+
+def output_name(path: Path) -> str:
+    """nnU-Net style case name: strip the suffix and a trailing ``_0000`` channel tag."""
+    stem = strip_nifti_suffix(path.name) if is_nifti(path) else path.stem
+    return stem[: -len("_0000")] if stem.endswith("_0000") else stem
+
+
+def find_inputs(path: Path) -> list[Path]:
+    """Volumes to segment: ``path`` itself, or every NIfTI/h5 file below it except
+    ``_gt`` label files."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(path, "missing-input", "no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and (is_nifti(p) or p.suffix == ".h5"))
+    return [p for p in files if not strip_nifti_suffix(p.name).endswith("_gt")]
+
+
+def _nifti_truth(path: Path, shape: tuple, labels: dict[int, str]) -> np.ndarray | None:
+    stem = strip_nifti_suffix(path.name)
+    gt = path.with_name(stem + "_gt" + path.name[len(stem) :])
+    if not gt.exists():
+        return None
+    vol = read_nifti(gt, 3, as_label=True)
+    label = to_slices(check_label_values(gt, vol.data, labels))
+    return label if label.shape == shape else None
+
+
+Prediction = tuple[Path, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def _predict_nifti(run: RunModel, path: Path, out: Path) -> Prediction:
+    try:
+        read_header(path, 3)
+        ndim = 3
+    except DataError as err:
+        if err.check != "dimensionality":
+            raise
+        ndim = 4
+    vol = read_nifti(path, ndim)
+    check_finite(path, vol.data)
+    spacing = spacing_from_zooms(vol.zooms)
+    frames = [vol.data] if ndim == 3 else [vol.data[..., t] for t in range(vol.data.shape[3])]
+    preds = [predict_volume(run.model, to_slices(f), run.prepare, spacing,
+                            precision=run.precision) for f in frames]
+    native = [np.transpose(p, (2, 1, 0)) for p in preds]
+    data = native[0] if ndim == 3 else np.stack(native, axis=-1)
+    target = out / f"{output_name(path)}.nii.gz"
+    write_nifti(target, data, vol.affine, vol.header, dtype=np.uint8)
+    image = to_slices(frames[0])
+    truth = _nifti_truth(path, image.shape, run.label_names) if ndim == 3 else None
+    return target, image, preds[0], truth
+
+
+def _predict_h5(run: RunModel, path: Path, out: Path) -> Prediction:
+    try:
+        with h5py.File(path, "r") as fh:
+            if "image" not in fh:
+                raise DataError(path, "missing-dataset", "no 'image' dataset")
+            image = fh["image"][()].astype(np.float32)
+            label = fh["label"][()] if "label" in fh else None
+    except OSError as exc:
+        raise DataError(path, "unreadable", f"not a readable HDF5 file ({exc})") from exc
+    if image.ndim != 3:
+        raise DataError(path, "dimensionality", f"'image' must be (slices, H, W), got {image.shape}")
+    check_finite(path, image)
+    pred = predict_volume(run.model, image, run.prepare, None, precision=run.precision)
+    target = out / f"{output_name(path)}.h5"
+    with h5py.File(target, "w") as fh:
+        fh["image"] = image
+        fh["prediction"] = pred
+        if label is not None:
+            fh["label"] = label
+    return target, image, pred, label
+
+
+def predict(model_dir: str | Path, inputs: str | Path, out: str | Path, overlays: bool = True,
+            progress: bool = False) -> list[Path]:
+    """Segment ``inputs`` (a file or folder) with the run in ``model_dir``.
+
+    Returns:
+        The written segmentation files.
+    """
+    run = load_run_model(model_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in tqdm(find_inputs(Path(inputs)), desc="predicting", disable=not progress):
+        fn = _predict_h5 if path.suffix == ".h5" else _predict_nifti
+        target, image, pred, truth = fn(run, path, out)
+        if overlays:
+            save_overlay(out / "overlays" / f"{output_name(path)}.png", image, pred, truth,
+                         output_name(path), run.num_classes)
+        log.info("wrote %s", target)
+        written.append(target)
+    return written

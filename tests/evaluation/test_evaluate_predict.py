@@ -1,0 +1,76 @@
+"""Evaluation of a run and prediction of new volumes in their own format."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+
+from medssl.cli import main
+from medssl.evaluation.evaluate import evaluate
+from medssl.evaluation.predict import output_name, predict
+from tests import builders
+
+
+def test_evaluate_writes_metrics_per_case_and_overlays(tiny_finetuned: Path) -> None:
+    metrics = evaluate(tiny_finetuned)
+    saved = json.loads((tiny_finetuned / "metrics.json").read_text())
+    assert saved["volumes"] == metrics["volumes"] == 2  # patient001 ED + ES
+    assert set(saved["slice_iou"]) == {"RV", "MYO", "LV", "mean"}
+    assert saved["distance_units"] == "mm"
+    assert set(saved["by_phase"]) == {"ED", "ES"}
+    assert 0 <= saved["dice_3d"]["mean"] <= 1 and 0 <= saved["jaccard_loss"] <= 1
+    with (tiny_finetuned / "per_case.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["phase"] for r in rows} == {"ED", "ES"}
+    assert all(r["patient"] == "patient001" for r in rows)
+    assert "LV_EF_abs_error" in (tiny_finetuned / "clinical.csv").read_text()
+    assert len(list((tiny_finetuned / "overlays").glob("*.png"))) == 2
+    clin = saved["clinical_mean_abs_error"]
+    assert all(not math.isnan(v) for v in clin.values())
+
+
+def test_nifti_prediction_keeps_shape_affine_header(tiny_finetuned: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    img_path = src / "case_0000.nii.gz"
+    image, _ = builders.make_volume(3, shape=(5, 30, 26))
+    affine = np.array([[0, -1.3, 0, 10], [1.2, 0, 0, -4], [0, 0, 8.0, 2], [0, 0, 0, 1]])
+    nii = nib.Nifti1Image(np.transpose(image, (2, 1, 0)).astype(np.int16), affine)
+    nii.header["descrip"] = b"medssl round trip"
+    nib.save(nii, img_path)
+    (out,) = predict(tiny_finetuned, img_path, tmp_path / "out")
+    assert out.name == "case.nii.gz" and output_name(img_path) == "case"
+    seg = nib.load(out)
+    assert seg.shape == nii.shape
+    np.testing.assert_allclose(seg.affine, nii.affine)
+    assert seg.header["descrip"] == nii.header["descrip"]
+    assert np.array_equal(seg.header.get_zooms(), nib.load(img_path).header.get_zooms())
+    assert seg.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asanyarray(seg.dataobj))) <= {0, 1, 2, 3}
+    assert (tmp_path / "out" / "overlays" / "case.png").exists()
+
+
+def test_h5_in_h5_out(tiny_finetuned: Path, tmp_path: Path) -> None:
+    src = builders.make_h5(tmp_path / "h5", n_patients=1)
+    files = predict(tiny_finetuned, src, tmp_path / "out", overlays=False)
+    assert sorted(f.name for f in files) == ["patient001_frame01.h5", "patient001_frame12.h5"]
+    with h5py.File(files[0]) as fh, h5py.File(src / files[0].name) as ref:
+        assert fh["prediction"].shape == ref["image"].shape
+        assert np.array_equal(fh["label"][()], ref["label"][()])
+
+
+def test_cli_predict_and_evaluate(tiny_finetuned: Path, tmp_path: Path, capsys) -> None:
+    src = builders.make_acdc(tmp_path / "acdc", n_patients=1, series=False)
+    pdir = src / "training" / "patient001"
+    assert main(["predict", "--model", str(tiny_finetuned), "--input", str(pdir),
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert sorted(p.name for p in (tmp_path / "pred").glob("*.nii.gz")) == [
+        "patient001_frame01.nii.gz", "patient001_frame03.nii.gz"]
+    assert main(["evaluate", str(tiny_finetuned)]) == 0
+    assert "3D Dice" in capsys.readouterr().out
