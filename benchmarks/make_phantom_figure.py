@@ -106,7 +106,7 @@ def main() -> None:
             )
         fig.tight_layout()
         args.out_png.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.out_png, dpi=80)
+        fig.savefig(args.out_png, dpi=70)
     print(f"wrote {args.out_png}")
 
 

@@ -66,3 +66,20 @@ def test_pad_to_multiple_and_valid_box() -> None:
     assert out.shape[-2:] == (64, 64) and lab.shape == (64, 64)
     assert torch.equal(out[..., top : top + h, left : left + w], image)
     assert lab.sum() == 50 * 33
+
+
+def test_zoom_mode_keeps_native_scale() -> None:
+    """In zoom mode with zoom 1 the crop is a native-resolution window of the slice."""
+    image = torch.arange(80 * 70, dtype=torch.float32).reshape(1, 80, 70)
+    cfg = AugmentConfig(size=32, mode="zoom", zoom=(1.0, 1.0), flip_p=0.0, jitter_p=0.0)
+    out, _ = augment(image, None, cfg, sample_generator(0, 0, 1))
+    diffs = out[0, 0, 1:] - out[0, 0, :-1]
+    assert torch.allclose(diffs, torch.ones_like(diffs))  # neighbouring pixels, no resampling
+
+
+def test_zoom_mode_pads_small_slices() -> None:
+    image = torch.randn(1, 20, 24)
+    label = torch.ones(20, 24, dtype=torch.long)
+    cfg = AugmentConfig(size=32, mode="zoom", zoom=(1.0, 1.0), jitter_p=0.0)
+    out, lab = augment(image, label, cfg, sample_generator(0, 0, 0))
+    assert out.shape == (1, 32, 32) and lab.sum() == 20 * 24

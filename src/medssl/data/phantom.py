@@ -269,6 +269,7 @@ def sample_acquisition(
     rows = 2 * int(rng.integers(100, 129))
     cols = 2 * int(rows * rng.uniform(0.35, 0.5))
     pixel = float(np.clip(rng.uniform(250.0, 330.0) / rows, 1.25, 1.8))
+    pixel = round(pixel * 256.0) / 256.0  # exact in float32, so NIfTI zooms equal the truth
     slice_mm = 10.0 if rng.uniform() < 0.7 else float(rng.integers(10, 19)) / 2.0
     span = design.long_axis_mm + 0.5 * design.apex_cap_mm
     slice_mm = min(max(slice_mm, span / 10.0), 10.0)
@@ -276,14 +277,14 @@ def sample_acquisition(
     first = max(descent + 1.0, 0.5 * slice_mm + rng.uniform(-1.5, 1.5))
     span -= first
     slices = int(np.clip(math.floor(span / slice_mm) + 1 + int(rng.integers(0, 2)), 6, 11))
-    slice_mm = round(slice_mm, 2)
+    slice_mm = round(slice_mm * 64.0) / 64.0
     drift = (rng.uniform(-8.0, 8.0), rng.uniform(-8.0, 8.0))
     bounds = anat.heart_bounds(design, first + slice_mm * np.arange(slices))
-    half_fov = (0.5 * cols * pixel - 10.0, 0.5 * rows * pixel - 10.0)
-    centre = tuple(
-        _place(rng.uniform(*wanted), half - bounds[:, 2 * i + 1].max(), bounds[:, 2 * i].min() - half)
-        for i, (wanted, half) in enumerate((((-20.0, 20.0), half_fov[0]), ((-10.0, 25.0), half_fov[1])))
-    )
+    centre = []
+    for axis, (size, wanted) in enumerate(((cols, (-20.0, 20.0)), (rows, (-10.0, 25.0)))):
+        half = 0.5 * size * pixel - 10.0  # FOV half-width, less room for the apex drift
+        low, high = -half - bounds[:, 2 * axis].min(), half - bounds[:, 2 * axis + 1].max()
+        centre.append(_place(rng.uniform(*wanted), low, high))
     return Acquisition(
         rows=rows,
         cols=cols,
@@ -293,18 +294,16 @@ def sample_acquisition(
         pixel_mm=(pixel, pixel),
         slice_mm=slice_mm,
         first_slice_mm=first,
-        heart_centre=centre,
+        heart_centre=(centre[0], centre[1]),
         apex_drift=drift,
         frame_s=rng.uniform(0.75, 1.05) / frames,
         rotation=(rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(-math.pi, math.pi)),
     )
 
 
-def _place(wanted: float, upper: float, lower: float) -> float:
-    """``wanted`` moved into ``[-lower, upper]`` so that the whole heart stays in the FOV."""
-    if -lower > upper:
-        return 0.5 * (upper - lower)
-    return float(np.clip(wanted, -lower, upper))
+def _place(wanted: float, low: float, high: float) -> float:
+    """``wanted`` moved into ``[low, high]`` (the middle when empty): the heart stays in view."""
+    return 0.5 * (low + high) if low > high else float(np.clip(wanted, low, high))
 
 
 def sample_appearance(rng: np.random.Generator) -> anat.Appearance:

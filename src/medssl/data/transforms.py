@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,11 @@ class AugmentConfig:
     """Random augmentation of one view.
 
     Attributes:
+        mode: ``area``: random resized crop whose area is a fraction ``scale`` of the
+            slice (BYOL views); ``zoom``: a window of ``size / z`` pixels at native
+            resolution, ``z`` drawn from ``zoom`` (segmentation: training sees anatomy
+            at the scale of the whole-slice evaluation).
+        zoom: range of the zoom factor in ``zoom`` mode.
         size: output side in pixels.
         scale: range of the crop's area as a fraction of the slice.
         ratio: range of the crop's aspect ratio.
@@ -34,6 +40,8 @@ class AugmentConfig:
         contrast: maximum relative change of contrast.
     """
 
+    mode: Literal["area", "zoom"] = "area"
+    zoom: tuple[float, float] = (0.8, 1.25)
     size: int = 224
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -50,7 +58,7 @@ def byol_view_config(size: int = 224) -> AugmentConfig:
 
 def segmentation_config(size: int = 224) -> AugmentConfig:
     """Milder crops for segmentation training (the structures must stay in view)."""
-    return AugmentConfig(size=size, scale=(0.35, 1.0), jitter_p=0.5, brightness=0.2, contrast=0.2)
+    return AugmentConfig(size=size, mode="zoom", jitter_p=0.5, brightness=0.2, contrast=0.2)
 
 
 def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
@@ -96,6 +104,30 @@ def jitter(image: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tor
     return (image - mean) * factor + mean + shift
 
 
+def _zoom_window(cfg: AugmentConfig, gen: torch.Generator) -> int:
+    """Window side for ``zoom`` mode; draws the zoom once per call from ``gen``."""
+    return max(1, round(cfg.size / _uniform(gen, *cfg.zoom)))
+
+
+def sample_window(h: int, w: int, side: int, gen: torch.Generator) -> tuple[int, int, int, int]:
+    """A uniformly placed ``side × side`` window inside ``h × w`` (``side`` ≤ both)."""
+    top = int(torch.randint(0, h - side + 1, (), generator=gen))
+    left = int(torch.randint(0, w - side + 1, (), generator=gen))
+    return top, left, side, side
+
+
+def _pad_to_at_least(image: torch.Tensor, label: torch.Tensor | None, side: int
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Centre-pad a slice smaller than ``side`` (image with its minimum, label with 0)."""
+    h, w = image.shape[-2:]
+    ph, pw = max(0, side - h), max(0, side - w)
+    if not ph and not pw:
+        return image, label
+    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    out = F.pad(image, pad, value=float(image.min()))
+    return out, None if label is None else F.pad(label, pad, value=0)
+
+
 def augment(
     image: torch.Tensor, label: torch.Tensor | None, cfg: AugmentConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -110,8 +142,13 @@ def augment(
     Returns:
         ``(1, size, size)`` image and ``(size, size)`` int64 label (or ``None``).
     """
-    _, h, w = image.shape
-    top, left, ch, cw = sample_crop(h, w, cfg.scale, cfg.ratio, gen)
+    if cfg.mode == "zoom":
+        side = _zoom_window(cfg, gen)
+        image, label = _pad_to_at_least(image, label, side)
+        top, left, ch, cw = sample_window(*image.shape[-2:], side, gen)
+    else:
+        _, h, w = image.shape
+        top, left, ch, cw = sample_crop(h, w, cfg.scale, cfg.ratio, gen)
     size = [cfg.size, cfg.size]
     out = TF.resized_crop(
         image, top, left, ch, cw, size, InterpolationMode.BILINEAR, antialias=True
