@@ -203,6 +203,55 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_cmd_weights)
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    if args.study_cmd == "run":
+        from medssl.experiments.drive import run_study
+
+        status = run_study(args.study, args.out, args.launcher, args.workers)
+    elif args.study_cmd == "status":
+        from medssl.experiments.status import study_status
+
+        status = study_status(args.dir)
+    else:
+        from medssl.experiments.collect import collect
+
+        results, curves = collect(args.dir)
+        print(f"{len(results)} runs, {len(curves)} curve points -> "
+              f"{Path(args.dir) / 'results.parquet'} (and .csv), curves.parquet")
+        return 0
+    for line in status.lines():
+        print(line)
+    return 0 if status.failed == 0 else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from medssl.experiments.report import study_report
+
+    paths = study_report(args.dir, synthetic=args.synthetic)
+    print(f"report: {paths[0]}" + (f" and {paths[1]}" if len(paths) > 1 else ""))
+    return 0
+
+
+def _add_study_commands(sub: argparse._SubParsersAction) -> None:
+    st = sub.add_parser("study", help="run, follow and collect a pretraining study")
+    ssub = st.add_subparsers(dest="study_cmd", required=True)
+    p = ssub.add_parser("run", help="run (or resume) every job of a study file")
+    p.add_argument("study", type=Path, help="study YAML")
+    p.add_argument("--out", type=Path, required=True, help="study folder")
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=_cmd_study)
+    for name, text in (("status", "done / running / failed / remaining and ETA"),
+                       ("collect", "results table (Parquet + CSV)")):
+        p = ssub.add_parser(name, help=text)
+        p.add_argument("dir", type=Path)
+        p.set_defaults(func=_cmd_study)
+    p = sub.add_parser("report", help="Markdown + HTML report with figures of a study")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--synthetic", action="store_true", help="label the report as synthetic")
+    p.set_defaults(func=_cmd_report)
+
+
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="paper", help="paper | cpu-small")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -263,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(sub)
     _add_train_commands(sub)
     _add_eval_commands(sub)
+    _add_study_commands(sub)
     p = sub.add_parser("demo", help="the built-in synthetic demo")
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--patients", type=int, default=20)

@@ -103,6 +103,12 @@ def _phantom_truth(cache: SliceCache) -> dict | None:
     return data.get("patients", data) if isinstance(data, dict) else None
 
 
+#: Clinical index names → keys of the phantom's ``phantom_truth.json``.
+PHANTOM_KEYS = {"LV_EDV": "lv_edv_ml", "LV_ESV": "lv_esv_ml", "LV_EF": "lv_ef",
+                "RV_EDV": "rv_edv_ml", "RV_ESV": "rv_esv_ml", "RV_EF": "rv_ef",
+                "MYO_mass": "lv_mass_g"}
+
+
 def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
     out = []
     for pid in sorted({p for p, _ in labels}):
@@ -116,7 +122,9 @@ def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
                **{f"ref_{k}": v for k, v in ref.items()}, **index_errors(pred, ref)}
         truth = (phantom or {}).get(pid)
         if isinstance(truth, dict):
-            row.update({f"phantom_{k}": truth[k] for k in pred if k in truth})
+            known = {k: float(truth[v]) for k, v in PHANTOM_KEYS.items() if v in truth}
+            row.update({f"phantom_{k}": v for k, v in known.items()})
+            row.update({f"phantom_{k}_abs_error": abs(pred[k] - v) for k, v in known.items()})
         out.append(row)
     return out
 
@@ -142,8 +150,12 @@ def _aggregate(rows: list[dict], ious: np.ndarray, classes: tuple[int, ...], cli
         "by_phase": by_phase, "distance_units": rows[0]["units"],
     }
     if clinical:
-        keys = [k for k in clinical[0] if k.endswith("_abs_error")]
+        keys = [k for k in clinical[0] if k.endswith("_abs_error") and not k.startswith("phantom_")]
         metrics["clinical_mean_abs_error"] = {k[: -len("_abs_error")]: mean(k, clinical) for k in keys}
+        truth_keys = [k for k in clinical[0] if k.startswith("phantom_") and k.endswith("_abs_error")]
+        if truth_keys:
+            metrics["clinical_mean_abs_error_vs_phantom_truth"] = {
+                k[len("phantom_") : -len("_abs_error")]: mean(k, clinical) for k in truth_keys}
     return metrics
 
 

@@ -1,0 +1,1 @@
+"""Studies: pipelines registry, expansion, run store, launchers (local, SLURM), collection."""

@@ -1,0 +1,46 @@
+"""``medssl study run``: expand a study, save its plan, and run it with a launcher."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from medssl.experiments import store
+from medssl.experiments.plan import expand
+from medssl.experiments.runner import run_local, run_slurm
+from medssl.experiments.status import StudyStatus, study_status
+from medssl.experiments.study import Study, load_study
+
+log = logging.getLogger(__name__)
+
+
+def run_study(study: Study | str | Path, out: str | Path,
+              launcher: Literal["local", "slurm"] = "local", workers: int = 1,
+              slurm: dict | None = None, progress: bool = True,
+              stale_after: float = store.STALE_AFTER_S) -> StudyStatus:
+    """Run every job of a study in ``out`` (resumable: start it again after any stop).
+
+    Args:
+        study: a :class:`Study` or the path of a study YAML file.
+        out: study folder.
+        launcher: ``local`` (``workers`` processes here) or ``slurm`` (submitit array of
+            ``workers`` tasks; returns once submitted).
+        workers: parallel workers.
+        slurm: submitit parameters for the SLURM launcher.
+        progress: progress bar.
+        stale_after: seconds after which a silent claim is considered abandoned.
+    """
+    study = study if isinstance(study, Study) else load_study(study)
+    root = Path(out).resolve()
+    plan = expand(study, root)
+    store.save_plan(plan, root)
+    for name, why in plan.skipped.items():
+        log.warning("skipping pipeline %s: %s", name, why)
+    log.info("study %s: %d jobs in %s", study.name, len(plan.jobs), root)
+    if launcher == "slurm":
+        jobs = run_slurm(plan, root, workers, slurm)
+        log.info("submitted %d SLURM array tasks (%s)", len(jobs), jobs[0].job_id if jobs else "-")
+    else:
+        run_local(plan, root, workers, stale_after=stale_after, progress=progress)
+    return study_status(root)

@@ -1,0 +1,159 @@
+"""Running a study's jobs: the claim loop, local workers and SLURM through submitit.
+
+Every worker (a local process, a SLURM array task, or a second driver started on the
+same folder) runs the same loop: take a job whose dependencies are done, claim it,
+run or resume it, mark it done (or failed), repeat. Finished runs are never
+recomputed; interrupted ones resume from their own checkpoints; failed ones are
+retried by the next driver start.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from medssl.experiments import store
+from medssl.experiments.plan import Job, Plan
+
+log = logging.getLogger(__name__)
+
+
+def run_job(job: Job) -> dict:
+    """Run (or resume) one job; fine-tunes are evaluated on the test split too."""
+    if job.kind == "pretrain":
+        from medssl.training.pretrain import pretrain
+
+        r = pretrain(job.config, resume=True, progress=False)
+        return {"steps": r.steps, "final_loss": r.final_loss}
+    from medssl.evaluation.evaluate import evaluate
+    from medssl.training.finetune import finetune
+
+    r = finetune(job.config, resume=True, progress=False)
+    m = evaluate(r.run_dir, "test")
+    return {"steps": r.steps, "test_slice_iou_mean": m["slice_iou"]["mean"]}
+
+
+@dataclass
+class WorkerStats:
+    ran: int = 0
+    failed: int = 0
+
+
+def _ready(plan: Plan, root: Path, attempted: set[str]) -> tuple[list[Job], bool]:
+    """Jobs that can start now, and whether anything is left that may become ready."""
+    ready, pending = [], False
+    for job in plan.jobs:
+        if job.id in attempted or store.is_done(root, job.id):
+            continue
+        if all(store.is_done(root, d) for d in job.depends):
+            ready.append(job)
+        elif not any(d in attempted and not store.is_done(root, d) for d in job.depends):
+            pending = True  # a dependency is still running elsewhere
+    return ready, pending or bool(ready)
+
+
+def worker_loop(plan: Plan, root: Path, poll: float = 2.0, stale_after: float = store.STALE_AFTER_S,
+                progress: bool = False) -> WorkerStats:
+    """Claim and run jobs until none is left that this worker could run."""
+    stats, attempted = WorkerStats(), set()
+    bar = tqdm(total=len(plan.jobs), desc="study", unit="run", disable=not progress)
+    while True:
+        ready, anything_left = _ready(plan, root, attempted)
+        bar.n = sum(store.is_done(root, j.id) for j in plan.jobs)
+        bar.refresh()
+        if not anything_left:
+            break
+        job = next((j for j in ready if (claim := store.try_claim(root, j.id, stale_after))), None)
+        if job is None:
+            time.sleep(poll)  # everything ready is claimed by others; wait for them
+            continue
+        attempted.add(job.id)
+        start = time.time()
+        store.append_ledger(root, {"job": job.id, "kind": job.kind, "pid": os.getpid(),
+                                   "start": start})
+        try:
+            info = run_job(job)
+            store.mark_done(root, job.id, {**info, "seconds": time.time() - start,
+                                           "kind": job.kind})
+            stats.ran += 1
+        except Exception:  # noqa: BLE001 - record and go on with other jobs
+            log.error("job %s (%s) failed", job.id, job.meta)
+            store.mark_failed(root, job.id, traceback.format_exc())
+            stats.failed += 1
+        finally:
+            claim.release()
+    bar.close()
+    return stats
+
+
+def _local_worker(plan: Plan, root: str, gpu: int | None, stale_after: float) -> None:
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    logging.basicConfig(level=logging.INFO)
+    worker_loop(plan, Path(root), stale_after=stale_after)
+
+
+def run_local(plan: Plan, root: Path, workers: int = 1, stale_after: float = store.STALE_AFTER_S,
+              progress: bool = True) -> WorkerStats:
+    """Run the plan with ``workers`` processes (one per GPU when GPUs exist)."""
+    if workers <= 1:
+        return worker_loop(plan, root, stale_after=stale_after, progress=progress)
+    import torch
+
+    n_gpu = torch.cuda.device_count()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_local_worker,
+                         args=(plan, str(root), (i % n_gpu) if n_gpu else None, stale_after))
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return WorkerStats(ran=sum(store.is_done(root, j.id) for j in plan.jobs))
+
+
+class SlurmWorker:
+    """A submitit-callable worker; on pre-emption it is requeued and resumes its runs."""
+
+    def __init__(self, plan: Plan, root: str) -> None:
+        self.plan, self.root = plan, root
+
+    def __call__(self) -> int:
+        return worker_loop(self.plan, Path(self.root)).ran
+
+    def checkpoint(self):  # submitit calls this on SIGUSR2/timeout: requeue the same worker
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SlurmWorker(self.plan, self.root))
+
+
+def run_slurm(plan: Plan, root: Path, workers: int, slurm: dict | None = None,
+              executor=None) -> list:
+    """Submit ``workers`` array tasks running the claim loop; returns submitit jobs.
+
+    Args:
+        plan: the study plan.
+        root: study folder (on a file system shared by the nodes).
+        workers: array size.
+        slurm: submitit parameters, e.g. ``{"slurm_partition": "gpu", "gpus_per_node": 1,
+            "timeout_min": 240}``.
+        executor: a submitit executor to use instead (``submitit.LocalExecutor`` in tests).
+    """
+    import submitit
+
+    ex = executor or submitit.AutoExecutor(folder=root / "slurm")
+    params = {"timeout_min": 240, **(slurm or {})}
+    if isinstance(ex, submitit.AutoExecutor):
+        ex.update_parameters(slurm_array_parallelism=workers, **params)
+    else:
+        ex.update_parameters(timeout_min=params["timeout_min"])
+    with ex.batch():
+        jobs = [ex.submit(SlurmWorker(plan, str(root))) for _ in range(workers)]
+    return jobs

@@ -1,0 +1,166 @@
+"""The study folder: plan, per-run state markers and claim files.
+
+Layout::
+
+    plan.json              jobs (id, kind, meta, depends) and skipped pipelines
+    runs/<id>/             each run's own directory (config, checkpoints, results)
+    runs/<id>/DONE         written last, atomically: the run and its evaluation finished
+    runs/<id>/failed.json  the last failure (traceback); removed when the run succeeds
+    claims/<id>.json       who runs the job now: host, pid, start; its mtime is a heartbeat
+    ledger.jsonl           one line per job start (audit trail: no cell runs twice)
+
+A claim is created with ``O_CREAT | O_EXCL``, so of two workers (on one machine or on
+a shared file system) exactly one gets it. A claim is stale when its process is gone
+(same host) or its heartbeat is older than ``stale_after`` seconds (any host); a
+stale claim is broken by renaming it away, which again only one worker can do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from medssl.config import to_dict
+from medssl.experiments.plan import Plan
+
+DONE = "DONE"
+FAILED = "failed.json"
+STALE_AFTER_S = 600.0
+HEARTBEAT_S = 30.0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_plan(plan: Plan, root: Path) -> None:
+    jobs = [{"id": j.id, "kind": j.kind, "depends": list(j.depends), "meta": j.meta,
+             "config": to_dict(j.config)} for j in plan.jobs]
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(root / "plan.json", json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1))
+
+
+def load_plan_json(root: Path) -> dict:
+    return json.loads((root / "plan.json").read_text())
+
+
+def run_dir(root: Path, job_id: str) -> Path:
+    return root / "runs" / job_id
+
+
+def is_done(root: Path, job_id: str) -> bool:
+    return (run_dir(root, job_id) / DONE).exists()
+
+
+def has_failed(root: Path, job_id: str) -> bool:
+    return (run_dir(root, job_id) / FAILED).exists()
+
+
+def mark_done(root: Path, job_id: str, info: dict) -> None:
+    d = run_dir(root, job_id)
+    write_atomic(d / DONE, json.dumps(info))
+    (d / FAILED).unlink(missing_ok=True)
+
+
+def mark_failed(root: Path, job_id: str, error: str) -> None:
+    d = run_dir(root, job_id)
+    d.mkdir(parents=True, exist_ok=True)
+    write_atomic(d / FAILED, json.dumps({"error": error, "time": time.time()}))
+
+
+def append_ledger(root: Path, entry: dict) -> None:
+    """Append one line to ``ledger.jsonl``: the audit trail of every job start."""
+    line = json.dumps({**entry, "host": socket.gethostname()}) + "\n"
+    fd = os.open(root / "ledger.jsonl", os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_ledger(root: Path) -> list[dict]:
+    path = root / "ledger.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x] if path.exists() else []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Claim:
+    """A held claim; keeps its heartbeat fresh until released."""
+
+    path: Path
+    _stop: threading.Event
+    _thread: threading.Thread
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.path.unlink(missing_ok=True)
+
+
+def claim_is_stale(path: Path, stale_after: float = STALE_AFTER_S) -> bool:
+    """True when the claim's owner is gone or silent for longer than ``stale_after``."""
+    try:
+        info = json.loads(path.read_text())
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        return False  # being written or just removed: not ours to judge yet
+    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
+        return True
+    return age > stale_after
+
+
+def try_claim(root: Path, job_id: str, stale_after: float = STALE_AFTER_S,
+              heartbeat: float = HEARTBEAT_S) -> Claim | None:
+    """Claim ``job_id`` for this process, breaking a stale claim; ``None`` if taken."""
+    claims = root / "claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    path = claims / f"{job_id}.json"
+    if path.exists() and claim_is_stale(path, stale_after):
+        try:
+            os.rename(path, claims / f".{job_id}.stale-{uuid.uuid4().hex[:8]}")
+        except FileNotFoundError:
+            pass
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return None
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "start": time.time()}, fh)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(heartbeat):
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    return Claim(path, stop, thread)
+
+
+def live_claims(root: Path, stale_after: float = STALE_AFTER_S) -> set[str]:
+    """Ids of jobs with a non-stale claim."""
+    claims = root / "claims"
+    if not claims.is_dir():
+        return set()
+    return {p.stem for p in claims.glob("*.json") if not claim_is_stale(p, stale_after)}

@@ -1,0 +1,128 @@
+"""Study engine: expansion, content addressing, shared stages, resumable drivers, SLURM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medssl.experiments import store
+from medssl.experiments.collect import collect
+from medssl.experiments.drive import run_study
+from medssl.experiments.plan import expand
+from medssl.experiments.study import parse_study
+
+TINY_PRETRAIN_SET = {
+    "arch": "resnet18", "crop": 32, "batch_size": 8, "epochs": 1, "max_steps": 2,
+    "heads.proj_hidden": 32, "heads.proj_out": 16, "heads.pred_hidden": 32,
+    "runtime.num_workers": 0, "runtime.precision": "32-true", "runtime.accelerator": "cpu",
+}
+TINY_FINETUNE_SET = {
+    "arch": "resnet18", "crop": 32, "batch_size": 4, "steps": 2, "val_every_steps": 2,
+    "warmup_steps": 1, "decoder_channels": "16,16,8,8,8", "runtime.num_workers": 0,
+    "runtime.precision": "32-true", "runtime.accelerator": "cpu",
+}
+
+
+def _study_dict(cache: Path, **extra) -> dict:
+    return {"name": "tiny", "data": str(cache), "domain": "tiny",
+            "pipelines": ["random", "byol-tiny"], "budgets": {"kind": "slices", "values": [2, 4]},
+            "seeds": [0], "pretrain": {"preset": "paper", "set": TINY_PRETRAIN_SET},
+            "finetune": {"preset": "paper", "set": TINY_FINETUNE_SET}, **extra}
+
+
+def test_expansion_and_content_addressing(tiny_cache: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    raw = _study_dict(tiny_cache, pipelines=["random", "byol-tiny", "supervised-imagenet",
+                                             "byol-imagenet+byol-tiny"],
+                      seeds=[0, 13], pretraining_length={"pipeline": "byol-tiny", "budget": 2})
+    study = parse_study(raw)
+    a, b = expand(study, tmp_path / "a"), expand(study, tmp_path / "b")
+    assert [j.id for j in a.jobs] == [j.id for j in b.jobs]  # location-independent ids
+    assert len({j.id for j in a.jobs}) == len(a.jobs)
+    pre = [j for j in a.jobs if j.kind == "pretrain"]
+    assert len(pre) == 1  # one shared BYOL stage
+    main = [j for j in a.jobs if j.kind == "finetune" and j.meta["study"] == "main"]
+    assert len(main) == 2 * 2 * 2  # pipelines × budgets × seeds
+    assert all(j.depends == (pre[0].id,) for j in main if j.meta["pipeline"] == "byol-tiny")
+    length = [j for j in a.jobs if j.meta.get("study") == "length"]
+    assert sorted(j.meta["pretrain_epoch"] for j in length) == [0, 1]
+    assert set(a.skipped) == {"supervised-imagenet", "byol-imagenet+byol-tiny"}
+    assert "BYOL-ImageNet" in a.skipped["byol-imagenet+byol-tiny"]
+    changed = expand(parse_study({**raw, "seeds": [0, 14]}), tmp_path / "a")
+    assert len({j.id for j in changed.jobs} & {j.id for j in a.jobs}) == 1 + 4 + 2  # seed 0 + pre
+
+
+def test_study_runs_shared_stage_once_and_collects(tiny_cache: Path, tmp_path: Path) -> None:
+    root = tmp_path / "study"
+    status = run_study(parse_study(_study_dict(tiny_cache)), root, progress=False)
+    assert (status.done, status.failed, status.remaining) == (5, 0, 0)
+    ledger = store.read_ledger(root)
+    assert len(ledger) == 5 and len({e["job"] for e in ledger}) == 5
+    assert sum(e["kind"] == "pretrain" for e in ledger) == 1
+    results, curves = collect(root)
+    assert len(results) == 4 and set(results["pipeline"]) == {"random", "byol-tiny"}
+    assert (root / "results.parquet").exists() and (root / "results.csv").exists()
+    assert set(curves["run_id"]) == set(results["run_id"])
+    again = run_study(parse_study(_study_dict(tiny_cache)), root, progress=False)
+    assert again.done == 5 and len(store.read_ledger(root)) == 5  # nothing recomputed
+
+
+def _driver(study_file: Path, root: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "medssl", "study", "run", str(study_file),
+                             "--out", str(root)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_killed_driver_and_concurrent_drivers(tiny_cache: Path, tmp_path: Path) -> None:
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(_study_dict(tiny_cache, seeds=[0, 1])))
+    root = tmp_path / "study"
+    proc = _driver(study_file, root)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (root / "runs").exists() and any((root / "runs").glob("*/DONE")):
+            break
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first_done = {p.parent.name: p.stat().st_mtime_ns for p in (root / "runs").glob("*/DONE")}
+    assert first_done, "killed before anything finished"
+    drivers = [_driver(study_file, root), _driver(study_file, root)]  # two at once
+    assert all(d.wait(timeout=600) == 0 for d in drivers)
+    plan = json.loads((root / "plan.json").read_text())
+    assert all(store.is_done(root, j["id"]) for j in plan["jobs"])
+    for jid, mtime in first_done.items():  # finished runs were not recomputed
+        assert (root / "runs" / jid / "DONE").stat().st_mtime_ns == mtime
+    starts = [e["job"] for e in store.read_ledger(root)]
+    finished_twice = [j for j in first_done if starts.count(j) > 1]
+    assert not finished_twice
+    # a job started twice was the one interrupted by the kill; no other duplicate
+    assert len(starts) - len(set(starts)) <= 1
+    results, _ = collect(root)
+    assert len(results) == 8 and not results["run_id"].duplicated().any()
+
+
+def test_submitit_local_executor_runs_a_tiny_study(tiny_cache: Path, tmp_path: Path) -> None:
+    import submitit
+
+    from medssl.experiments import runner
+    from medssl.experiments.status import study_status
+
+    root = tmp_path / "study"
+    study = parse_study(_study_dict(tiny_cache, pipelines=["random"], budgets={"values": [2]}))
+    plan = expand(study, root)
+    store.save_plan(plan, root)
+    ex = submitit.LocalExecutor(folder=tmp_path / "submitit")
+    jobs = runner.run_slurm(plan, root, workers=1, executor=ex)
+    assert [j.result() for j in jobs] == [1]
+    assert study_status(root).done == 1
