@@ -1,56 +1,70 @@
-"""The built-in synthetic demo: everything a new user needs to see medssl work offline.
+"""The built-in synthetic demo: the whole system on a phantom, in minutes, offline.
 
-For now it covers the data layer (phantom → validation → cache → split → label
-budgets); the study engine extends it with pretraining, fine-tuning and the report.
+Steps: generate the cine phantom → check it → prepare a cache (resampled to 3 mm so a
+CPU can afford it) → BYOL on the training patients' unlabelled cine frames → a reduced
+study (``random`` vs the specialist ``byol-phantom``; ImageNet pipelines are included
+when their weights are available and reported as skipped otherwise) over three slice
+budgets and two seeds, plus a pretraining-length study → report. Everything is
+labelled SYNTHETIC.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from medssl.data.cache import prepare_cache
-from medssl.data.cache_index import SliceCache
 from medssl.data.phantom import generate_phantom
-from medssl.data.splits import budget_slices, save_budget, split_for_cache, unlabelled_pool
+from medssl.data.preprocess import PrepareConfig
 from medssl.data.validate import check_source
 from medssl.errors import DataErrors
+from medssl.experiments.drive import run_study
+from medssl.experiments.report import study_report
+from medssl.experiments.study import parse_study
 
 log = logging.getLogger(__name__)
 
-DEMO_BUDGETS = (1, 3, 7, 15, 30)
+DEMO_PRETRAIN = {"arch": "resnet18", "epochs": 3, "batch_size": 32, "crop": 64,
+                 "heads.proj_hidden": 512, "heads.proj_out": 128, "heads.pred_hidden": 512,
+                 "warmup_epochs": 0.5, "ckpt_every_steps": 50, "runtime.num_workers": 0}
+DEMO_FINETUNE = {"arch": "resnet18", "steps": 150, "batch_size": 8, "crop": 64, "lr": 1e-3,
+                 "warmup_steps": 15, "val_every_steps": 25, "ckpt_every_steps": 50,
+                 "runtime.num_workers": 0}
 
 
-def run_demo(out: str | Path = "demo", patients: int = 20, seed: int = 0) -> list[str]:
-    """Generate the phantom, check it, cache it, split it and draw nested label budgets.
+def demo_study(cache: Path, seed: int) -> dict:
+    """The demo's study, as a study-file dict (see :mod:`medssl.experiments.study`)."""
+    return {
+        "name": "medssl demo (synthetic phantom)", "data": str(cache), "domain": "phantom",
+        "pipelines": ["random", "byol-phantom", "supervised-imagenet",
+                      "supervised-imagenet+byol-phantom"],
+        "budgets": {"kind": "slices", "values": [3, 15, 60]}, "seeds": [seed, seed + 1],
+        "pretrain": {"preset": "cpu-small", "set": DEMO_PRETRAIN},
+        "finetune": {"preset": "cpu-small", "set": DEMO_FINETUNE},
+        "pretraining_length": {"pipeline": "byol-phantom", "budget": 15, "seeds": [seed]},
+    }
 
-    Args:
-        out: demo folder (``phantom/``, ``cache/``, ``budgets/`` are written inside).
-        patients: number of synthetic patients.
-        seed: seed of the phantom and of the label budgets.
 
-    Returns:
-        Human-readable summary lines.
+def run_demo(out: str | Path = "demo", patients: int = 20, seed: int = 0,
+             workers: int = 1) -> list[str]:
+    """Run the demo into ``out``; returns summary lines (also in ``out/report.md``).
+
+    Re-running continues where a previous (interrupted) demo stopped.
     """
+    start = time.time()
     out = Path(out)
     phantom = out / "phantom"
-    log.info("generating %d synthetic patients in %s", patients, phantom)
-    generate_phantom(phantom, patients, seed, progress=True)
+    if not (phantom / "phantom_truth.json").exists():
+        generate_phantom(phantom, patients, seed, n_frames=10, progress=True)
     report = check_source(phantom, progress=True)
     if not report.ok:
         raise DataErrors(report.problems)
-    cache = SliceCache.open(prepare_cache(phantom, out / "cache", progress=True).path)
-    split = split_for_cache(cache, seed)
-    split.save(out / "cache" / "split.json")
-    (out / "budgets").mkdir(exist_ok=True)
-    lines = [f"SYNTHETIC DATA: {patients} phantom patients in {phantom}"]
-    lines += [f"  {k}: {v}" for k, v in report.summary_rows()]
-    lines.append(f"cache: {out / 'cache'} ({len(cache)} slices)")
-    lines.append(f"split: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test")
-    lines.append(f"pretraining pool: {len(unlabelled_pool(cache, split.train))} unlabelled slices")
-    for n in DEMO_BUDGETS:
-        idx = budget_slices(cache, split, n, seed)
-        save_budget(out / "budgets" / f"slices_{n}_seed{seed}.json", cache, idx,
-                    kind="slices", seed=seed)
-    lines.append(f"label budgets {list(DEMO_BUDGETS)} (nested, seed {seed}) in {out / 'budgets'}")
+    cache = prepare_cache(phantom, out / "cache", PrepareConfig(target_spacing=3.0),
+                          progress=True).path
+    status = run_study(parse_study(demo_study(cache, seed)), out / "study", workers=workers)
+    paths = study_report(out / "study", synthetic=True)
+    lines = [f"SYNTHETIC DEMO: {patients} phantom patients, {report.labelled_slices} labelled "
+             f"slices, {report.series_frames} cine frames",
+             *status.lines(), f"report: {paths[0]}", f"took {time.time() - start:.0f} s"]
     return lines
