@@ -42,13 +42,14 @@ def world_size(runtime: RuntimeConfig) -> int:
 def trainer_kwargs(runtime: RuntimeConfig) -> dict:
     """Lightning ``Trainer`` arguments common to every run kind."""
     ddp = world_size(runtime) > 1
+    on_gpu = runtime.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return {
         "accelerator": runtime.accelerator,
         "devices": runtime.devices,
         "num_nodes": runtime.num_nodes,
         "precision": resolve_precision(runtime),
         "strategy": "ddp" if ddp else "auto",
-        "sync_batchnorm": ddp,
+        "sync_batchnorm": ddp and on_gpu,  # torch's SyncBatchNorm needs CUDA (gloo: per-rank BN)
         "use_distributed_sampler": False,  # EpochSampler shards by rank itself
         "deterministic": False,
         "benchmark": False,

@@ -1,0 +1,329 @@
+"""The study report: ``report.md`` and a self-contained ``report.html`` with their figures.
+
+:func:`write_report` turns the ``results`` and ``curves`` tables of a study into figures
+(``figures/*.png|svg``), power-law fits, statistics tables and notes, laid out as a list of
+sections that two small renderers write as Markdown (figures linked) and HTML (tables as
+HTML, figures inlined as base64 PNG so the file stands alone).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medssl.analysis import figures as figs
+from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, fits_table
+from medssl.analysis.stats import (
+    convergence_table,
+    format_mean_std,
+    main_study,
+    metrics_table,
+    pairwise_tests,
+)
+
+log = logging.getLogger(__name__)
+
+BASELINES = ("random", "imagenet", "supervised-imagenet")
+TRANSITION_TEXT = (
+    "Transition n*: the budget at which the reducible error α·n^β of the fit ε(n) = α·n^β + γ "
+    "has fallen to the irreducible error γ, i.e. where the power-law and floor asymptotes "
+    "cross on log-log axes (ε(n*) = 2γ). Beyond it each doubling of the labels removes at "
+    "most (1 − 2^β)/2 of the remaining error. Intervals are 95 % percentile bootstrap "
+    "intervals over runs resampled within each budget; ∞ means the fitted floor is zero.")
+
+
+@dataclass
+class Section:
+    """A report section: an ordered list of blocks, each ``("p", str)``, ``("table", df)``
+    or ``("fig", Path, caption)``."""
+
+    title: str
+    blocks: list[tuple] = field(default_factory=list)
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, df: pd.DataFrame, caption: str = "") -> None:
+        if caption:
+            self.p(caption)
+        self.blocks.append(("table", _display(df)))
+
+    def figure(self, paths: Sequence[Path], caption: str, missing: str) -> None:
+        png = [p for p in paths if p.suffix == ".png"]
+        self.blocks.append(("fig", png[0], caption) if png else ("p", missing))
+
+
+def _number(v: object, digits: int = 3) -> str:
+    if isinstance(v, float | np.floating):
+        if np.isnan(v):
+            return "—"
+        if np.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _display(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as display text (floats to 3 significant digits, NaN as —)."""
+    return df.astype(object).map(_number) if not df.empty else df
+
+
+def _slices(v: float) -> str:
+    """A budget in slices: whole numbers from 10 up, two significant digits below."""
+    return f"{v:.0f}" if np.isfinite(v) and abs(v) >= 10 else _number(v, 2)
+
+
+def _with_ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
+    """``"v [lo, hi]"``; ``digits=0`` formats budgets (see :func:`_slices`)."""
+    fmt = _slices if digits == 0 else (lambda x: _number(x, digits))
+    return fmt(v) if not np.isfinite(v) else f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def convergence_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`convergence_table` as ``median [q25, q75]`` strings."""
+    out = pd.DataFrame({"pipeline": table["pipeline"], "runs": table["n_runs"]})
+    out["steps to 95 % of final val IoU"] = [
+        _with_ci(m, lo, hi, 0) for m, lo, hi in
+        zip(table["steps_to_95_median"], table["steps_to_95_q25"], table["steps_to_95_q75"],
+            strict=True)]
+    out["learning-curve AUC"] = [
+        _with_ci(m, lo, hi) for m, lo, hi in
+        zip(table["auc_median"], table["auc_q25"], table["auc_q75"], strict=True)]
+    return out
+
+
+def power_law_display(table: pd.DataFrame, max_budget: float) -> pd.DataFrame:
+    """Fits table (:func:`fits_table`) as ``value [lo, hi]`` strings; flags extrapolated n*."""
+    rows = []
+    for r in table.itertuples(index=False):
+        t = _with_ci(r.transition, r.transition_lo, r.transition_hi, 0)
+        if np.isfinite(r.transition) and r.transition > max_budget:
+            t += " (beyond largest budget)"
+        rows.append({"pipeline": r.pipeline, "α": _with_ci(r.alpha, r.alpha_lo, r.alpha_hi),
+                     "β": _with_ci(r.beta, r.beta_lo, r.beta_hi),
+                     "γ (irreducible)": _with_ci(r.gamma, r.gamma_lo, r.gamma_hi),
+                     "transition n* (slices)": t, "runs": r.n_points,
+                     "bootstrap fits": f"{r.n_boot_ok}/{r.n_boot_ok + r.n_boot_failed}"})
+    return pd.DataFrame(rows)
+
+
+def _summary(results: pd.DataFrame, curves: pd.DataFrame,
+             fits: dict[str, PowerLawBootstrap]) -> Section:
+    sec = Section("Summary")
+    main = main_study(results)
+    length = results[results["study"] == "length"] if "study" in results else results.iloc[:0]
+    sec.p(f"{len(results)} fine-tune runs ({len(main)} in the main study, {len(length)} in the "
+          f"pretraining-length study), {len(curves)} learning-curve points. Pipelines: "
+          f"{', '.join(sorted(results['pipeline'].unique()))}. Budgets: "
+          f"{', '.join(str(b) for b in sorted(main['budget'].unique()))} "
+          f"({', '.join(sorted(main['budget_kind'].unique()))}); seeds per cell: "
+          f"{_seed_range(main)}.")
+    if not main.empty and "test_slice_iou_mean" in main:
+        means = main.groupby(["budget", "pipeline"])["test_slice_iou_mean"].mean().reset_index()
+        best = means.loc[means.groupby("budget")["test_slice_iou_mean"].idxmax()]
+        sec.table(best.rename(columns={"test_slice_iou_mean": "mean test IoU",
+                                       "pipeline": "best pipeline"}),
+                  "Best pipeline per budget by mean test IoU over seeds:")
+    if fits:
+        ts = "; ".join(f"{p}: {_with_ci(b.fit.transition(b.fraction), *b.ci(b.transitions()), 0)}"
+                       for p, b in fits.items())
+        sec.p(f"Estimated transition budget n* (1 − mean IoU, slices, 95 % CI): {ts}. "
+              "The paper reports the transition at 30–75 labelled slices.")
+    return sec
+
+
+def _seed_range(main: pd.DataFrame) -> str:
+    if main.empty:
+        return "—"
+    counts = main.groupby(["pipeline", "budget"])["seed"].nunique()
+    lo, hi = int(counts.min()), int(counts.max())
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def _efficiency(results: pd.DataFrame, paths: list[Path],
+                fits: dict[str, dict[str, PowerLawBootstrap]]) -> Section:
+    sec = Section("Data efficiency")
+    sec.figure(paths, "Figure 6. Test error vs labelled slices (log-log): boxes over seeds per "
+               "pipeline, power-law fits with 95 % bootstrap bands, transition n* (diamonds "
+               "with 95 % CI).", "No main-study test metrics: figure 6 skipped.")
+    sec.p(TRANSITION_TEXT)
+    max_budget = float(main_study(results)["labelled_slices"].max()) if len(results) else np.inf
+    for error, per_pipeline in fits.items():
+        if per_pipeline:
+            sec.table(power_law_display(fits_table(per_pipeline), max_budget),
+                      f"Power law ε(n) = α·n^β + γ for {error} (95 % CI):")
+    return sec
+
+
+def _length(results: pd.DataFrame, paths: list[Path]) -> Section:
+    sec = Section("Pretraining length")
+    sec.figure(paths, "Figure 8. Fine-tuning curves per domain-pretraining epoch (mean ± s.d. "
+               "over seeds) and test mean IoU against the epoch.",
+               "No pretraining-length study in the results: figure 8 skipped.")
+    length = results[results["study"] == "length"] if "study" in results else results.iloc[:0]
+    if not length.empty:
+        cols = [c for c in ("test_slice_iou_mean", "test_dice_3d_mean") if c in length]
+        agg = length.groupby(["pipeline", "budget", "pretrain_epoch"])[cols].agg(["mean", "std"])
+        agg.columns = [f"{c}_{s}" for c, s in agg.columns]
+        sec.table(format_mean_std(agg.reset_index()), "Test metrics per pretraining epoch:")
+    return sec
+
+
+def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
+    sec = Section("Statistics")
+    main = main_study(results)
+    if main.empty:
+        sec.p("No main-study runs.")
+        return sec
+    sec.table(format_mean_std(metrics_table(main)),
+              "Test metrics per budget and pipeline (mean ± s.d. over seeds):")
+    names = set(main["pipeline"])
+    ref = reference or next((b for b in BASELINES if b in names), None)
+    tests = pairwise_tests(main, "test_slice_iou_mean", reference=ref)
+    against = f"against {ref}" if ref else "between all pipeline pairs"
+    sec.table(tests, f"Paired Wilcoxon signed-rank tests of test mean IoU {against} at every "
+              "budget (pairs matched by seed, difference = pipeline_a − pipeline_b; effect size: "
+              "matched-pairs rank-biserial correlation; p_holm: Holm-adjusted over the table):")
+    return sec
+
+
+def _sections(results: pd.DataFrame, curves: pd.DataFrame, fig_dir: Path,
+              overlays: Sequence[Path], fits: dict[str, dict[str, PowerLawBootstrap]],
+              reference: str | None) -> tuple[list[Section], list[Path]]:
+    colors = figs.pipeline_colors(results["pipeline"])
+    p5a = figs.plot_learning_curves(curves, fig_dir / "fig5a_learning_curves", colors=colors)
+    p5b = figs.plot_auc_violins(results, fig_dir / "fig5b_auc", curves=curves, colors=colors)
+    p6 = figs.plot_data_efficiency(results, fig_dir / "fig6_data_efficiency", fits=fits,
+                                   colors=colors)
+    p8 = figs.plot_pretraining_length(curves, fig_dir / "fig8_pretraining_length",
+                                      results=results)
+    p7 = figs.plot_overlays(list(overlays), fig_dir / "fig7_overlays")
+    curves_sec = Section("Learning curves")
+    curves_sec.figure(p5a, "Figure 5a. Validation mean IoU during fine-tuning, mean ± s.d. over "
+                      "seeds, one panel per label budget.", "No learning curves: figure 5a "
+                      "skipped.")
+    auc = Section("Area under the learning curves")
+    auc.figure(p5b, "Figure 5b. Learning-curve AUC (mean validation IoU over training) per "
+               "pipeline, ordered by median (black bar).", "No AUC values: figure 5b skipped.")
+    conv = convergence_table(results, curves)
+    if not conv.empty:
+        auc.table(convergence_display(conv), "Steps to 95 % of the final validation IoU and "
+                  "learning-curve AUC per pipeline: median [first, third quartile] over all "
+                  "main-study runs (all budgets pooled).")
+    over = Section("Example overlays")
+    over.figure(p7, "Figure 7. Example predictions overlaid on test images.",
+                "No overlay images given: figure 7 skipped.")
+    sections = [_summary(results, curves, fits.get("1 − mean IoU", {})), curves_sec, auc,
+                _efficiency(results, p6, fits), _length(results, p8), over,
+                _statistics(results, reference)]
+    return sections, [*p5a, *p5b, *p6, *p7, *p8]
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of ``df`` (cells as given, ``|`` escaped)."""
+    def row(cells: Sequence[object]) -> str:
+        return "| " + " | ".join(_md(str(c)).replace("|", "\\|") for c in cells) + " |"
+    lines = [row(df.columns), row(["---"] * len(df.columns))]
+    lines += [row(r) for r in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """Escape Markdown emphasis markers (``n*`` would otherwise start italics)."""
+    return text.replace("*", "\\*")
+
+
+def _markdown(title: str, banner: str, sections: list[Section], out: Path) -> str:
+    parts = [f"# {title}", ""] + ([f"> **{banner}**", ""] if banner else [])
+    for sec in sections:
+        parts += [f"## {sec.title}", ""]
+        for kind, *rest in sec.blocks:
+            if kind == "p":
+                parts += [_md(rest[0]), ""]
+            elif kind == "table":
+                parts += [markdown_table(rest[0]), ""]
+            else:
+                parts += [f"![{_md(rest[1])}]({rest[0].relative_to(out).as_posix()})",
+                          f"*{_md(rest[1])}*", ""]
+    return "\n".join(parts)
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
+       "color:#222}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1.5em}"
+       "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f2f2f2}"
+       "img{max-width:100%}.banner{background:#b00020;color:#fff;font-weight:bold;"
+       "padding:0.6em 1em;font-size:1.3em;letter-spacing:0.1em}figcaption{font-style:italic}")
+
+
+def _html(title: str, banner: str, sections: list[Section]) -> str:
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             f"</title><style>{CSS}</style></head><body>"]
+    if banner:
+        parts.append(f"<div class='banner'>{html.escape(banner)}</div>")
+    parts.append(f"<h1>{html.escape(title)}</h1>")
+    for sec in sections:
+        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
+        for kind, *rest in sec.blocks:
+            if kind == "p":
+                parts.append(f"<p>{html.escape(rest[0])}</p>")
+            elif kind == "table":
+                parts.append(rest[0].to_html(index=False, border=0, escape=True))
+            else:
+                data = base64.b64encode(rest[0].read_bytes()).decode("ascii")
+                parts.append(f"<figure><img alt='{html.escape(rest[1])}' "
+                             f"src='data:image/png;base64,{data}'><figcaption>"
+                             f"{html.escape(rest[1])}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str,
+                 synthetic: bool, overlays: Sequence[Path] = (), notes: Sequence[str] = (), *,
+                 n_boot: int = 200, seed: int = 0, reference: str | None = None) -> list[Path]:
+    """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into ``out``.
+
+    Args:
+        results: one row per fine-tune run (the study engine's ``results`` table).
+        curves: learning curves in long format (the ``curves`` table).
+        out: output folder (created).
+        title: report title.
+        synthetic: put a "SYNTHETIC DATA" banner at the top of both files.
+        overlays: existing PNG images of example predictions (figure 7).
+        notes: extra notes for the last section (e.g. pipelines the study skipped and why).
+        n_boot: bootstrap replicates per power-law fit.
+        seed: seed of the bootstrap generator.
+        reference: pipeline the paired tests compare against (default: the first of
+            ``random``, ``imagenet``, ``supervised-imagenet`` present, else all pairs).
+
+    Returns:
+        The written paths: the two reports first, then the figures.
+    """
+    out = Path(out)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    all_notes = list(notes)
+    fits: dict[str, dict[str, PowerLawBootstrap]] = {}
+    main = main_study(results)
+    rngs = np.random.default_rng(seed).spawn(len(ERRORS))
+    for (error, (col, _)), rng in zip(ERRORS.items(), rngs, strict=True):
+        if col in main and main[col].notna().any():
+            fits[error], skipped = fit_pipelines(main, error, rng=rng, n_boot=n_boot)
+            all_notes += skipped
+    sections, fig_paths = _sections(results, curves, fig_dir, overlays, fits, reference)
+    closing = Section("Notes")
+    for note in all_notes or ["None."]:
+        closing.p(note)
+    sections.append(closing)
+    banner = "SYNTHETIC DATA — not results of real experiments" if synthetic else ""
+    md, page = out / "report.md", out / "report.html"
+    md.write_text(_markdown(title, banner, sections, out), encoding="utf-8")
+    page.write_text(_html(title, banner, sections), encoding="utf-8")
+    log.info("report written to %s (%d figures)", out, len(fig_paths))
+    return [md, page, *fig_paths]
