@@ -70,19 +70,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrain_config(args: argparse.Namespace):
-    from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig, preset
+def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dict[str, str]):
+    """Preset, then the explicit options (``config key: argparse attribute``), then --set."""
+    from medssl.training.configs import preset
 
     explicit = {"data": str(args.data), "out": str(args.out), "init": args.init}
-    for key, value in (("epochs", args.epochs), ("arch", args.arch),
-                       ("init_layout", args.init_layout), ("runtime.devices", args.devices),
-                       ("runtime.num_nodes", args.num_nodes)):
-        if value is not None:
-            explicit[key] = str(value)
+    common = {"init_layout": "init_layout", "runtime.devices": "devices",
+              "runtime.num_nodes": "num_nodes"}
+    for key, attr in {**options, **common}.items():
+        if getattr(args, attr) is not None:
+            explicit[key] = str(getattr(args, attr))
     if args.trust_pickle:
         explicit["trust_pickle"] = "true"
     overrides = [f"{k}={v}" for k, v in explicit.items()] + list(args.set or [])
-    return preset(PretrainConfig, PRETRAIN_PRESETS, args.preset, overrides)
+    return preset(cls, presets, args.preset, overrides)
+
+
+def _pretrain_config(args: argparse.Namespace):
+    from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig
+
+    return _run_config(args, PretrainConfig, PRETRAIN_PRESETS,
+                       {"epochs": "epochs", "arch": "arch"})
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -95,20 +103,12 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _finetune_config(args: argparse.Namespace):
-    from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
+    from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig
 
-    explicit = {"data": str(args.data), "out": str(args.out), "init": args.init}
-    for key, value in (("steps", args.steps), ("arch", args.arch), ("budget_seed", args.seed),
-                       ("labelled_slices", args.labelled_slices),
-                       ("labelled_patients", args.labelled_patients),
-                       ("init_layout", args.init_layout), ("runtime.devices", args.devices),
-                       ("runtime.num_nodes", args.num_nodes)):
-        if value is not None:
-            explicit[key] = str(value)
-    if args.trust_pickle:
-        explicit["trust_pickle"] = "true"
-    overrides = [f"{k}={v}" for k, v in explicit.items()] + list(args.set or [])
-    return preset(FinetuneConfig, FINETUNE_PRESETS, args.preset, overrides)
+    return _run_config(args, FinetuneConfig, FINETUNE_PRESETS,
+                       {"steps": "steps", "arch": "arch", "budget_seed": "seed",
+                        "labelled_slices": "labelled_slices",
+                        "labelled_patients": "labelled_patients"})
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:

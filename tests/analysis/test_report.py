@@ -121,7 +121,8 @@ def test_reports_mention_every_pipeline_and_banner(report: tuple[Path, list[Path
         assert "pipeline x skipped: no weights" in text
     assert "figures/fig6_data_efficiency.png" in md
     assert "data:image/png;base64," in page and "<table" in page
-    assert "transition n*" in md
+    assert "transition n\\* (slices)" in md and "transition n* (slices)" in page
+    assert md.count("Power law ε(n) = α·n^β + γ for") == 3   # one table per test error
 
 
 def test_no_banner_without_synthetic_and_missing_studies_are_noted(

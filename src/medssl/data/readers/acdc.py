@@ -16,12 +16,10 @@ from medssl.data.case import Case, PatientMeta, Phase, VolumeRef
 from medssl.data.checks import (
     ACDC_LABELS,
     check_finite,
-    check_label_values,
-    check_same_geometry,
-    check_same_shape,
 )
 from medssl.data.nifti import read_header, read_nifti, spacing_from_zooms, to_slices
 from medssl.data.readers.base import Source
+from medssl.data.readers.nifti_cases import labelled_case
 from medssl.errors import DataError
 
 REQUIRED_KEYS = ("ED", "ES", "NbFrame", "Height", "Weight")
@@ -63,24 +61,7 @@ def parse_info_cfg(path: Path, need_group: bool) -> PatientMeta:
 
 
 def _load_labelled(ref: VolumeRef) -> Iterator[Case]:
-    img_path, gt_path = ref.files
-    img = read_nifti(img_path, 3)
-    gt = read_nifti(gt_path, 3, as_label=True)
-    check_finite(img_path, img.data)
-    check_same_shape(gt_path, img.data.shape, gt.data.shape)
-    check_same_geometry(gt_path, img.zooms, gt.zooms, img.affine, gt.affine)
-    label = check_label_values(gt_path, gt.data, ACDC_LABELS)
-    yield Case(
-        ref.patient_id,
-        to_slices(img.data),
-        to_slices(label),
-        spacing_from_zooms(img.zooms),
-        ref.phase,
-        ref.frame,
-        ref.meta,
-        ref.files,
-        img.affine,
-    )
+    yield labelled_case(ref, *ref.files, ACDC_LABELS)
 
 
 def _load_series(ref: VolumeRef) -> Iterator[Case]:

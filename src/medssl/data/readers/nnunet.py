@@ -15,14 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medssl.data.case import Case, VolumeRef
-from medssl.data.checks import (
-    check_finite,
-    check_label_values,
-    check_same_geometry,
-    check_same_shape,
-)
-from medssl.data.nifti import read_nifti, spacing_from_zooms, to_slices
 from medssl.data.readers.base import Source, phases_by_frame_order, split_frame_name
+from medssl.data.readers.nifti_cases import image_case, labelled_case
 from medssl.errors import DataError
 
 
@@ -60,38 +54,9 @@ def parse_dataset_json(path: Path) -> tuple[dict[int, str], str, int]:
 def _make_loader(labels: dict[int, str]):
     def load(ref: VolumeRef) -> Iterator[Case]:
         if ref.kind == "unlabelled":
-            img = read_nifti(ref.files[0], 3)
-            check_finite(ref.files[0], img.data)
-            yield Case(
-                ref.patient_id,
-                to_slices(img.data),
-                None,
-                spacing_from_zooms(img.zooms),
-                ref.phase,
-                ref.frame,
-                ref.meta,
-                ref.files,
-                img.affine,
-            )
-            return
-        img_path, lab_path = ref.files
-        img = read_nifti(img_path, 3)
-        lab = read_nifti(lab_path, 3, as_label=True)
-        check_finite(img_path, img.data)
-        check_same_shape(lab_path, img.data.shape, lab.data.shape)
-        check_same_geometry(lab_path, img.zooms, lab.zooms, img.affine, lab.affine)
-        label = check_label_values(lab_path, lab.data, labels)
-        yield Case(
-            ref.patient_id,
-            to_slices(img.data),
-            to_slices(label),
-            spacing_from_zooms(img.zooms),
-            ref.phase,
-            ref.frame,
-            ref.meta,
-            ref.files,
-            img.affine,
-        )
+            yield image_case(ref, ref.files[0])
+        else:
+            yield labelled_case(ref, *ref.files, labels)
 
     return load
 

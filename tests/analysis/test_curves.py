@@ -1,0 +1,43 @@
+"""Learning-curve summaries on hand-made curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medssl.analysis.curves import curve_auc, steps_to_fraction
+
+
+def test_curve_auc_is_mean_value_over_training() -> None:
+    steps = np.array([0.0, 10.0, 20.0])
+    assert curve_auc(steps, np.full(3, 0.7)) == pytest.approx(0.7)
+    assert curve_auc(steps, np.array([0.0, 0.5, 1.0])) == pytest.approx(0.5)
+    # uneven steps: trapezoids (0→0.5 over 10, 0.5→0.5 over 30) / 40
+    assert curve_auc(np.array([0, 10, 40]), np.array([0.0, 0.5, 0.5])) == pytest.approx(
+        (2.5 + 15) / 40)
+
+
+def test_curve_auc_ignores_order_and_handles_short_curves() -> None:
+    steps, values = np.array([20, 0, 10]), np.array([1.0, 0.0, 0.5])
+    assert curve_auc(steps, values) == pytest.approx(0.5)
+    assert curve_auc(np.array([5]), np.array([0.3])) == pytest.approx(0.3)
+    assert np.isnan(curve_auc(np.array([]), np.array([])))
+
+
+def test_faster_learner_has_larger_auc_at_same_final_value() -> None:
+    steps = np.linspace(0, 100, 21)
+    fast, slow = 1 - np.exp(-steps / 5), 1 - np.exp(-steps / 30)
+    fast[-1] = slow[-1] = 0.99
+    assert curve_auc(steps, fast) > curve_auc(steps, slow)
+    assert steps_to_fraction(steps, fast) < steps_to_fraction(steps, slow)
+
+
+def test_steps_to_fraction_hand_example() -> None:
+    steps = np.array([0, 10, 20, 30])
+    values = np.array([0.0, 0.5, 0.96, 1.0])
+    assert steps_to_fraction(steps, values) == 20
+    assert steps_to_fraction(steps, values, fraction=0.5) == 10
+    assert steps_to_fraction(steps[::-1], values[::-1]) == 20
+    assert steps_to_fraction(steps, values, final=0.5) == 10
+    assert np.isnan(steps_to_fraction(steps, values, final=2.0))
+    assert np.isnan(steps_to_fraction(np.array([]), np.array([])))
