@@ -11,7 +11,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medssl.data import phantom_anatomy as anat
 from medssl.data.nifti import to_slices
 from medssl.data.phantom import (
     GROUPS,
@@ -24,6 +23,11 @@ from medssl.data.phantom import (
     sample_body,
     sample_heart,
 )
+from medssl.data.phantom_body import render_body
+from medssl.data.phantom_geometry import ellipse_distance
+from medssl.data.phantom_heart import angular_profile, contraction_curve, lv_radii
+from medssl.data.phantom_imaging import rician_int16
+from medssl.data.phantom_rv import heart_labels, heart_radii, rv_area_mm2
 
 N_PATIENTS = 10
 N_FRAMES = 4
@@ -188,13 +192,13 @@ def test_lungs_are_darker_than_tissue():
     look, body = sample_appearance(rng), sample_body(acq, rng)
     x = (np.arange(acq.cols) - (acq.cols - 1) / 2) * acq.pixel_mm[1]
     y = (np.arange(acq.rows) - (acq.rows - 1) / 2) * acq.pixel_mm[0]
-    background = anat.render_body(x, y, np.array([0.3]), body, look, np.random.default_rng(3))
+    background = render_body(x, y, np.array([0.3]), body, look, np.random.default_rng(3))
     cos, sin = math.cos(body.angle), math.sin(body.angle)
     dx, dy = x[None, :] - body.centre[0], y[:, None] - body.centre[1]
     p, q = cos * dx + sin * dy, -sin * dx + cos * dy
     lung = next(o for o in body.organs if o.kind == "lung")
     centre = (lung.centre[0] + 0.3 * lung.shift[0], lung.centre[1] + 0.3 * lung.shift[1])
-    core = anat.ellipse_distance(p - centre[0], q - centre[1], lung.axes, lung.angle) < -25.0
+    core = ellipse_distance(p - centre[0], q - centre[1], lung.axes, lung.angle) < -25.0
     assert core.sum() > 100
     outer, inner = background.outer[0], background.inner[0]
     assert outer[core].mean() < 0.3 * inner[core].mean()
@@ -206,10 +210,10 @@ def test_infarct_thins_the_wall_and_does_not_contract():
     inf = design.infarct
     assert inf is not None
     directions = np.array([inf.angle, inf.angle + math.pi])
-    angles = anat.angular_profile(design, directions)
+    angles = angular_profile(design, directions)
     z = np.array([[[0.85 * design.long_axis_mm]]])
-    endo_ed, epi_ed = anat.lv_radii(design, angles, z, 0.0)
-    endo_es, epi_es = anat.lv_radii(design, angles, z, 1.0)
+    endo_ed, epi_ed = lv_radii(design, angles, z, 0.0)
+    endo_es, epi_es = lv_radii(design, angles, z, 1.0)
     wall_ed, wall_es = (epi_ed - endo_ed).ravel(), (epi_es - endo_es).ravel()
     assert wall_ed[0] < 0.7 * wall_ed[1]
     assert abs(wall_es[0] - wall_ed[0]) < 0.1 * wall_ed[0] < wall_es[1] - wall_ed[1]
@@ -293,7 +297,7 @@ def test_same_seed_gives_identical_bytes(tmp_path):
 
 
 def test_contraction_curve_peaks_at_end_systole():
-    curve = anat.contraction_curve(15, 6)
+    curve = contraction_curve(15, 6)
     assert curve[0] == 0.0 and curve[6] == pytest.approx(1.0)
     assert np.all((curve >= 0) & (curve <= 1))
     assert np.all(np.diff(curve[:7]) > 0) and np.all(np.diff(curve[6:]) < 0)
@@ -301,9 +305,9 @@ def test_contraction_curve_peaks_at_end_systole():
 
 def test_rician_noise_statistics():
     rng = np.random.default_rng(0)
-    background = anat.rician_int16(np.zeros(200_000, np.float32), 100.0, rng).astype(float)
+    background = rician_int16(np.zeros(200_000, np.float32), 100.0, rng).astype(float)
     assert background.mean() == pytest.approx(100.0 * math.sqrt(math.pi / 2), rel=0.02)
-    bright = anat.rician_int16(np.full(200_000, 2000.0, np.float32), 100.0, rng).astype(float)
+    bright = rician_int16(np.full(200_000, 2000.0, np.float32), 100.0, rng).astype(float)
     assert bright.mean() == pytest.approx(2000.0, rel=0.01)
     assert bright.std() == pytest.approx(100.0, rel=0.03)
 
@@ -314,11 +318,11 @@ def test_rv_ellipse_meets_its_target_area():
     width = 0.2
     grid = (np.arange(-600, 600) + 0.5) * width
     dx, dy = grid[None, None, :], grid[None, :, None]
-    angles = anat.angular_profile(design, np.arctan2(dy, dx))
-    radii = anat.heart_radii(design, angles, (dx, dy), z, 0.4)
-    label = anat.heart_labels(radii, np.hypot(dx, dy))
+    angles = angular_profile(design, np.arctan2(dy, dx))
+    radii = heart_radii(design, angles, (dx, dy), z, 0.4)
+    label = heart_labels(radii, np.hypot(dx, dy))
     area = (label == 1).sum(axis=(1, 2)) * width**2
-    target = anat.rv_area_mm2(design, z, 0.4).ravel()
+    target = rv_area_mm2(design, z, 0.4).ravel()
     np.testing.assert_allclose(area, target, rtol=0.02)
 
 

@@ -198,8 +198,8 @@ def _fit_overlay(ax: Axes, boot: PowerLawBootstrap, color: Any, x_range: tuple[f
     lo_x = np.log10(max(t_lo, 10 ** x_range[0])) if np.isfinite(t_lo) else np.log10(t)
     hi_x = np.log10(min(t_hi, 10 ** x_range[1])) if np.isfinite(t_hi) else x_range[1]
     y = float(boot.fit.predict(np.array([t]))[0])
-    ax.errorbar(np.log10(t), y, xerr=[[np.log10(t) - lo_x], [hi_x - np.log10(t)]], fmt="D",
-                ms=4.5, color=color, mec="black", mew=0.6, capsize=2.5, lw=1.0, zorder=5)
+    ax.plot([lo_x, hi_x], [y, y], color=color, lw=1.0, marker="|", ms=5, zorder=5)
+    ax.plot(np.log10(t), y, "D", ms=4.5, color=color, mec="black", mew=0.6, zorder=6)
 
 
 def _efficiency_panel(ax: Axes, df: pd.DataFrame, error: str, colors: Colors,
@@ -252,7 +252,8 @@ def plot_data_efficiency(results: pd.DataFrame, stem: Path, *,
     colors = colors or pipeline_colors(df["pipeline"])
     fits = dict(fits or {})
     rng = np.random.default_rng(seed)
-    fig, axes = _grid(len(errors), 3, (3.6, 3.1))
+    k = df["pipeline"].nunique()                          # many pipelines: one wide row each
+    fig, axes = _grid(len(errors), *((3, (3.6, 3.1)) if k <= 4 else (1, (1.4 * k, 3.2))))
     for ax, error in zip(axes, errors, strict=True):
         if error not in fits:
             fits[error] = fit_pipelines(df, error, rng=rng, n_boot=n_boot)[0]
@@ -265,6 +266,14 @@ def plot_data_efficiency(results: pd.DataFrame, stem: Path, *,
     return _save(fig, stem)
 
 
+def _length_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the pretraining-length study with a known pretraining epoch."""
+    if not {"study", "pretrain_epoch"} <= set(df.columns):
+        return df.iloc[:0]
+    df = df[df["study"] == "length"]
+    return df[np.isfinite(df["pretrain_epoch"].astype(float))]
+
+
 @_styled
 def plot_pretraining_length(curves: pd.DataFrame, stem: Path, *,
                             results: pd.DataFrame | None = None) -> list[Path]:
@@ -273,8 +282,7 @@ def plot_pretraining_length(curves: pd.DataFrame, stem: Path, *,
     One panel per (pipeline, budget) of the ``length`` study, mean ± std over seeds; with
     ``results`` a last panel shows test mean IoU against the pretraining epoch.
     """
-    df = curves[curves["study"] == "length"] if "study" in curves else curves.iloc[:0]
-    df = df[np.isfinite(df["pretrain_epoch"].astype(float))]
+    df = _length_runs(curves)
     if df.empty:
         log.info("figure 8 skipped: no pretraining-length study in the curves table")
         return []
@@ -282,7 +290,7 @@ def plot_pretraining_length(curves: pd.DataFrame, stem: Path, *,
     norm = mpl.colors.Normalize(epochs.min(), max(epochs.max(), epochs.min() + 1e-9))
     cmap = mpl.colormaps["viridis"]
     groups = list(df.groupby(["pipeline", "budget"], sort=True))
-    res = None if results is None else results[results["study"] == "length"]
+    res = None if results is None else _length_runs(results)
     extra = int(res is not None and not res.empty and "test_slice_iou_mean" in res)
     fig, axes = _grid(len(groups) + extra, 3, (3.0, 2.4))
     for ax, ((pipeline, budget), sub) in zip(axes, groups, strict=False):

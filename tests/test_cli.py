@@ -1,0 +1,57 @@
+"""The command line: the data commands end to end, and one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from medssl.cli import main
+
+
+def _summary(out: str) -> dict[str, str]:
+    rows = {}
+    for line in out.splitlines():
+        if "  " in line and not line.startswith("PROBLEM"):
+            key, value = line.split("  ", 1)
+            rows[key.strip()] = value.strip()
+    return rows
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_phantom_then_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "phantom", str(tmp_path / "a"), "--patients", "6", "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(tmp_path / "a")]) == 0
+    rows = _summary(capsys.readouterr().out)
+    assert rows["patients"] == "6"
+    assert rows["labelled volumes"] == "12"
+    assert int(rows["4D frames"]) >= 6 * 2 and int(rows["4D frame slices"]) > 0
+    assert rows["problems"] == "0"
+    assert main(["data", "phantom", str(tmp_path / "b"), "--patients", "6", "--seed", "1"]) == 0
+    assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
+
+
+def test_prepare_writes_cache_and_split(tmp_path: Path, acdc_source: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cache"
+    assert main(["data", "prepare", str(acdc_source), "--out", str(out)]) == 0
+    assert "built" in capsys.readouterr().out
+    assert (out / "split.json").exists() and (out / "manifest.json").exists()
+    assert main(["data", "prepare", str(acdc_source), "--out", str(out)]) == 0
+    assert "already current" in capsys.readouterr().out
+
+
+def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "check", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "nothing") in err[0]
+    assert main(["finetune", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                 "--set", "no_such_key=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_key" in err[0]
