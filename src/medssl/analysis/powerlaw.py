@@ -271,12 +271,13 @@ def fit_pipelines(results: pd.DataFrame, error: str = "1 − mean IoU", *,
         ``{pipeline: PowerLawBootstrap}`` and notes on pipelines that were skipped and why.
     """
     df = results[results["study"] == "main"] if "study" in results else results
-    err = error_values(df, error) if not df.empty else pd.Series(dtype=float)
-    df = df.assign(_err=err)
+    if df.empty:
+        return {}, []
+    pipelines = sorted(df["pipeline"].unique())
+    df = df.assign(_err=error_values(df, error))
     df = df[np.isfinite(df["_err"]) & (df["labelled_slices"] > 0)]
     fits: dict[str, PowerLawBootstrap] = {}
     notes: list[str] = []
-    pipelines = sorted(df["pipeline"].unique()) if not df.empty else []
     for pipeline, child in zip(pipelines, rng.spawn(len(pipelines)), strict=True):
         sub = df[df["pipeline"] == pipeline]
         budgets = sub["labelled_slices"].nunique()
@@ -284,6 +285,9 @@ def fit_pipelines(results: pd.DataFrame, error: str = "1 − mean IoU", *,
             notes.append(f"{error}: power law not fitted for {pipeline} "
                          f"({budgets} distinct budgets with results, need ≥ 4)")
             continue
+        if sub.groupby("labelled_slices").size().max() == 1:
+            notes.append(f"{error}: {pipeline} has one run per budget, so its bootstrap "
+                         "intervals have zero width (resampling needs several seeds)")
         try:
             fits[pipeline] = bootstrap_power_law(
                 sub["labelled_slices"].to_numpy(), sub["_err"].to_numpy(),

@@ -188,6 +188,10 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
     ref = reference or next((b for b in BASELINES if b in names), None)
     tests = pairwise_tests(main, "test_slice_iou_mean", reference=ref)
     against = f"against {ref}" if ref else "between all pipeline pairs"
+    if tests.empty:
+        sec.p(f"No paired tests of test mean IoU {against}: no budget has test results for "
+              "both pipelines of a pair.")
+        return sec
     sec.table(tests, f"Paired Wilcoxon signed-rank tests of test mean IoU {against} at every "
               "budget (pairs matched by seed, difference = pipeline_a − pipeline_b; effect size: "
               "matched-pairs rank-biserial correlation; p_holm: Holm-adjusted over the table):")
