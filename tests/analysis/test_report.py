@@ -158,3 +158,22 @@ def test_mean_curve_averages_runs_on_different_grids() -> None:
 def test_markdown_table_escapes_pipes() -> None:
     text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1]}))
     assert text.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 1 |"]
+
+
+def test_report_without_runs_still_written(tmp_path: Path) -> None:
+    paths = write_report(pd.DataFrame(), pd.DataFrame(), tmp_path, "Nothing yet", synthetic=True,
+                         notes=["pipeline y skipped: no data"])
+    assert [p.name for p in paths] == ["report.md", "report.html"]
+    md = (tmp_path / "report.md").read_text()
+    assert "SYNTHETIC DATA" in md and "No finished fine-tune runs." in md
+    assert "pipeline y skipped: no data" in md
+
+
+def test_report_without_curves_keeps_data_efficiency(study: tuple[pd.DataFrame, pd.DataFrame],
+                                                     tmp_path: Path) -> None:
+    results, _ = study
+    paths = write_report(results, pd.DataFrame(), tmp_path, "No curves", synthetic=False,
+                         n_boot=10)
+    names = {p.name for p in paths}
+    assert "fig6_data_efficiency.png" in names and "fig5a_learning_curves.png" not in names
+    assert "figure 5a skipped" in (tmp_path / "report.md").read_text()

@@ -310,12 +310,22 @@ def plot_pretraining_length(curves: pd.DataFrame, stem: Path, *,
     return _save(fig, stem)
 
 
+def _overlay_title(path: Path) -> str:
+    """``run/overlays/x.png`` → ``"run\nx"`` (the run names the pipeline); else the stem."""
+    if path.parent.name == "overlays":
+        return f"{path.parent.parent.name}\n{path.stem}"
+    return path.stem
+
+
 @_styled
 def plot_overlays(paths: Sequence[Path], stem: Path, *, titles: Sequence[str] | None = None,
                   ncols: int = 3) -> list[Path]:
-    """Fig. 7: tile existing example-overlay images into one figure (missing files skipped)."""
-    found = [(Path(p), t) for p, t in zip(paths, titles or [Path(p).stem for p in paths],
-                                          strict=True) if Path(p).is_file()]
+    """Fig. 7: tile existing example-overlay images into one figure (missing files skipped).
+
+    Titles default to the run folder and file stem for ``<run_dir>/overlays/*.png``.
+    """
+    titles = titles or [_overlay_title(Path(p)) for p in paths]
+    found = [(Path(p), t) for p, t in zip(paths, titles, strict=True) if Path(p).is_file()]
     if len(found) < len(paths):
         log.info("figure 7: %d of %d overlay images missing", len(paths) - len(found), len(paths))
     if not found:

@@ -313,6 +313,11 @@ def write_report(results: pd.DataFrame, curves: pd.DataFrame, out: Path, title: 
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     all_notes = list(notes)
+    banner = "SYNTHETIC DATA — not results of real experiments" if synthetic else ""
+    curves = pd.DataFrame() if curves is None else curves
+    if results.empty:
+        return _write(out, title, banner, [_notes(["No finished fine-tune runs.", *all_notes])],
+                      [])
     fits: dict[str, dict[str, PowerLawBootstrap]] = {}
     main = main_study(results)
     rngs = np.random.default_rng(seed).spawn(len(ERRORS))
@@ -321,11 +326,18 @@ def write_report(results: pd.DataFrame, curves: pd.DataFrame, out: Path, title: 
             fits[error], skipped = fit_pipelines(main, error, rng=rng, n_boot=n_boot)
             all_notes += skipped
     sections, fig_paths = _sections(results, curves, fig_dir, overlays, fits, reference)
-    closing = Section("Notes")
-    for note in all_notes or ["None."]:
-        closing.p(note)
-    sections.append(closing)
-    banner = "SYNTHETIC DATA — not results of real experiments" if synthetic else ""
+    return _write(out, title, banner, [*sections, _notes(all_notes)], fig_paths)
+
+
+def _notes(notes: Sequence[str]) -> Section:
+    sec = Section("Notes")
+    for note in notes or ["None."]:
+        sec.p(note)
+    return sec
+
+
+def _write(out: Path, title: str, banner: str, sections: list[Section],
+           fig_paths: list[Path]) -> list[Path]:
     md, page = out / "report.md", out / "report.html"
     md.write_text(_markdown(title, banner, sections, out), encoding="utf-8")
     page.write_text(_html(title, banner, sections), encoding="utf-8")

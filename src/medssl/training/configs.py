@@ -170,6 +170,7 @@ FINETUNE_PRESETS: dict[str, dict] = {
     "paper": {},
     "cpu-small": {
         "arch": "resnet18", "steps": 1500, "batch_size": 16, "crop": 128, "warmup_steps": 50,
+        "lr": 1e-3,
         "val_every_steps": 100, "ckpt_every_steps": 100, "runtime": {"num_workers": 2},
     },
 }
