@@ -42,7 +42,8 @@ def demo_study(cache: Path, seed: int) -> dict:
         "budgets": {"kind": "slices", "values": [3, 15, 60]}, "seeds": [seed, seed + 1],
         "pretrain": {"preset": "cpu-small", "set": DEMO_PRETRAIN},
         "finetune": {"preset": "cpu-small", "set": DEMO_FINETUNE},
-        "pretraining_length": {"pipeline": "byol-phantom", "budget": 15, "seeds": [seed]},
+        "pretraining_length": {"pipeline": "byol-phantom", "budget": 15, "seeds": [seed],
+                               "epochs": [0, 3]},
     }
 
 
