@@ -75,11 +75,13 @@ def _truncate_curve(run_dir: Path, ckpt: Path | None) -> None:
     step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
     with curve.open() as fh:
         rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+    if not rows:
+        curve.unlink()
+        return
     with curve.open("w", newline="") as fh:
-        if rows:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -> FinetuneResult:
