@@ -27,7 +27,7 @@ def affine_for(spacing: tuple[float, float, float] = SPACING) -> np.ndarray:
 def make_volume(seed: int, shape: tuple[int, int, int] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """A ``(S, H, W)`` float32 image and uint8 label with all four ACDC classes."""
     rng = np.random.default_rng(seed)
-    s, h, w = shape
+    _s, h, w = shape
     label = np.zeros(shape, dtype=np.uint8)
     cy, cx = h // 2, w // 2
     label[:, cy - 5 : cy + 5, cx - 5 : cx + 5] = 2
@@ -38,16 +38,24 @@ def make_volume(seed: int, shape: tuple[int, int, int] = SHAPE) -> tuple[np.ndar
     return image, label
 
 
-def write_pair(img_path: Path, gt_path: Path | None, seed: int,
-               shape: tuple[int, int, int] = SHAPE) -> None:
+def write_pair(
+    img_path: Path, gt_path: Path | None, seed: int, shape: tuple[int, int, int] = SHAPE
+) -> None:
     image, label = make_volume(seed, shape)
     write_nifti(img_path, from_slices(image), affine_for(), dtype=np.int16)
     if gt_path is not None:
         write_nifti(gt_path, from_slices(label), affine_for(), dtype=np.uint8)
 
 
-def make_acdc(root: Path, n_patients: int = 3, n_frames: int = 5, ed: int = 1, es: int = 3,
-              series: bool = True, split: str = "training") -> Path:
+def make_acdc(
+    root: Path,
+    n_patients: int = 3,
+    n_frames: int = 5,
+    ed: int = 1,
+    es: int = 3,
+    series: bool = True,
+    split: str = "training",
+) -> Path:
     """Official ACDC layout: Info.cfg, ED/ES frames with _gt, optional _4d series."""
     for p in range(1, n_patients + 1):
         pid = f"patient{p:03d}"
@@ -57,8 +65,11 @@ def make_acdc(root: Path, n_patients: int = 3, n_frames: int = 5, ed: int = 1, e
             f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 180.0\nNbFrame: {n_frames}\nWeight: 75.0\n"
         )
         for frame in (ed, es):
-            write_pair(pdir / f"{pid}_frame{frame:02d}.nii.gz",
-                       pdir / f"{pid}_frame{frame:02d}_gt.nii.gz", seed=p * 100 + frame)
+            write_pair(
+                pdir / f"{pid}_frame{frame:02d}.nii.gz",
+                pdir / f"{pid}_frame{frame:02d}_gt.nii.gz",
+                seed=p * 100 + frame,
+            )
         if series:
             frames = [make_volume(p * 100 + t + 1)[0] for t in range(n_frames)]
             data = np.stack([from_slices(f) for f in frames], axis=-1)

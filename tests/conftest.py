@@ -43,9 +43,18 @@ def real_acdc() -> Path:
 
 
 TINY_PRETRAIN = [
-    "arch=resnet18", "crop=32", "batch_size=8", "epochs=2", "ckpt_every_steps=3",
-    "log_every_steps=1", "heads.proj_hidden=64", "heads.proj_out=32", "heads.pred_hidden=64",
-    "warmup_epochs=0.5", "runtime.num_workers=0", "runtime.precision=32-true",
+    "arch=resnet18",
+    "crop=32",
+    "batch_size=8",
+    "epochs=2",
+    "ckpt_every_steps=3",
+    "log_every_steps=1",
+    "heads.proj_hidden=64",
+    "heads.proj_out=32",
+    "heads.pred_hidden=64",
+    "warmup_epochs=0.5",
+    "runtime.num_workers=0",
+    "runtime.precision=32-true",
     "runtime.accelerator=cpu",
 ]
 
@@ -56,10 +65,19 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = builders.make_acdc(root / "src", n_patients=6, n_frames=4)
     return prepare_cache(src, root / "cache").path
 
+
 TINY_FINETUNE = [
-    "arch=resnet18", "crop=32", "batch_size=4", "steps=8", "val_every_steps=4",
-    "ckpt_every_steps=4", "warmup_steps=2", "decoder_channels=32,16,16,8,8",
-    "runtime.num_workers=0", "runtime.precision=32-true", "runtime.accelerator=cpu",
+    "arch=resnet18",
+    "crop=32",
+    "batch_size=4",
+    "steps=8",
+    "val_every_steps=4",
+    "ckpt_every_steps=4",
+    "warmup_steps=2",
+    "decoder_channels=32,16,16,8,8",
+    "runtime.num_workers=0",
+    "runtime.precision=32-true",
+    "runtime.accelerator=cpu",
 ]
 
 
@@ -70,7 +88,11 @@ def tiny_finetuned(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -
     from medssl.training.finetune import finetune
 
     out = tmp_path_factory.mktemp("ft") / "run"
-    cfg = preset(FinetuneConfig, FINETUNE_PRESETS, "paper",
-                 [f"data={tiny_cache}", f"out={out}", *TINY_FINETUNE])
+    cfg = preset(
+        FinetuneConfig,
+        FINETUNE_PRESETS,
+        "paper",
+        [f"data={tiny_cache}", f"out={out}", *TINY_FINETUNE],
+    )
     finetune(cfg, progress=False)
     return out

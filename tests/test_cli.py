@@ -20,8 +20,11 @@ def _summary(out: str) -> dict[str, str]:
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_phantom_then_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -37,8 +40,9 @@ def test_phantom_then_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
 
 
-def test_prepare_writes_cache_and_split(tmp_path: Path, acdc_source: Path,
-                                        capsys: pytest.CaptureFixture) -> None:
+def test_prepare_writes_cache_and_split(
+    tmp_path: Path, acdc_source: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "cache"
     assert main(["data", "prepare", str(acdc_source), "--out", str(out)]) == 0
     assert "built" in capsys.readouterr().out
@@ -51,7 +55,19 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert main(["data", "check", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path / "nothing") in err[0]
-    assert main(["finetune", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
-                 "--set", "no_such_key=1"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                "no_such_key=1",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_key" in err[0]

@@ -47,18 +47,26 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from medssl.data.preprocess import PrepareConfig
     from medssl.data.splits import split_for_cache
 
-    cfg = PrepareConfig(norm=args.norm, dtype=args.dtype, target_spacing=args.target_spacing,
-                        include_series=not args.no_series)
+    cfg = PrepareConfig(
+        norm=args.norm,
+        dtype=args.dtype,
+        target_spacing=args.target_spacing,
+        include_series=not args.no_series,
+    )
     result = prepare_cache(args.source, args.out, cfg, args.format, args.force, progress=True)
     cache = SliceCache.open(result.path)
     split = split_for_cache(cache, args.seed)
     split.save(result.path / "split.json")
     state = f"built ({result.reason})" if result.built else "already current"
     stats = cache.manifest["stats"]
-    print(f"cache {result.path}: {state}; {len(cache)} slices, {stats['labelled_slices']} labelled,"
-          f" {stats['series_frames']} cine frames")
-    print(f"split ({split.scheme}): {len(split.train)} train / {len(split.val)} val /"
-          f" {len(split.test)} test patients -> {result.path / 'split.json'}")
+    print(
+        f"cache {result.path}: {state}; {len(cache)} slices, {stats['labelled_slices']} labelled,"
+        f" {stats['series_frames']} cine frames"
+    )
+    print(
+        f"split ({split.scheme}): {len(split.train)} train / {len(split.val)} val /"
+        f" {len(split.test)} test patients -> {result.path / 'split.json'}"
+    )
     return 0
 
 
@@ -76,8 +84,11 @@ def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dic
     from medssl.training.configs import preset
 
     explicit = {"data": str(args.data), "out": str(args.out), "init": args.init}
-    common = {"init_layout": "init_layout", "runtime.devices": "devices",
-              "runtime.num_nodes": "num_nodes"}
+    common = {
+        "init_layout": "init_layout",
+        "runtime.devices": "devices",
+        "runtime.num_nodes": "num_nodes",
+    }
     for key, attr in {**options, **common}.items():
         if getattr(args, attr) is not None:
             explicit[key] = str(getattr(args, attr))
@@ -90,8 +101,7 @@ def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dic
 def _pretrain_config(args: argparse.Namespace):
     from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig
 
-    return _run_config(args, PretrainConfig, PRETRAIN_PRESETS,
-                       {"epochs": "epochs", "arch": "arch"})
+    return _run_config(args, PretrainConfig, PRETRAIN_PRESETS, {"epochs": "epochs", "arch": "arch"})
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -106,19 +116,29 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 def _finetune_config(args: argparse.Namespace):
     from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig
 
-    return _run_config(args, FinetuneConfig, FINETUNE_PRESETS,
-                       {"steps": "steps", "arch": "arch", "budget_seed": "seed",
-                        "labelled_slices": "labelled_slices",
-                        "labelled_patients": "labelled_patients"})
+    return _run_config(
+        args,
+        FinetuneConfig,
+        FINETUNE_PRESETS,
+        {
+            "steps": "steps",
+            "arch": "arch",
+            "budget_seed": "seed",
+            "labelled_slices": "labelled_slices",
+            "labelled_patients": "labelled_patients",
+        },
+    )
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from medssl.training.finetune import finetune
 
     r = finetune(_finetune_config(args), resume=args.resume)
-    print(f"fine-tuning finished: {r.steps} steps on {r.labelled_slices} labelled slices; "
-          f"val mean IoU best {r.best_val_iou:.4f}, final {r.final_val_iou:.4f}, "
-          f"steps to 95% {r.steps_to_95:g}, curve AUC {r.curve_auc:.4f}")
+    print(
+        f"fine-tuning finished: {r.steps} steps on {r.labelled_slices} labelled slices; "
+        f"val mean IoU best {r.best_val_iou:.4f}, final {r.final_val_iou:.4f}, "
+        f"steps to 95% {r.steps_to_95:g}, curve AUC {r.curve_auc:.4f}"
+    )
     print(f"run directory: {r.run_dir} (curve.csv, best.safetensors)")
     return 0
 
@@ -129,10 +149,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     m = evaluate(args.run_dir, args.split)
     iou = m["slice_iou"]
     print(f"{m['split']}: {m['volumes']} volumes, {m['slices']} slices")
-    print("2D IoU  " + "  ".join(f"{k} {v:.4f}" for k, v in iou.items())
-          + f"  Jaccard loss {m['jaccard_loss']:.4f}")
-    print("3D Dice " + "  ".join(f"{k} {v:.4f}" for k, v in m["dice_3d"].items())
-          + f"  (distances in {m['distance_units']})")
+    print(
+        "2D IoU  "
+        + "  ".join(f"{k} {v:.4f}" for k, v in iou.items())
+        + f"  Jaccard loss {m['jaccard_loss']:.4f}"
+    )
+    print(
+        "3D Dice "
+        + "  ".join(f"{k} {v:.4f}" for k, v in m["dice_3d"].items())
+        + f"  (distances in {m['distance_units']})"
+    )
     for key, value in m.get("clinical_mean_abs_error", {}).items():
         print(f"  |error| {key}: {value:.2f}")
     print(f"written: {Path(args.run_dir) / 'metrics.json'}, per_case.csv")
@@ -152,12 +178,21 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
     if args.weights_cmd == "inspect":
         info = inspect_weights(args.file, args.layout, trust_pickle=args.trust_pickle)
-        for key in ("fmt", "layout", "num_tensors", "num_parameters", "prefixes", "arch_guess",
-                    "first_conv_channels", "metadata"):
+        for key in (
+            "fmt",
+            "layout",
+            "num_tensors",
+            "num_parameters",
+            "prefixes",
+            "arch_guess",
+            "first_conv_channels",
+            "metadata",
+        ):
             print(f"{key:<20} {getattr(info, key)}")
         return 0
-    report = convert_weights(args.file, args.out, args.arch, args.layout,
-                             trust_pickle=args.trust_pickle)
+    report = convert_weights(
+        args.file, args.out, args.arch, args.layout, trust_pickle=args.trust_pickle
+    )
     print(report.summary())
     print(f"wrote {args.out}")
     return 0
@@ -217,8 +252,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
         from medssl.experiments.collect import collect
 
         results, curves = collect(args.dir)
-        print(f"{len(results)} runs, {len(curves)} curve points -> "
-              f"{Path(args.dir) / 'results.parquet'} (and .csv), curves.parquet")
+        print(
+            f"{len(results)} runs, {len(curves)} curve points -> "
+            f"{Path(args.dir) / 'results.parquet'} (and .csv), curves.parquet"
+        )
         return 0
     for line in status.lines():
         print(line)
@@ -242,8 +279,10 @@ def _add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_cmd_study)
-    for name, text in (("status", "done / running / failed / remaining and ETA"),
-                       ("collect", "results table (Parquet + CSV)")):
+    for name, text in (
+        ("status", "done / running / failed / remaining and ETA"),
+        ("collect", "results table (Parquet + CSV)"),
+    ):
         p = ssub.add_parser(name, help=text)
         p.add_argument("dir", type=Path)
         p.set_defaults(func=_cmd_study)
@@ -255,8 +294,12 @@ def _add_study_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="paper", help="paper | cpu-small")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="config override, e.g. --set batch_size=64 --set runtime.precision=32-true")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set batch_size=64 --set runtime.precision=32-true",
+    )
     p.add_argument("--devices", type=int, help="devices per node (DDP when > 1)")
     p.add_argument("--num-nodes", type=int, help="nodes for multi-node DDP")
     p.add_argument("--resume", action="store_true", help="continue a killed run")
@@ -268,8 +311,11 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--init", default="random", help="random | imagenet | weights file")
     p.add_argument("--init-layout", help="force the weight file layout")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow unpickling a trusted legacy weights file (runs its code!)")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow unpickling a trusted legacy weights file (runs its code!)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--arch", help="timm encoder, e.g. resnet50")
     _add_runtime_args(p)
@@ -297,8 +343,9 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS)
     p.add_argument("--norm", choices=["zscore", "minmax"], default="zscore")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
-    p.add_argument("--target-spacing", type=float, default=None,
-                   help="resample in-plane to this spacing (mm)")
+    p.add_argument(
+        "--target-spacing", type=float, default=None, help="resample in-plane to this spacing (mm)"
+    )
     p.add_argument("--no-series", action="store_true", help="skip 4D cine frames")
     p.add_argument("--seed", type=int, default=0, help="seed of a random split (non-ACDC ids)")
     p.add_argument("--force", action="store_true", help="rebuild even if current")
@@ -325,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medssl`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not args.verbose:  # Lightning's start-up chatter and a deprecation inside Lightning
         for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)

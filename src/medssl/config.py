@@ -87,6 +87,7 @@ def _set(cfg: Any, path: list[str], value: Any, full: str) -> Any:
 
 def to_dict(cfg: Any) -> dict:
     """Plain dict (tuples as lists) of a config dataclass."""
+
     def conv(v: Any) -> Any:
         if isinstance(v, tuple):
             return [conv(x) for x in v]

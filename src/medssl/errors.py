@@ -25,7 +25,7 @@ class DataError(MedsslError):
         super().__init__(f"{self.path}: [{self.check}] {self.detail}")
 
 
-class DataErrors(MedsslError):
+class DataErrors(MedsslError):  # noqa: N818 - a collection of DataError
     """Several :class:`DataError` at once; ``str()`` gives the first and a count."""
 
     def __init__(self, errors: list[DataError]) -> None:

@@ -14,7 +14,8 @@ def test_curve_auc_is_mean_value_over_training() -> None:
     assert curve_auc(steps, np.array([0.0, 0.5, 1.0])) == pytest.approx(0.5)
     # uneven steps: trapezoids (0→0.5 over 10, 0.5→0.5 over 30) / 40
     assert curve_auc(np.array([0, 10, 40]), np.array([0.0, 0.5, 0.5])) == pytest.approx(
-        (2.5 + 15) / 40)
+        (2.5 + 15) / 40
+    )
 
 
 def test_curve_auc_ignores_order_and_handles_short_curves() -> None:

@@ -19,8 +19,9 @@ from medssl.analysis.powerlaw import (
 BUDGETS = np.array([1, 3, 7, 15, 30, 75, 150, 300, 749, 1498])
 
 
-def noisy(alpha: float, beta: float, gamma: float, seeds: int, sd: float,
-          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def noisy(
+    alpha: float, beta: float, gamma: float, seeds: int, sd: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Errors with multiplicative log-normal noise at every budget × seed."""
     n = np.repeat(BUDGETS, seeds)
     err = power_law(n, alpha, beta, gamma) * np.exp(rng.normal(0, sd, n.size))
@@ -88,8 +89,9 @@ def test_bootstrap_is_reproducible_and_band_brackets_fit() -> None:
     n, err, seeds = noisy(0.6, -0.6, 0.08, seeds=3, sd=0.05, rng=np.random.default_rng(5))
     a = bootstrap_power_law(n, err, seeds, rng=np.random.default_rng(7), n_boot=30)
     b = bootstrap_power_law(n, err, seeds, rng=np.random.default_rng(7), n_boot=30)
-    c = bootstrap_power_law(n, err, seeds, rng=np.random.default_rng(8), n_boot=30,
-                            resample="seeds")
+    c = bootstrap_power_law(
+        n, err, seeds, rng=np.random.default_rng(8), n_boot=30, resample="seeds"
+    )
     np.testing.assert_array_equal(a.samples, b.samples)
     assert not np.array_equal(a.samples, c.samples)
     grid = np.logspace(0, 3, 20)
@@ -108,8 +110,16 @@ def test_fit_pipelines_skips_pipelines_with_few_budgets() -> None:
         for b in budgets:
             for s in range(3):
                 err = power_law(b, 0.6, -0.6, 0.08) * np.exp(rng.normal(0, 0.03))
-                rows.append({"study": "main", "pipeline": pipeline, "labelled_slices": b,
-                             "budget": b, "seed": s, "test_slice_iou_mean": 1 - err})
+                rows.append(
+                    {
+                        "study": "main",
+                        "pipeline": pipeline,
+                        "labelled_slices": b,
+                        "budget": b,
+                        "seed": s,
+                        "test_slice_iou_mean": 1 - err,
+                    }
+                )
     rows.append({**rows[0], "study": "length", "test_slice_iou_mean": 0.0})  # ignored
     fits, notes = fit_pipelines(pd.DataFrame(rows), rng=np.random.default_rng(0), n_boot=20)
     assert list(fits) == ["good"]

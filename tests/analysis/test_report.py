@@ -11,34 +11,69 @@ import pytest
 from medssl.analysis import figures
 from medssl.analysis.report import markdown_table, write_report
 
-PIPELINES = {"random": (0.9, -0.45, 0.10), "byol-acdc": (0.6, -0.55, 0.08),
-             "supervised-imagenet": (0.7, -0.5, 0.09)}     # α, β, γ of the test error
+PIPELINES = {
+    "random": (0.9, -0.45, 0.10),
+    "byol-acdc": (0.6, -0.55, 0.08),
+    "supervised-imagenet": (0.7, -0.5, 0.09),
+}  # α, β, γ of the test error
 TAU = {"random": 120.0, "byol-acdc": 50.0, "supervised-imagenet": 80.0}  # curve time constant
 BUDGETS = (3, 15, 75, 300)
 SEEDS = (0, 1, 2)
 EPOCHS = (0.0, 10.0, 50.0)
 
 
-def _curve(run_id: str, meta: dict, final: float, tau: float, rng: np.random.Generator,
-           ) -> list[dict]:
+def _curve(
+    run_id: str,
+    meta: dict,
+    final: float,
+    tau: float,
+    rng: np.random.Generator,
+) -> list[dict]:
     steps = np.arange(0, 401, 25)
     iou = final * (1 - np.exp(-steps / tau)) + rng.normal(0, 0.01, steps.size)
-    return [{"run_id": run_id, **meta, "step": int(s), "val_loss": float(1 - v),
-             "val_iou": float(v)} for s, v in zip(steps, iou, strict=True)]
+    return [
+        {"run_id": run_id, **meta, "step": int(s), "val_loss": float(1 - v), "val_iou": float(v)}
+        for s, v in zip(steps, iou, strict=True)
+    ]
 
 
-def _run(run_id: str, study: str, pipeline: str, budget: int, seed: int, epoch: float,
-         error: float, rng: np.random.Generator) -> dict:
+def _run(
+    run_id: str,
+    study: str,
+    pipeline: str,
+    budget: int,
+    seed: int,
+    epoch: float,
+    error: float,
+    rng: np.random.Generator,
+) -> dict:
     iou = float(np.clip(1 - error * np.exp(rng.normal(0, 0.05)), 0, 1))
-    row = {"run_id": run_id, "study": study, "pipeline": pipeline, "budget_kind": "slices",
-           "budget": budget, "labelled_slices": budget, "seed": seed, "pretrain_epoch": epoch,
-           "steps": 400, "best_val_iou": iou + 0.01, "final_val_iou": iou,
-           "steps_to_95": np.nan, "curve_auc": np.nan, "test_slice_iou_mean": iou,
-           "test_jaccard_loss": 1 - iou + 0.02, "test_dice_3d_mean": 2 * iou / (1 + iou),
-           "distance_units": "mm", "run_dir": f"/runs/{run_id}"}
+    row = {
+        "run_id": run_id,
+        "study": study,
+        "pipeline": pipeline,
+        "budget_kind": "slices",
+        "budget": budget,
+        "labelled_slices": budget,
+        "seed": seed,
+        "pretrain_epoch": epoch,
+        "steps": 400,
+        "best_val_iou": iou + 0.01,
+        "final_val_iou": iou,
+        "steps_to_95": np.nan,
+        "curve_auc": np.nan,
+        "test_slice_iou_mean": iou,
+        "test_jaccard_loss": 1 - iou + 0.02,
+        "test_dice_3d_mean": 2 * iou / (1 + iou),
+        "distance_units": "mm",
+        "run_dir": f"/runs/{run_id}",
+    }
     for k, s in enumerate(("RV", "MYO", "LV")):
-        row |= {f"test_slice_iou_{s}": iou - 0.03 * (k - 1), f"test_dice_3d_{s}": iou,
-                f"test_hd95_{s}": 5 + 10 * (1 - iou)}
+        row |= {
+            f"test_slice_iou_{s}": iou - 0.03 * (k - 1),
+            f"test_dice_3d_{s}": iou,
+            f"test_hd95_{s}": 5 + 10 * (1 - iou),
+        }
     return row
 
 
@@ -51,16 +86,26 @@ def make_study(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
             for s in SEEDS:
                 rid = f"main-{p}-{budget}-{s}"
                 rows.append(_run(rid, "main", p, budget, s, np.nan, a * budget**b + g, rng))
-                meta = {"study": "main", "pipeline": p, "budget": budget, "seed": s,
-                        "pretrain_epoch": np.nan}
+                meta = {
+                    "study": "main",
+                    "pipeline": p,
+                    "budget": budget,
+                    "seed": s,
+                    "pretrain_epoch": np.nan,
+                }
                 curves += _curve(rid, meta, rows[-1]["final_val_iou"], TAU[p], rng)
     for epoch in EPOCHS:
         for s in SEEDS[:2]:
             rid = f"length-{epoch:g}-{s}"
             err = 0.6 * 15**-0.55 + 0.08 + 0.1 * np.exp(-epoch / 10)
             rows.append(_run(rid, "length", "byol-acdc", 15, s, epoch, err, rng))
-            meta = {"study": "length", "pipeline": "byol-acdc", "budget": 15, "seed": s,
-                    "pretrain_epoch": epoch}
+            meta = {
+                "study": "length",
+                "pipeline": "byol-acdc",
+                "budget": 15,
+                "seed": s,
+                "pretrain_epoch": epoch,
+            }
             curves += _curve(rid, meta, rows[-1]["final_val_iou"], 120 - 1.5 * epoch, rng)
     return pd.DataFrame(rows), pd.DataFrame(curves)
 
@@ -76,29 +121,45 @@ def overlay_pngs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     paths = []
     for i in range(2):
         img = np.zeros((32, 32, 3))
-        img[8:24, 8 + i:20 + i, 0] = 1.0
+        img[8:24, 8 + i : 20 + i, 0] = 1.0
         path = folder / f"case{i}.png"
         import matplotlib.image as mpimg
+
         mpimg.imsave(path, img)
         paths.append(path)
     return paths
 
 
 @pytest.fixture(scope="module")
-def report(study: tuple[pd.DataFrame, pd.DataFrame], overlay_pngs: list[Path],
-           tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+def report(
+    study: tuple[pd.DataFrame, pd.DataFrame],
+    overlay_pngs: list[Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, list[Path]]:
     out = tmp_path_factory.mktemp("report")
     results, curves = study
-    paths = write_report(results, curves, out, "Test study", synthetic=True,
-                         overlays=overlay_pngs, notes=["pipeline x skipped: no weights"],
-                         n_boot=40)
+    paths = write_report(
+        results,
+        curves,
+        out,
+        "Test study",
+        synthetic=True,
+        overlays=overlay_pngs,
+        notes=["pipeline x skipped: no weights"],
+        n_boot=40,
+    )
     return out, paths
 
 
 def test_every_figure_type_written_as_png_and_svg(report: tuple[Path, list[Path]]) -> None:
     out, paths = report
-    for name in ("fig5a_learning_curves", "fig5b_auc", "fig6_data_efficiency",
-                 "fig7_overlays", "fig8_pretraining_length"):
+    for name in (
+        "fig5a_learning_curves",
+        "fig5b_auc",
+        "fig6_data_efficiency",
+        "fig7_overlays",
+        "fig8_pretraining_length",
+    ):
         for ext in (".png", ".svg"):
             path = out / "figures" / f"{name}{ext}"
             assert path in paths and path.stat().st_size > 1000, path
@@ -115,22 +176,31 @@ def test_reports_mention_every_pipeline_and_banner(report: tuple[Path, list[Path
         assert "SYNTHETIC DATA" in text
         for pipeline in PIPELINES:
             assert pipeline in text
-        for section in ("Summary", "Learning curves", "Data efficiency", "Pretraining length",
-                        "Example overlays", "Statistics", "Notes"):
+        for section in (
+            "Summary",
+            "Learning curves",
+            "Data efficiency",
+            "Pretraining length",
+            "Example overlays",
+            "Statistics",
+            "Notes",
+        ):
             assert section in text
         assert "pipeline x skipped: no weights" in text
     assert "figures/fig6_data_efficiency.png" in md
     assert "data:image/png;base64," in page and "<table" in page
     assert "transition n\\* (slices)" in md and "transition n* (slices)" in page
-    assert md.count("Power law ε(n) = α·n^β + γ for") == 3   # one table per test error
+    assert md.count("Power law ε(n) = α·n^β + γ for") == 3  # one table per test error
 
 
 def test_no_banner_without_synthetic_and_missing_studies_are_noted(
-        study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path) -> None:
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
     results, curves = study
     main_only = results[results["study"] == "main"]
-    paths = write_report(main_only, curves[curves["study"] == "main"], tmp_path, "Real",
-                         synthetic=False, n_boot=10)
+    paths = write_report(
+        main_only, curves[curves["study"] == "main"], tmp_path, "Real", synthetic=False, n_boot=10
+    )
     md = (tmp_path / "report.md").read_text()
     assert "SYNTHETIC" not in md
     assert "figure 8 skipped" in md and "figure 7 skipped" in md
@@ -138,8 +208,19 @@ def test_no_banner_without_synthetic_and_missing_studies_are_noted(
 
 
 def test_figures_skip_missing_data(tmp_path: Path) -> None:
-    empty = pd.DataFrame(columns=["run_id", "study", "pipeline", "budget", "seed",
-                                  "pretrain_epoch", "step", "val_loss", "val_iou"])
+    empty = pd.DataFrame(
+        columns=[
+            "run_id",
+            "study",
+            "pipeline",
+            "budget",
+            "seed",
+            "pretrain_epoch",
+            "step",
+            "val_loss",
+            "val_iou",
+        ]
+    )
     assert figures.plot_learning_curves(empty, tmp_path / "a") == []
     assert figures.plot_pretraining_length(empty, tmp_path / "b") == []
     assert figures.plot_overlays([tmp_path / "missing.png"], tmp_path / "c") == []
@@ -147,11 +228,16 @@ def test_figures_skip_missing_data(tmp_path: Path) -> None:
 
 
 def test_mean_curve_averages_runs_on_different_grids() -> None:
-    runs = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 2, "step": [0, 10, 20, 0, 20],
-                         "val_iou": [0.0, 0.5, 1.0, 0.0, 1.0]})
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a"] * 3 + ["b"] * 2,
+            "step": [0, 10, 20, 0, 20],
+            "val_iou": [0.0, 0.5, 1.0, 0.0, 1.0],
+        }
+    )
     c = figures.mean_curve(runs)
     assert c["step"].tolist() == [0, 10, 20]
-    np.testing.assert_allclose(c["mean"], [0.0, 0.5, 1.0])   # b interpolated at step 10
+    np.testing.assert_allclose(c["mean"], [0.0, 0.5, 1.0])  # b interpolated at step 10
     assert c["n"].tolist() == [2, 2, 2]
 
 
@@ -161,19 +247,25 @@ def test_markdown_table_escapes_pipes() -> None:
 
 
 def test_report_without_runs_still_written(tmp_path: Path) -> None:
-    paths = write_report(pd.DataFrame(), pd.DataFrame(), tmp_path, "Nothing yet", synthetic=True,
-                         notes=["pipeline y skipped: no data"])
+    paths = write_report(
+        pd.DataFrame(),
+        pd.DataFrame(),
+        tmp_path,
+        "Nothing yet",
+        synthetic=True,
+        notes=["pipeline y skipped: no data"],
+    )
     assert [p.name for p in paths] == ["report.md", "report.html"]
     md = (tmp_path / "report.md").read_text()
     assert "SYNTHETIC DATA" in md and "No finished fine-tune runs." in md
     assert "pipeline y skipped: no data" in md
 
 
-def test_report_without_curves_keeps_data_efficiency(study: tuple[pd.DataFrame, pd.DataFrame],
-                                                     tmp_path: Path) -> None:
+def test_report_without_curves_keeps_data_efficiency(
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
     results, _ = study
-    paths = write_report(results, pd.DataFrame(), tmp_path, "No curves", synthetic=False,
-                         n_boot=10)
+    paths = write_report(results, pd.DataFrame(), tmp_path, "No curves", synthetic=False, n_boot=10)
     names = {p.name for p in paths}
     assert "fig6_data_efficiency.png" in names and "fig5a_learning_curves.png" not in names
     assert "figure 5a skipped" in (tmp_path / "report.md").read_text()

@@ -62,8 +62,15 @@ def _table(seeds: int = 8) -> pd.DataFrame:
         for s in range(seeds):
             base = rng.uniform(0.5, 0.6)
             for pipeline, gain in (("random", 0.0), ("byol", 0.1), ("other", 0.0)):
-                rows.append({"study": "main", "pipeline": pipeline, "budget": budget, "seed": s,
-                             "test_slice_iou_mean": base + gain + rng.normal(0, 0.005)})
+                rows.append(
+                    {
+                        "study": "main",
+                        "pipeline": pipeline,
+                        "budget": budget,
+                        "seed": s,
+                        "test_slice_iou_mean": base + gain + rng.normal(0, 0.005),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -82,8 +89,14 @@ def test_pairwise_tests_against_reference_and_all_pairs() -> None:
 
 
 def test_metrics_table_mean_std_and_formatting() -> None:
-    df = pd.DataFrame({"pipeline": ["a", "a", "b"], "budget": [1, 1, 1], "seed": [0, 1, 0],
-                       "test_slice_iou_mean": [0.5, 0.7, 0.9]})
+    df = pd.DataFrame(
+        {
+            "pipeline": ["a", "a", "b"],
+            "budget": [1, 1, 1],
+            "seed": [0, 1, 0],
+            "test_slice_iou_mean": [0.5, 0.7, 0.9],
+        }
+    )
     table = metrics_table(df, metrics=("test_slice_iou_mean", "absent"))
     a = table[table["pipeline"] == "a"].iloc[0]
     assert a["n"] == 2 and a["test_slice_iou_mean_mean"] == pytest.approx(0.6)
@@ -94,15 +107,27 @@ def test_metrics_table_mean_std_and_formatting() -> None:
 
 
 def test_convergence_table_fills_from_curves() -> None:
-    results = pd.DataFrame({"run_id": ["r1", "r2", "r3"], "study": "main",
-                            "pipeline": ["fast", "fast", "slow"], "budget": 1, "seed": [0, 1, 0],
-                            "steps_to_95": [np.nan, 5.0, np.nan],
-                            "curve_auc": [np.nan, 0.9, np.nan]})
+    results = pd.DataFrame(
+        {
+            "run_id": ["r1", "r2", "r3"],
+            "study": "main",
+            "pipeline": ["fast", "fast", "slow"],
+            "budget": 1,
+            "seed": [0, 1, 0],
+            "steps_to_95": [np.nan, 5.0, np.nan],
+            "curve_auc": [np.nan, 0.9, np.nan],
+        }
+    )
     steps = [0, 10, 20, 30]
-    curves = pd.DataFrame({"run_id": np.repeat(["r1", "r3"], 4), "step": steps * 2,
-                           "val_iou": [0.0, 1.0, 1.0, 1.0, 0.0, 0.2, 0.6, 1.0]})
+    curves = pd.DataFrame(
+        {
+            "run_id": np.repeat(["r1", "r3"], 4),
+            "step": steps * 2,
+            "val_iou": [0.0, 1.0, 1.0, 1.0, 0.0, 0.2, 0.6, 1.0],
+        }
+    )
     table = convergence_table(results, curves).set_index("pipeline")
-    assert list(table.index) == ["fast", "slow"]          # sorted by median AUC
+    assert list(table.index) == ["fast", "slow"]  # sorted by median AUC
     assert table.loc["fast", "n_runs"] == 2
     # r1: steps_to_95 = 10, AUC = (5 + 10 + 10) / 30
     assert table.loc["fast", "steps_to_95_median"] == pytest.approx(7.5)

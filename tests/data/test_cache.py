@@ -43,7 +43,9 @@ def test_round_trip_equals_normalised_source(acdc_source: Path, tmp_path: Path) 
 
 def test_float16_storage_close_to_float32(h5_source: Path, tmp_path: Path) -> None:
     c16 = SliceCache.open(prepare_cache(h5_source, tmp_path / "a").path)
-    c32 = SliceCache.open(prepare_cache(h5_source, tmp_path / "b", PrepareConfig(dtype="float32")).path)
+    c32 = SliceCache.open(
+        prepare_cache(h5_source, tmp_path / "b", PrepareConfig(dtype="float32")).path
+    )
     assert c16.images.dtype == np.float16
     np.testing.assert_allclose(c16.image(3), c32.image(3), atol=1e-2)
 
@@ -63,17 +65,21 @@ def test_variable_slice_sizes_kept_undistorted(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cache.label(big), label[cache.index["slice"][big]])
 
 
-def test_reuse_when_current_and_rebuild_on_content_change(acdc_source: Path, tmp_path: Path) -> None:
+def test_reuse_when_current_and_rebuild_on_content_change(
+    acdc_source: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "c"
     prepare_cache(acdc_source, out)
     assert not prepare_cache(acdc_source, out).built
     gt = acdc_source / "training" / "patient002" / "patient002_frame01_gt.nii.gz"
-    image, label = builders.make_volume(5)
+    _image, label = builders.make_volume(5)
     label[0, 0, 0] = 3
     from medssl.data.nifti import from_slices, write_nifti
 
     write_nifti(gt, from_slices(label), builders.affine_for(), dtype=np.uint8)
-    assert cache_is_current(out, acdc_source, PrepareConfig(), None) == "source file contents changed"
+    assert (
+        cache_is_current(out, acdc_source, PrepareConfig(), None) == "source file contents changed"
+    )
     res = prepare_cache(acdc_source, out)
     assert res.built and res.reason == "source file contents changed"
 
@@ -89,8 +95,10 @@ def test_touch_without_change_keeps_cache(acdc_source: Path, tmp_path: Path) -> 
 def test_rebuild_on_added_file_and_config_change(h5_source: Path, tmp_path: Path) -> None:
     out = tmp_path / "c"
     prepare_cache(h5_source, out)
-    assert prepare_cache(h5_source, out, PrepareConfig(norm="minmax")).reason == \
-        "preprocessing config changed"
+    assert (
+        prepare_cache(h5_source, out, PrepareConfig(norm="minmax")).reason
+        == "preprocessing config changed"
+    )
     builders.make_h5(tmp_path / "more", n_patients=4)
     (tmp_path / "more" / "patient004_frame01.h5").rename(h5_source / "patient004_frame01.h5")
     res = prepare_cache(h5_source, out, PrepareConfig(norm="minmax"))

@@ -45,8 +45,9 @@ def test_labelled_eval_is_padded_and_deterministic(tmp_path: Path) -> None:
     assert item["image"].shape == (1, 32, 32)
     top, left, h, w = item["valid"].tolist()
     assert (h, w) == builders.SHAPE[1:]
-    assert torch.equal(item["label"][top : top + h, left : left + w],
-                       torch.from_numpy(cache.label(idx[0])).long())
+    assert torch.equal(
+        item["label"][top : top + h, left : left + w], torch.from_numpy(cache.label(idx[0])).long()
+    )
     assert torch.equal(ds[0]["image"], item["image"])
 
 

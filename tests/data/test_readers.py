@@ -27,8 +27,12 @@ def test_axis_conversion_roundtrip() -> None:
 
 @pytest.mark.parametrize(
     ("fixture", "fmt"),
-    [("acdc_source", "acdc"), ("h5_source", "h5"), ("nnunet_source", "nnunet"),
-     ("nifti_folder", "nifti-folder")],
+    [
+        ("acdc_source", "acdc"),
+        ("h5_source", "h5"),
+        ("nnunet_source", "nnunet"),
+        ("nifti_folder", "nifti-folder"),
+    ],
 )
 def test_detect_format(request: pytest.FixtureRequest, fixture: str, fmt: str) -> None:
     assert detect_format(request.getfixturevalue(fixture)) == fmt
@@ -68,8 +72,9 @@ def test_acdc_reader_4d_frames_match_source(acdc_source: Path) -> None:
 def test_acdc_testing_folder_without_group(tmp_path: Path) -> None:
     root = builders.make_acdc(tmp_path / "a", n_patients=1, split="testing", series=False)
     cfg = root / "testing" / "patient001" / "Info.cfg"
-    cfg.write_text("\n".join(line for line in cfg.read_text().splitlines()
-                             if not line.startswith("Group")))
+    cfg.write_text(
+        "\n".join(line for line in cfg.read_text().splitlines() if not line.startswith("Group"))
+    )
     src = open_source(root)
     assert not src.problems and len(src.refs) == 2
 
@@ -109,10 +114,14 @@ def test_nnunet_v1_labels_and_frame_names(tmp_path: Path) -> None:
     root = builders.make_nnunet(tmp_path / "n", n_cases=0, n_test=0)
     for frame, seed in ((1, 1), (9, 2)):
         cid = f"patient007_frame{frame:02d}"
-        builders.write_pair(root / "imagesTr" / f"{cid}_0000.nii.gz",
-                            root / "labelsTr" / f"{cid}.nii.gz", seed)
-    spec = {"modality": {"0": "MRI"}, "labels": {"0": "bg", "1": "RV", "2": "MYO", "3": "LV"},
-            "numTraining": 2}
+        builders.write_pair(
+            root / "imagesTr" / f"{cid}_0000.nii.gz", root / "labelsTr" / f"{cid}.nii.gz", seed
+        )
+    spec = {
+        "modality": {"0": "MRI"},
+        "labels": {"0": "bg", "1": "RV", "2": "MYO", "3": "LV"},
+        "numTraining": 2,
+    }
     (root / "dataset.json").write_text(json.dumps(spec))
     src = open_source(root)
     assert src.label_names[3] == "LV"

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.realdata
 def test_data_check_real_acdc(real_acdc: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["data", "check", str(real_acdc)]) == 0
     out = capsys.readouterr().out
-    rows = dict(line.split(None, 1) if "  " not in line else line.split("  ", 1)
-                for line in out.splitlines() if line and not line.startswith("PROBLEM"))
+    rows = dict(
+        line.split(None, 1) if "  " not in line else line.split("  ", 1)
+        for line in out.splitlines()
+        if line and not line.startswith("PROBLEM")
+    )
     assert rows["patients"].strip() == "100"
     assert rows["labelled volumes"].strip() == "200"
     assert rows["labelled slices"].strip() == "1902"

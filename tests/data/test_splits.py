@@ -76,14 +76,21 @@ def test_budget_independent_of_cache_config(tmp_path: Path, cache: SliceCache) -
     from medssl.data.preprocess import PrepareConfig
 
     root = Path(cache.manifest["source_root"])
-    other = SliceCache.open(prepare_cache(root, tmp_path / "other",
-                                          PrepareConfig(norm="minmax", include_series=False)).path)
+    other = SliceCache.open(
+        prepare_cache(
+            root, tmp_path / "other", PrepareConfig(norm="minmax", include_series=False)
+        ).path
+    )
     split = make_split([v.patient for v in cache.volumes])
 
     def keys(c: SliceCache, idx: list[int]) -> list[tuple]:
-        return [(c.volume_of(i).patient, c.volume_of(i).frame, int(c.index["slice"][i])) for i in idx]
+        return [
+            (c.volume_of(i).patient, c.volume_of(i).frame, int(c.index["slice"][i])) for i in idx
+        ]
 
-    assert keys(cache, budget_slices(cache, split, 9, 5)) == keys(other, budget_slices(other, split, 9, 5))
+    assert keys(cache, budget_slices(cache, split, 9, 5)) == keys(
+        other, budget_slices(other, split, 9, 5)
+    )
 
 
 def test_patient_budgets_nested_with_both_phases(cache: SliceCache) -> None:

@@ -67,8 +67,10 @@ def test_custom_labels_and_empty_ventricle() -> None:
 def test_index_errors_signed_and_absolute() -> None:
     errors = index_errors({"LV_EF": 55.0, "LV_EDV": 100.0}, {"LV_EF": 60.0, "LV_EDV": 90.0})
     assert errors == {
-        "LV_EF_error": -5.0, "LV_EF_abs_error": 5.0,
-        "LV_EDV_error": 10.0, "LV_EDV_abs_error": 10.0,
+        "LV_EF_error": -5.0,
+        "LV_EF_abs_error": 5.0,
+        "LV_EDV_error": 10.0,
+        "LV_EDV_abs_error": 10.0,
     }
     with pytest.raises(ValueError, match="differ"):
         index_errors({"LV_EF": 1.0}, {"RV_EF": 1.0})

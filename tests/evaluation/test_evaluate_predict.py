@@ -68,9 +68,23 @@ def test_h5_in_h5_out(tiny_finetuned: Path, tmp_path: Path) -> None:
 def test_cli_predict_and_evaluate(tiny_finetuned: Path, tmp_path: Path, capsys) -> None:
     src = builders.make_acdc(tmp_path / "acdc", n_patients=1, series=False)
     pdir = src / "training" / "patient001"
-    assert main(["predict", "--model", str(tiny_finetuned), "--input", str(pdir),
-                 "--out", str(tmp_path / "pred")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tiny_finetuned),
+                "--input",
+                str(pdir),
+                "--out",
+                str(tmp_path / "pred"),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "pred").glob("*.nii.gz")) == [
-        "patient001_frame01.nii.gz", "patient001_frame03.nii.gz"]
+        "patient001_frame01.nii.gz",
+        "patient001_frame03.nii.gz",
+    ]
     assert main(["evaluate", str(tiny_finetuned)]) == 0
     assert "3D Dice" in capsys.readouterr().out

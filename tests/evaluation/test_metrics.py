@@ -144,8 +144,7 @@ def test_jaccard_perfect_prediction_is_zero() -> None:
     target = torch.randint(0, 4, (2, 8, 8), generator=torch.Generator().manual_seed(1))
     onehot = _onehot(target)
     assert soft_jaccard_loss(onehot, onehot).item() == pytest.approx(0.0, abs=1e-6)
-    assert soft_jaccard_loss_from_logits(onehot * 50, target).item() == pytest.approx(
-        0.0, abs=1e-6)
+    assert soft_jaccard_loss_from_logits(onehot * 50, target).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_jaccard_uniform_prediction_known_value() -> None:
@@ -178,8 +177,7 @@ def test_jaccard_matches_smp(drop_rv: bool) -> None:
     ours = soft_jaccard_loss_from_logits(logits, target, classes=(1, 2, 3))
     assert ours.item() == pytest.approx(ref(logits, target).item(), abs=1e-5)
     probs = logits.softmax(dim=1)
-    assert soft_jaccard_loss(probs, _onehot(target)).item() == pytest.approx(ours.item(),
-                                                                             abs=1e-6)
+    assert soft_jaccard_loss(probs, _onehot(target)).item() == pytest.approx(ours.item(), abs=1e-6)
 
 
 def test_jaccard_has_gradient() -> None:

@@ -24,9 +24,22 @@ def test_phantom_finetune_recovers_ejection_fraction(tmp_path: Path) -> None:
     generate_phantom(tmp_path / "ph", patients=8, seed=5, n_frames=4)
     cache = prepare_cache(tmp_path / "ph", tmp_path / "cache").path
     run = tmp_path / "run"
-    cfg = preset(FinetuneConfig, FINETUNE_PRESETS, "cpu-small", [
-        f"data={cache}", f"out={run}", "steps=240", "val_every_steps=60", "batch_size=8",
-        "crop=128", "lr=1e-3", "warmup_steps=20", "runtime.num_workers=0"])
+    cfg = preset(
+        FinetuneConfig,
+        FINETUNE_PRESETS,
+        "cpu-small",
+        [
+            f"data={cache}",
+            f"out={run}",
+            "steps=240",
+            "val_every_steps=60",
+            "batch_size=8",
+            "crop=128",
+            "lr=1e-3",
+            "warmup_steps=20",
+            "runtime.num_workers=0",
+        ],
+    )
     finetune(cfg, progress=False)
     for name in ("config.yaml", "curve.csv", "best.safetensors", "result.json"):
         assert (run / name).exists(), name

@@ -20,30 +20,56 @@ from medssl.experiments.plan import expand
 from medssl.experiments.study import parse_study
 
 TINY_PRETRAIN_SET = {
-    "arch": "resnet18", "crop": 32, "batch_size": 8, "epochs": 1, "max_steps": 2,
-    "heads.proj_hidden": 32, "heads.proj_out": 16, "heads.pred_hidden": 32,
-    "runtime.num_workers": 0, "runtime.precision": "32-true", "runtime.accelerator": "cpu",
+    "arch": "resnet18",
+    "crop": 32,
+    "batch_size": 8,
+    "epochs": 1,
+    "max_steps": 2,
+    "heads.proj_hidden": 32,
+    "heads.proj_out": 16,
+    "heads.pred_hidden": 32,
+    "runtime.num_workers": 0,
+    "runtime.precision": "32-true",
+    "runtime.accelerator": "cpu",
 }
 TINY_FINETUNE_SET = {
-    "arch": "resnet18", "crop": 32, "batch_size": 4, "steps": 2, "val_every_steps": 2,
-    "warmup_steps": 1, "decoder_channels": "16,16,8,8,8", "runtime.num_workers": 0,
-    "runtime.precision": "32-true", "runtime.accelerator": "cpu",
+    "arch": "resnet18",
+    "crop": 32,
+    "batch_size": 4,
+    "steps": 2,
+    "val_every_steps": 2,
+    "warmup_steps": 1,
+    "decoder_channels": "16,16,8,8,8",
+    "runtime.num_workers": 0,
+    "runtime.precision": "32-true",
+    "runtime.accelerator": "cpu",
 }
 
 
 def _study_dict(cache: Path, **extra) -> dict:
-    return {"name": "tiny", "data": str(cache), "domain": "tiny",
-            "pipelines": ["random", "byol-tiny"], "budgets": {"kind": "slices", "values": [2, 4]},
-            "seeds": [0], "pretrain": {"preset": "paper", "set": TINY_PRETRAIN_SET},
-            "finetune": {"preset": "paper", "set": TINY_FINETUNE_SET}, **extra}
+    return {
+        "name": "tiny",
+        "data": str(cache),
+        "domain": "tiny",
+        "pipelines": ["random", "byol-tiny"],
+        "budgets": {"kind": "slices", "values": [2, 4]},
+        "seeds": [0],
+        "pretrain": {"preset": "paper", "set": TINY_PRETRAIN_SET},
+        "finetune": {"preset": "paper", "set": TINY_FINETUNE_SET},
+        **extra,
+    }
 
 
-def test_expansion_and_content_addressing(tiny_cache: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_expansion_and_content_addressing(
+    tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    raw = _study_dict(tiny_cache, pipelines=["random", "byol-tiny", "supervised-imagenet",
-                                             "byol-imagenet+byol-tiny"],
-                      seeds=[0, 13], pretraining_length={"pipeline": "byol-tiny", "budget": 2})
+    raw = _study_dict(
+        tiny_cache,
+        pipelines=["random", "byol-tiny", "supervised-imagenet", "byol-imagenet+byol-tiny"],
+        seeds=[0, 13],
+        pretraining_length={"pipeline": "byol-tiny", "budget": 2},
+    )
     study = parse_study(raw)
     a, b = expand(study, tmp_path / "a"), expand(study, tmp_path / "b")
     assert [j.id for j in a.jobs] == [j.id for j in b.jobs]  # location-independent ids
@@ -77,9 +103,11 @@ def test_study_runs_shared_stage_once_and_collects(tiny_cache: Path, tmp_path: P
 
 
 def _driver(study_file: Path, root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "medssl", "study", "run", str(study_file),
-                             "--out", str(root)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "medssl", "study", "run", str(study_file), "--out", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.slow

@@ -27,8 +27,9 @@ def test_one_channel_adaptation_is_rgb_sum_via_declared_first_conv(arch: str) ->
     torch.testing.assert_close(model(x), ref(x.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize(("arch", "dim"), [("resnet18", 512), ("resnet34", 512),
-                                           ("resnet50", 2048), ("resnet101", 2048)])
+@pytest.mark.parametrize(
+    ("arch", "dim"), [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("resnet101", 2048)]
+)
 def test_study_architectures(arch: str, dim: int) -> None:
     assert encoder_dim(create_encoder(arch)) == dim
 

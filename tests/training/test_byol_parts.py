@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import pytest
@@ -49,7 +50,7 @@ def test_tau_schedule_end_points_and_monotone() -> None:
     assert momentum_schedule(0, 100) == pytest.approx(0.99)
     assert momentum_schedule(100, 100) == pytest.approx(1.0)
     values = [momentum_schedule(k, 100) for k in range(101)]
-    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(values))
 
 
 def test_warmup_cosine() -> None:
@@ -102,16 +103,26 @@ def test_lars_excludes_biases_and_norms() -> None:
 def test_lars_step_matches_formula_and_clipping() -> None:
     w = nn.Parameter(torch.full((4,), 2.0))  # ‖w‖ = 4
     w.grad = torch.full((4,), 0.5)  # ‖g‖ = 1
-    opt = LARS([{"params": [w], "weight_decay": 0.0, "lars_exclude": False}], lr=0.1,
-               momentum=0.0, eta=0.02, clip_lr=False)
+    opt = LARS(
+        [{"params": [w], "weight_decay": 0.0, "lars_exclude": False}],
+        lr=0.1,
+        momentum=0.0,
+        eta=0.02,
+        clip_lr=False,
+    )
     opt.step()
     ratio = 0.02 * 4 / 1
     assert torch.allclose(w, torch.full((4,), 2.0 - 0.1 * ratio * 0.5))
     # with clipping the effective rate lr·r is capped at lr: r = min(0.08/0.01, 1) = 1
     w2 = nn.Parameter(torch.full((4,), 2.0))
     w2.grad = torch.full((4,), 0.5)
-    LARS([{"params": [w2], "weight_decay": 0.0, "lars_exclude": False}], lr=0.01, momentum=0.0,
-         eta=0.02, clip_lr=True).step()
+    LARS(
+        [{"params": [w2], "weight_decay": 0.0, "lars_exclude": False}],
+        lr=0.01,
+        momentum=0.0,
+        eta=0.02,
+        clip_lr=True,
+    ).step()
     assert torch.allclose(w2, torch.full((4,), 2.0 - 0.01 * 0.5))
     # excluded parameters: plain SGD
     b = nn.Parameter(torch.ones(3))

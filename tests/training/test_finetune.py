@@ -18,19 +18,38 @@ from tests.conftest import TINY_FINETUNE
 
 
 def _cfg(cache: Path, out: Path, *extra: str) -> FinetuneConfig:
-    return preset(FinetuneConfig, FINETUNE_PRESETS, "paper",
-                  [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra])
+    return preset(
+        FinetuneConfig,
+        FINETUNE_PRESETS,
+        "paper",
+        [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra],
+    )
 
 
 def test_run_outputs(tiny_finetuned: Path) -> None:
-    for name in ("config.yaml", "prepare.json", "split.json", "budget.json", "init.json",
-                 "curve.csv", "best.safetensors", "best.json", "result.json"):
+    for name in (
+        "config.yaml",
+        "prepare.json",
+        "split.json",
+        "budget.json",
+        "init.json",
+        "curve.csv",
+        "best.safetensors",
+        "best.json",
+        "result.json",
+    ):
         assert (tiny_finetuned / name).exists(), name
     with (tiny_finetuned / "curve.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [4, 8]
-    for key in ("val_loss", "slice_iou/RV", "slice_iou/MYO", "slice_iou/LV", "slice_iou/mean",
-                "slice_dice/mean"):
+    for key in (
+        "val_loss",
+        "slice_iou/RV",
+        "slice_iou/MYO",
+        "slice_iou/LV",
+        "slice_iou/mean",
+        "slice_dice/mean",
+    ):
         assert 0.0 <= float(rows[-1][key]) <= 1.0
     best = json.loads((tiny_finetuned / "best.json").read_text())
     assert best["slice_iou/mean"] == max(float(r["slice_iou/mean"]) for r in rows)
@@ -40,18 +59,22 @@ def test_run_outputs(tiny_finetuned: Path) -> None:
     assert result["steps"] == 8 and result["steps_to_95"] in (4.0, 8.0)
 
 
-def test_small_budget_same_steps_and_pipeline_independent_subset(tiny_cache: Path,
-                                                                  tmp_path: Path) -> None:
-    small = finetune(_cfg(tiny_cache, tmp_path / "small", "labelled_slices=2", "budget_seed=13"),
-                     progress=False)
+def test_small_budget_same_steps_and_pipeline_independent_subset(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    small = finetune(
+        _cfg(tiny_cache, tmp_path / "small", "labelled_slices=2", "budget_seed=13"), progress=False
+    )
     full = finetune(_cfg(tiny_cache, tmp_path / "full", "init=random"), progress=False)
     assert small.steps == full.steps == 8
     assert small.labelled_slices == 2 and full.labelled_slices > 2
     cache = SliceCache.open(tiny_cache)
     split = Split.load(tmp_path / "small" / "split.json")
     expected = budget_slices(cache, split, 2, seed=13)
-    keys = [[cache.volume_of(i).patient, cache.volume_of(i).frame, int(cache.index["slice"][i])]
-            for i in expected]
+    keys = [
+        [cache.volume_of(i).patient, cache.volume_of(i).frame, int(cache.index["slice"][i])]
+        for i in expected
+    ]
     assert json.loads((tmp_path / "small" / "budget.json").read_text())["slices"] == keys
 
 
@@ -62,8 +85,16 @@ def test_init_from_encoder_file_is_loaded(tiny_cache: Path, tmp_path: Path) -> N
 
     enc = timm.create_model("resnet18", num_classes=0, in_chans=1)
     save_encoder(enc, tmp_path / "enc.safetensors", "resnet18")
-    finetune(_cfg(tiny_cache, tmp_path / "run", f"init={tmp_path / 'enc.safetensors'}",
-                  "steps=1", "val_every_steps=1"), progress=False)
+    finetune(
+        _cfg(
+            tiny_cache,
+            tmp_path / "run",
+            f"init={tmp_path / 'enc.safetensors'}",
+            "steps=1",
+            "val_every_steps=1",
+        ),
+        progress=False,
+    )
     report = json.loads((tmp_path / "run" / "init.json").read_text())
     assert report["layout"] == "medssl" and report["matched"] == report["expected"] > 0
 
@@ -82,8 +113,17 @@ def test_killed_finetune_resumes_identically(tiny_cache: Path, tmp_path: Path) -
     finetune(_cfg(tiny_cache, tmp_path / "ref", *extra), progress=False)
     run = tmp_path / "killed"
     sets = [a for item in [*TINY_FINETUNE, *extra] for a in ("--set", item)]
-    args = [sys.executable, "-m", "medssl", "finetune", "--data", str(tiny_cache), "--out",
-            str(run), *sets]
+    args = [
+        sys.executable,
+        "-m",
+        "medssl",
+        "finetune",
+        "--data",
+        str(tiny_cache),
+        "--out",
+        str(run),
+        *sets,
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = run / "checkpoints" / "last.ckpt"
     while not ckpt.exists() and proc.poll() is None:

@@ -22,8 +22,12 @@ from tests.conftest import TINY_PRETRAIN
 
 
 def _cfg(cache: Path, out: Path, *extra: str) -> PretrainConfig:
-    return preset(PretrainConfig, PRETRAIN_PRESETS, "paper",
-                  [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra])
+    return preset(
+        PretrainConfig,
+        PRETRAIN_PRESETS,
+        "paper",
+        [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra],
+    )
 
 
 def _losses(run: Path) -> list[float]:
@@ -36,7 +40,13 @@ def test_pretrain_writes_strict_encoders_and_lowers_loss(tiny_cache: Path, tmp_p
     result = pretrain(_cfg(tiny_cache, run, "epochs=6"), progress=False)
     names = sorted(p.name for p in result.encoders)
     assert names == [f"encoder_epoch_{e:03d}.safetensors" for e in range(7)]
-    for name in ("config.yaml", "split.json", "init.json", "result.json", "encoder_last.safetensors"):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "init.json",
+        "result.json",
+        "encoder_last.safetensors",
+    ):
         assert (run / name).exists(), name
     model = timm.create_model("resnet18", num_classes=0, in_chans=1)
     first, last = load_file(run / names[0]), load_file(run / "encoder_last.safetensors")
@@ -64,8 +74,18 @@ def test_refuses_to_overwrite_a_started_run(tiny_cache: Path, tmp_path: Path) ->
 
 def _cli(cache: Path, out: Path, *extra: str) -> list[str]:
     sets = [a for item in TINY_PRETRAIN for a in ("--set", item)]
-    return [sys.executable, "-m", "medssl", "pretrain", "--data", str(cache), "--out", str(out),
-            *sets, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "medssl",
+        "pretrain",
+        "--data",
+        str(cache),
+        "--out",
+        str(out),
+        *sets,
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -83,7 +103,7 @@ def test_killed_run_resumes_to_identical_weights(tiny_cache: Path, tmp_path: Pat
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / "result.json").exists(), "run finished before it could be killed"
-    subprocess.run(args + ["--resume"], check=True, capture_output=True)
+    subprocess.run([*args, "--resume"], check=True, capture_output=True)
     a, b = load_file(ref / "encoder_last.safetensors"), load_file(run / "encoder_last.safetensors")
     assert a.keys() == b.keys()
     for key in a:
@@ -93,7 +113,11 @@ def test_killed_run_resumes_to_identical_weights(tiny_cache: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_two_process_cpu_ddp(tiny_cache: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
-    proc = subprocess.run(_cli(tiny_cache, run, "--devices", "2", "--set", "epochs=1"),
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        _cli(tiny_cache, run, "--devices", "2", "--set", "epochs=1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / "result.json").exists() and (run / "encoder_epoch_001.safetensors").exists()

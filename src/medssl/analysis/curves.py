@@ -24,8 +24,9 @@ def curve_auc(steps: np.ndarray, values: np.ndarray) -> float:
     return area / span if span > 0 else float(values.mean())
 
 
-def steps_to_fraction(steps: np.ndarray, values: np.ndarray, fraction: float = 0.95,
-                      final: float | None = None) -> float:
+def steps_to_fraction(
+    steps: np.ndarray, values: np.ndarray, fraction: float = 0.95, final: float | None = None
+) -> float:
     """First step at which the curve reaches ``fraction`` of its final value.
 
     Args:

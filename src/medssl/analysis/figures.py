@@ -30,18 +30,31 @@ from medssl.analysis.stats import main_study, with_curve_summaries
 log = logging.getLogger(__name__)
 
 Colors = Mapping[str, Any]
-STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7.5,
-         "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
-         "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
-         "grid.linewidth": 0.5, "svg.hashsalt": "medssl", "figure.dpi": 100}
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7.5,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "grid.linewidth": 0.5,
+    "svg.hashsalt": "medssl",
+    "figure.dpi": 100,
+}
 
 
 def _styled(fn: Callable[..., list[Path]]) -> Callable[..., list[Path]]:
     """Run a plotting function inside the figure style (restored afterwards)."""
+
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> list[Path]:
         with mpl.rc_context(STYLE):
             return fn(*args, **kwargs)
+
     return run
 
 
@@ -73,8 +86,9 @@ def _grid(n: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list[
 
 def _legend(fig: Figure, colors: Colors, extra: Sequence[Any] = ()) -> None:
     handles = [Patch(color=c, label=p) for p, c in colors.items()] + list(extra)
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
-               frameon=False)
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False
+    )
 
 
 def mean_curve(runs: pd.DataFrame, value: str = "val_iou") -> pd.DataFrame:
@@ -101,14 +115,20 @@ def _curve_panel(ax: Axes, sub: pd.DataFrame, key: str, colors: Colors) -> None:
         c = mean_curve(runs)
         color = colors[name] if isinstance(colors, Mapping) else colors(name)
         ax.plot(c["step"], c["mean"], color=color, lw=1.2)
-        ax.fill_between(c["step"], c["mean"] - c["std"], c["mean"] + c["std"], color=color,
-                        alpha=0.18, lw=0)
+        ax.fill_between(
+            c["step"], c["mean"] - c["std"], c["mean"] + c["std"], color=color, alpha=0.18, lw=0
+        )
 
 
 @_styled
-def plot_learning_curves(curves: pd.DataFrame, stem: Path, *,
-                         budgets: Sequence[int] | None = None, colors: Colors | None = None,
-                         ncols: int = 5) -> list[Path]:
+def plot_learning_curves(
+    curves: pd.DataFrame,
+    stem: Path,
+    *,
+    budgets: Sequence[int] | None = None,
+    colors: Colors | None = None,
+    ncols: int = 5,
+) -> list[Path]:
     """Fig. 5a: validation mean IoU vs fine-tuning step, mean ± std over seeds per pipeline.
 
     One panel per label budget of the main study (or per budget in ``budgets``).
@@ -127,8 +147,11 @@ def plot_learning_curves(curves: pd.DataFrame, stem: Path, *,
         ax.set_title(f"{budget} labelled slices" if budget != 1 else "1 labelled slice")
         ax.set_xlabel("fine-tuning step")
         ax.set_ylabel("validation mean IoU")
-    _legend(fig, {p: colors[p] for p in sorted(df["pipeline"].unique())},
-            [Patch(color="grey", alpha=0.3, label="± 1 s.d. over seeds")])
+    _legend(
+        fig,
+        {p: colors[p] for p in sorted(df["pipeline"].unique())},
+        [Patch(color="grey", alpha=0.3, label="± 1 s.d. over seeds")],
+    )
     return _save(fig, stem)
 
 
@@ -148,9 +171,15 @@ def _violin_panel(ax: Axes, sub: pd.DataFrame, colors: Colors, rng: np.random.Ge
 
 
 @_styled
-def plot_auc_violins(results: pd.DataFrame, stem: Path, *, curves: pd.DataFrame | None = None,
-                     budgets: Sequence[int] | None = None, colors: Colors | None = None,
-                     ncols: int = 5) -> list[Path]:
+def plot_auc_violins(
+    results: pd.DataFrame,
+    stem: Path,
+    *,
+    curves: pd.DataFrame | None = None,
+    budgets: Sequence[int] | None = None,
+    colors: Colors | None = None,
+    ncols: int = 5,
+) -> list[Path]:
     """Fig. 5b: learning-curve AUC (mean validation IoU over training) per pipeline.
 
     Violins over seeds, one panel per budget, pipelines ordered by descending median (black
@@ -167,7 +196,7 @@ def plot_auc_violins(results: pd.DataFrame, stem: Path, *, curves: pd.DataFrame 
     groups = list(df.groupby("budget", sort=True))
     k = df["pipeline"].nunique()
     fig, axes = _grid(len(groups), ncols, (0.35 * k + 1.0, 2.4))
-    rng = np.random.default_rng(0)                        # jitter only
+    rng = np.random.default_rng(0)  # jitter only
     for ax, (budget, sub) in zip(axes, groups, strict=True):
         _violin_panel(ax, sub, colors, rng)
         ax.set_title(f"{budget} labelled slice{'s' if budget != 1 else ''}")
@@ -183,8 +212,12 @@ def _dodge(budget_x: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     return (np.arange(k) - (k - 1) / 2) * slot, 0.8 * slot
 
 
-def _fit_overlay(ax: Axes, boot: PowerLawBootstrap, color: Any, x_range: tuple[float, float],
-                 ) -> None:
+def _fit_overlay(
+    ax: Axes,
+    boot: PowerLawBootstrap,
+    color: Any,
+    x_range: tuple[float, float],
+) -> None:
     """Fitted curve, its bootstrap band and the transition n* with its CI."""
     grid = np.logspace(*x_range, 200)
     ax.plot(np.log10(grid), boot.fit.predict(grid), color=color, lw=1.3)
@@ -202,8 +235,9 @@ def _fit_overlay(ax: Axes, boot: PowerLawBootstrap, color: Any, x_range: tuple[f
     ax.plot(np.log10(t), y, "D", ms=4.5, color=color, mec="black", mew=0.6, zorder=6)
 
 
-def _efficiency_panel(ax: Axes, df: pd.DataFrame, error: str, colors: Colors,
-                      fits: Mapping[str, PowerLawBootstrap]) -> None:
+def _efficiency_panel(
+    ax: Axes, df: pd.DataFrame, error: str, colors: Colors, fits: Mapping[str, PowerLawBootstrap]
+) -> None:
     df = df.assign(_err=error_values(df, error), _x=np.log10(df["labelled_slices"]))
     df = df[np.isfinite(df["_err"]) & (df["_err"] > 0)]
     budget_x = df.groupby("budget")["_x"].median()
@@ -213,10 +247,18 @@ def _efficiency_panel(ax: Axes, df: pd.DataFrame, error: str, colors: Colors,
         sub = df[df["pipeline"] == name]
         data = [g["_err"].to_numpy() for _, g in sub.groupby("budget", sort=True)]
         pos = budget_x.loc[sorted(sub["budget"].unique())].to_numpy() + off
-        ax.boxplot(data, positions=pos, widths=width, patch_artist=True, manage_ticks=False,
-                   boxprops={"facecolor": colors[name], "alpha": 0.55, "lw": 0.6},
-                   medianprops={"color": "black", "lw": 0.8}, whiskerprops={"lw": 0.6},
-                   capprops={"lw": 0.6}, flierprops={"ms": 2, "mec": colors[name]})
+        ax.boxplot(
+            data,
+            positions=pos,
+            widths=width,
+            patch_artist=True,
+            manage_ticks=False,
+            boxprops={"facecolor": colors[name], "alpha": 0.55, "lw": 0.6},
+            medianprops={"color": "black", "lw": 0.8},
+            whiskerprops={"lw": 0.6},
+            capprops={"lw": 0.6},
+            flierprops={"ms": 2, "mec": colors[name]},
+        )
     x_range = (budget_x.min() - 0.25, budget_x.max() + 0.25)
     for name in names:
         if name in fits:
@@ -233,10 +275,15 @@ def _efficiency_panel(ax: Axes, df: pd.DataFrame, error: str, colors: Colors,
 
 
 @_styled
-def plot_data_efficiency(results: pd.DataFrame, stem: Path, *,
-                         fits: Mapping[str, Mapping[str, PowerLawBootstrap]] | None = None,
-                         colors: Colors | None = None, n_boot: int = 200,
-                         seed: int = 0) -> list[Path]:
+def plot_data_efficiency(
+    results: pd.DataFrame,
+    stem: Path,
+    *,
+    fits: Mapping[str, Mapping[str, PowerLawBootstrap]] | None = None,
+    colors: Colors | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> list[Path]:
     """Fig. 6: test error vs labelled slices, log-log, boxes over seeds per pipeline (dodged).
 
     Three panels (1 − mean IoU, Jaccard loss, 1 − 3D Dice) with the power-law fit of every
@@ -252,16 +299,26 @@ def plot_data_efficiency(results: pd.DataFrame, stem: Path, *,
     colors = colors or pipeline_colors(df["pipeline"])
     fits = dict(fits or {})
     rng = np.random.default_rng(seed)
-    k = df["pipeline"].nunique()                          # many pipelines: one wide row each
+    k = df["pipeline"].nunique()  # many pipelines: one wide row each
     fig, axes = _grid(len(errors), *((3, (3.6, 3.1)) if k <= 4 else (1, (1.4 * k, 3.2))))
     for ax, error in zip(axes, errors, strict=True):
         if error not in fits:
             fits[error] = fit_pipelines(df, error, rng=rng, n_boot=n_boot)[0]
         _efficiency_panel(ax, df, error, colors, fits[error])
     law = r"power law $\alpha n^{\beta} + \gamma$ (95 % band)"
-    extra = [Line2D([], [], color="grey", lw=1.3, label=law),
-             Line2D([], [], color="grey", marker="D", mec="black", ls="-", lw=1.0,
-                    label="transition n* (95 % CI)")]
+    extra = [
+        Line2D([], [], color="grey", lw=1.3, label=law),
+        Line2D(
+            [],
+            [],
+            color="grey",
+            marker="D",
+            mec="black",
+            ls="-",
+            lw=1.0,
+            label="transition n* (95 % CI)",
+        ),
+    ]
     _legend(fig, {p: colors[p] for p in sorted(df["pipeline"].unique())}, extra)
     return _save(fig, stem)
 
@@ -275,8 +332,9 @@ def _length_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @_styled
-def plot_pretraining_length(curves: pd.DataFrame, stem: Path, *,
-                            results: pd.DataFrame | None = None) -> list[Path]:
+def plot_pretraining_length(
+    curves: pd.DataFrame, stem: Path, *, results: pd.DataFrame | None = None
+) -> list[Path]:
     """Fig. 8: fine-tuning curves per domain-pretraining epoch (colour = epoch).
 
     One panel per (pipeline, budget) of the ``length`` study, mean ± std over seeds; with
@@ -295,18 +353,30 @@ def plot_pretraining_length(curves: pd.DataFrame, stem: Path, *,
     fig, axes = _grid(len(groups) + extra, 3, (3.0, 2.4))
     for ax, ((pipeline, budget), sub) in zip(axes, groups, strict=False):
         _curve_panel(ax, sub, "pretrain_epoch", lambda e: cmap(norm(e)))
-        ax.set(title=f"{pipeline}, {budget} labelled slices", xlabel="fine-tuning step",
-               ylabel="validation mean IoU")
+        ax.set(
+            title=f"{pipeline}, {budget} labelled slices",
+            xlabel="fine-tuning step",
+            ylabel="validation mean IoU",
+        )
     if extra:
         ax = axes[-1]
         for pipeline, sub in res.groupby("pipeline"):
             agg = sub.groupby("pretrain_epoch")["test_slice_iou_mean"].agg(["mean", "std"])
-            ax.errorbar(agg.index, agg["mean"], yerr=agg["std"].fillna(0), marker="o", ms=3,
-                        capsize=2, lw=1, label=pipeline)
+            ax.errorbar(
+                agg.index,
+                agg["mean"],
+                yerr=agg["std"].fillna(0),
+                marker="o",
+                ms=3,
+                capsize=2,
+                lw=1,
+                label=pipeline,
+            )
         ax.set(title="test mean IoU", xlabel="pretraining epoch", ylabel="test mean IoU")
         ax.legend(frameon=False)
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="pretraining epoch",
-                 shrink=0.9)
+    fig.colorbar(
+        mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="pretraining epoch", shrink=0.9
+    )
     return _save(fig, stem)
 
 
@@ -318,8 +388,9 @@ def _overlay_title(path: Path) -> str:
 
 
 @_styled
-def plot_overlays(paths: Sequence[Path], stem: Path, *, titles: Sequence[str] | None = None,
-                  ncols: int = 3) -> list[Path]:
+def plot_overlays(
+    paths: Sequence[Path], stem: Path, *, titles: Sequence[str] | None = None, ncols: int = 3
+) -> list[Path]:
     """Fig. 7: tile existing example-overlay images into one figure (missing files skipped).
 
     Titles default to the run folder and file stem for ``<run_dir>/overlays/*.png``.

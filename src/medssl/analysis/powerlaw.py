@@ -89,11 +89,11 @@ class PowerLawFit:
 def _initial_guess(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """(α, β, γ) in scaled units x = n / n_ref: grid over β, closed-form (α, γ) per β."""
     betas = np.linspace(BETA_BOUNDS[0], -0.02, 80)[:, None]
-    u = np.power(x[None, :], betas)                       # (B, N)
+    u = np.power(x[None, :], betas)  # (B, N)
     du, dy = u - u.mean(1, keepdims=True), y - y.mean()
     alpha = (du * dy).sum(1) / np.maximum((du * du).sum(1), 1e-300)
     gamma = y.mean() - alpha * u.mean(1)
-    neg = gamma < 0                                        # refit through the origin
+    neg = gamma < 0  # refit through the origin
     alpha[neg] = (u[neg] @ y) / (u[neg] * u[neg]).sum(1)
     gamma[neg] = 0.0
     alpha = np.maximum(alpha, 1e-9 * y.max())
@@ -136,12 +136,18 @@ def fit_power_law(n: np.ndarray, err: np.ndarray, *, space: Space = "log") -> Po
         return np.log(pred) if space == "log" else pred
 
     target = np.log(y) if space == "log" else y
-    params, _ = curve_fit(model, x, target, p0=p0, bounds=(lower, upper), method="trf",
-                          x_scale="jac", max_nfev=2000)
+    params, _ = curve_fit(
+        model, x, target, p0=p0, bounds=(lower, upper), method="trf", x_scale="jac", max_nfev=2000
+    )
     log_a, beta, gamma = (float(v) for v in params)
     rmse = float(np.sqrt(np.mean((model(x, *params) - target) ** 2)))
-    return PowerLawFit(alpha=float(np.exp(log_a) * n_ref ** (-beta)), beta=beta, gamma=gamma,
-                       rmse=rmse, n_points=int(n.size))
+    return PowerLawFit(
+        alpha=float(np.exp(log_a) * n_ref ** (-beta)),
+        beta=beta,
+        gamma=gamma,
+        rmse=rmse,
+        n_points=int(n.size),
+    )
 
 
 @dataclass(frozen=True)
@@ -181,8 +187,14 @@ class PowerLawBootstrap:
         return lo, hi
 
 
-def _replicate(n: np.ndarray, err: np.ndarray, groups: np.ndarray, how: Resample,
-               rng: np.random.Generator, space: Space) -> tuple[np.ndarray, np.ndarray]:
+def _replicate(
+    n: np.ndarray,
+    err: np.ndarray,
+    groups: np.ndarray,
+    how: Resample,
+    rng: np.random.Generator,
+    space: Space,
+) -> tuple[np.ndarray, np.ndarray]:
     """One bootstrap replicate (n*, ε*) with small-stratum variance correction.
 
     Runs are drawn with replacement, then each drawn value's deviation from its budget's mean
@@ -191,13 +203,14 @@ def _replicate(n: np.ndarray, err: np.ndarray, groups: np.ndarray, how: Resample
     too narrow with 3–5 seeds (cf. Davison & Hinkley, "Bootstrap Methods and their
     Application", 1997, ch. 3).
     """
-    if how == "seeds":                                    # cluster bootstrap over seeds
+    if how == "seeds":  # cluster bootstrap over seeds
         ids = np.unique(groups)
         drawn = rng.choice(ids, size=ids.size, replace=True)
         idx = np.concatenate([np.flatnonzero(groups == g) for g in drawn])
-    else:                                                 # stratified by budget
-        idx = np.concatenate([rng.choice(np.flatnonzero(n == v), size=int(np.sum(n == v)))
-                              for v in np.unique(n)])
+    else:  # stratified by budget
+        idx = np.concatenate(
+            [rng.choice(np.flatnonzero(n == v), size=int(np.sum(n == v))) for v in np.unique(n)]
+        )
     value = np.log(np.maximum(err, _FLOOR)) if space == "log" else err
     _, inverse, counts = np.unique(n, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=value) / counts
@@ -207,10 +220,18 @@ def _replicate(n: np.ndarray, err: np.ndarray, groups: np.ndarray, how: Resample
     return n[idx], (np.exp(out) if space == "log" else out)
 
 
-def bootstrap_power_law(n: np.ndarray, err: np.ndarray, groups: np.ndarray | None = None, *,
-                        rng: np.random.Generator, n_boot: int = 500, level: float = 0.95,
-                        resample: Resample = "points", fraction: float = 1.0,
-                        space: Space = "log") -> PowerLawBootstrap:
+def bootstrap_power_law(
+    n: np.ndarray,
+    err: np.ndarray,
+    groups: np.ndarray | None = None,
+    *,
+    rng: np.random.Generator,
+    n_boot: int = 500,
+    level: float = 0.95,
+    resample: Resample = "points",
+    fraction: float = 1.0,
+    space: Space = "log",
+) -> PowerLawBootstrap:
     """Fit all points, then refit ``n_boot`` bootstrap replicates for percentile intervals.
 
     Args:
@@ -261,10 +282,17 @@ def error_values(results: pd.DataFrame, error: str) -> pd.Series:
     return 1.0 - values if one_minus else values
 
 
-def fit_pipelines(results: pd.DataFrame, error: str = "1 − mean IoU", *,
-                  rng: np.random.Generator, n_boot: int = 500, level: float = 0.95,
-                  resample: Resample = "points", fraction: float = 1.0, space: Space = "log",
-                  ) -> tuple[dict[str, PowerLawBootstrap], list[str]]:
+def fit_pipelines(
+    results: pd.DataFrame,
+    error: str = "1 − mean IoU",
+    *,
+    rng: np.random.Generator,
+    n_boot: int = 500,
+    level: float = 0.95,
+    resample: Resample = "points",
+    fraction: float = 1.0,
+    space: Space = "log",
+) -> tuple[dict[str, PowerLawBootstrap], list[str]]:
     """Bootstrap power-law fit per pipeline on the main study's (labelled slices, error) points.
 
     Returns:
@@ -282,17 +310,28 @@ def fit_pipelines(results: pd.DataFrame, error: str = "1 − mean IoU", *,
         sub = df[df["pipeline"] == pipeline]
         budgets = sub["labelled_slices"].nunique()
         if budgets < 4:
-            notes.append(f"{error}: power law not fitted for {pipeline} "
-                         f"({budgets} distinct budgets with results, need ≥ 4)")
+            notes.append(
+                f"{error}: power law not fitted for {pipeline} "
+                f"({budgets} distinct budgets with results, need ≥ 4)"
+            )
             continue
         if sub.groupby("labelled_slices").size().max() == 1:
-            notes.append(f"{error}: {pipeline} has one run per budget, so its bootstrap "
-                         "intervals have zero width (resampling needs several seeds)")
+            notes.append(
+                f"{error}: {pipeline} has one run per budget, so its bootstrap "
+                "intervals have zero width (resampling needs several seeds)"
+            )
         try:
             fits[pipeline] = bootstrap_power_law(
-                sub["labelled_slices"].to_numpy(), sub["_err"].to_numpy(),
-                sub["seed"].to_numpy(), rng=child, n_boot=n_boot, level=level,
-                resample=resample, fraction=fraction, space=space)
+                sub["labelled_slices"].to_numpy(),
+                sub["_err"].to_numpy(),
+                sub["seed"].to_numpy(),
+                rng=child,
+                n_boot=n_boot,
+                level=level,
+                resample=resample,
+                fraction=fraction,
+                space=space,
+            )
         except (ValueError, RuntimeError) as exc:
             notes.append(f"{error}: power-law fit failed for {pipeline}: {exc}")
     return fits, notes
@@ -308,7 +347,11 @@ def fits_table(fits: Mapping[str, PowerLawBootstrap]) -> pd.DataFrame:
             row[f"{name}_lo"], row[f"{name}_hi"] = boot.param_ci(name)
         row["transition"] = boot.fit.transition(boot.fraction)
         row["transition_lo"], row["transition_hi"] = boot.ci(boot.transitions())
-        row.update(n_points=boot.fit.n_points, rmse=boot.fit.rmse,
-                   n_boot_ok=int(boot.samples.shape[0]), n_boot_failed=boot.n_failed)
+        row.update(
+            n_points=boot.fit.n_points,
+            rmse=boot.fit.rmse,
+            n_boot_ok=int(boot.samples.shape[0]),
+            n_boot_failed=boot.n_failed,
+        )
         rows.append(row)
     return pd.DataFrame(rows)

@@ -36,7 +36,8 @@ TRANSITION_TEXT = (
     "has fallen to the irreducible error γ, i.e. where the power-law and floor asymptotes "
     "cross on log-log axes (ε(n*) = 2γ). Beyond it each doubling of the labels removes at "
     "most (1 − 2^β)/2 of the remaining error. Intervals are 95 % percentile bootstrap "
-    "intervals over runs resampled within each budget; ∞ means the fitted floor is zero.")
+    "intervals over runs resampled within each budget; ∞ means the fitted floor is zero."
+)
 
 
 @dataclass
@@ -90,12 +91,18 @@ def convergence_display(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`convergence_table` as ``median [q25, q75]`` strings."""
     out = pd.DataFrame({"pipeline": table["pipeline"], "runs": table["n_runs"]})
     out["steps to 95 % of final val IoU"] = [
-        _with_ci(m, lo, hi, 0) for m, lo, hi in
-        zip(table["steps_to_95_median"], table["steps_to_95_q25"], table["steps_to_95_q75"],
-            strict=True)]
+        _with_ci(m, lo, hi, 0)
+        for m, lo, hi in zip(
+            table["steps_to_95_median"],
+            table["steps_to_95_q25"],
+            table["steps_to_95_q75"],
+            strict=True,
+        )
+    ]
     out["learning-curve AUC"] = [
-        _with_ci(m, lo, hi) for m, lo, hi in
-        zip(table["auc_median"], table["auc_q25"], table["auc_q75"], strict=True)]
+        _with_ci(m, lo, hi)
+        for m, lo, hi in zip(table["auc_median"], table["auc_q25"], table["auc_q75"], strict=True)
+    ]
     return out
 
 
@@ -106,36 +113,52 @@ def power_law_display(table: pd.DataFrame, max_budget: float) -> pd.DataFrame:
         t = _with_ci(r.transition, r.transition_lo, r.transition_hi, 0)
         if np.isfinite(r.transition) and r.transition > max_budget:
             t += " (beyond largest budget)"
-        rows.append({"pipeline": r.pipeline, "α": _with_ci(r.alpha, r.alpha_lo, r.alpha_hi),
-                     "β": _with_ci(r.beta, r.beta_lo, r.beta_hi),
-                     "γ (irreducible)": _with_ci(r.gamma, r.gamma_lo, r.gamma_hi),
-                     "transition n* (slices)": t, "runs": r.n_points,
-                     "bootstrap fits": f"{r.n_boot_ok}/{r.n_boot_ok + r.n_boot_failed}"})
+        rows.append(
+            {
+                "pipeline": r.pipeline,
+                "α": _with_ci(r.alpha, r.alpha_lo, r.alpha_hi),
+                "β": _with_ci(r.beta, r.beta_lo, r.beta_hi),
+                "γ (irreducible)": _with_ci(r.gamma, r.gamma_lo, r.gamma_hi),
+                "transition n* (slices)": t,
+                "runs": r.n_points,
+                "bootstrap fits": f"{r.n_boot_ok}/{r.n_boot_ok + r.n_boot_failed}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _summary(results: pd.DataFrame, curves: pd.DataFrame,
-             fits: dict[str, PowerLawBootstrap]) -> Section:
+def _summary(
+    results: pd.DataFrame, curves: pd.DataFrame, fits: dict[str, PowerLawBootstrap]
+) -> Section:
     sec = Section("Summary")
     main = main_study(results)
     length = results[results["study"] == "length"] if "study" in results else results.iloc[:0]
-    sec.p(f"{len(results)} fine-tune runs ({len(main)} in the main study, {len(length)} in the "
-          f"pretraining-length study), {len(curves)} learning-curve points. Pipelines: "
-          f"{', '.join(sorted(results['pipeline'].unique()))}. Budgets: "
-          f"{', '.join(str(b) for b in sorted(main['budget'].unique()))} "
-          f"({', '.join(sorted(main['budget_kind'].unique()))}); seeds per cell: "
-          f"{_seed_range(main)}.")
+    sec.p(
+        f"{len(results)} fine-tune runs ({len(main)} in the main study, {len(length)} in the "
+        f"pretraining-length study), {len(curves)} learning-curve points. Pipelines: "
+        f"{', '.join(sorted(results['pipeline'].unique()))}. Budgets: "
+        f"{', '.join(str(b) for b in sorted(main['budget'].unique()))} "
+        f"({', '.join(sorted(main['budget_kind'].unique()))}); seeds per cell: "
+        f"{_seed_range(main)}."
+    )
     if not main.empty and "test_slice_iou_mean" in main:
         means = main.groupby(["budget", "pipeline"])["test_slice_iou_mean"].mean().reset_index()
         best = means.loc[means.groupby("budget")["test_slice_iou_mean"].idxmax()]
-        sec.table(best.rename(columns={"test_slice_iou_mean": "mean test IoU",
-                                       "pipeline": "best pipeline"}),
-                  "Best pipeline per budget by mean test IoU over seeds:")
+        sec.table(
+            best.rename(
+                columns={"test_slice_iou_mean": "mean test IoU", "pipeline": "best pipeline"}
+            ),
+            "Best pipeline per budget by mean test IoU over seeds:",
+        )
     if fits:
-        ts = "; ".join(f"{p}: {_with_ci(b.fit.transition(b.fraction), *b.ci(b.transitions()), 0)}"
-                       for p, b in fits.items())
-        sec.p(f"Estimated transition budget n* (1 − mean IoU, slices, 95 % CI): {ts}. "
-              "The paper reports the transition at 30–75 labelled slices.")
+        ts = "; ".join(
+            f"{p}: {_with_ci(b.fit.transition(b.fraction), *b.ci(b.transitions()), 0)}"
+            for p, b in fits.items()
+        )
+        sec.p(
+            f"Estimated transition budget n* (1 − mean IoU, slices, 95 % CI): {ts}. "
+            "The paper reports the transition at 30–75 labelled slices."
+        )
     return sec
 
 
@@ -147,26 +170,36 @@ def _seed_range(main: pd.DataFrame) -> str:
     return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
-def _efficiency(results: pd.DataFrame, paths: list[Path],
-                fits: dict[str, dict[str, PowerLawBootstrap]]) -> Section:
+def _efficiency(
+    results: pd.DataFrame, paths: list[Path], fits: dict[str, dict[str, PowerLawBootstrap]]
+) -> Section:
     sec = Section("Data efficiency")
-    sec.figure(paths, "Figure 6. Test error vs labelled slices (log-log): boxes over seeds per "
-               "pipeline, power-law fits with 95 % bootstrap bands, transition n* (diamonds "
-               "with 95 % CI).", "No main-study test metrics: figure 6 skipped.")
+    sec.figure(
+        paths,
+        "Figure 6. Test error vs labelled slices (log-log): boxes over seeds per "
+        "pipeline, power-law fits with 95 % bootstrap bands, transition n* (diamonds "
+        "with 95 % CI).",
+        "No main-study test metrics: figure 6 skipped.",
+    )
     sec.p(TRANSITION_TEXT)
     max_budget = float(main_study(results)["labelled_slices"].max()) if len(results) else np.inf
     for error, per_pipeline in fits.items():
         if per_pipeline:
-            sec.table(power_law_display(fits_table(per_pipeline), max_budget),
-                      f"Power law ε(n) = α·n^β + γ for {error} (95 % CI):")
+            sec.table(
+                power_law_display(fits_table(per_pipeline), max_budget),
+                f"Power law ε(n) = α·n^β + γ for {error} (95 % CI):",
+            )
     return sec
 
 
 def _length(results: pd.DataFrame, paths: list[Path]) -> Section:
     sec = Section("Pretraining length")
-    sec.figure(paths, "Figure 8. Fine-tuning curves per domain-pretraining epoch (mean ± s.d. "
-               "over seeds) and test mean IoU against the epoch.",
-               "No pretraining-length study in the results: figure 8 skipped.")
+    sec.figure(
+        paths,
+        "Figure 8. Fine-tuning curves per domain-pretraining epoch (mean ± s.d. "
+        "over seeds) and test mean IoU against the epoch.",
+        "No pretraining-length study in the results: figure 8 skipped.",
+    )
     length = results[results["study"] == "length"] if "study" in results else results.iloc[:0]
     if not length.empty:
         cols = [c for c in ("test_slice_iou_mean", "test_dice_3d_mean") if c in length]
@@ -182,58 +215,91 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
     if main.empty:
         sec.p("No main-study runs.")
         return sec
-    sec.table(format_mean_std(metrics_table(main)),
-              "Test metrics per budget and pipeline (mean ± s.d. over seeds):")
+    sec.table(
+        format_mean_std(metrics_table(main)),
+        "Test metrics per budget and pipeline (mean ± s.d. over seeds):",
+    )
     names = set(main["pipeline"])
     ref = reference or next((b for b in BASELINES if b in names), None)
     tests = pairwise_tests(main, "test_slice_iou_mean", reference=ref)
     against = f"against {ref}" if ref else "between all pipeline pairs"
     if tests.empty:
-        sec.p(f"No paired tests of test mean IoU {against}: no budget has test results for "
-              "both pipelines of a pair.")
+        sec.p(
+            f"No paired tests of test mean IoU {against}: no budget has test results for "
+            "both pipelines of a pair."
+        )
         return sec
-    sec.table(tests, f"Paired Wilcoxon signed-rank tests of test mean IoU {against} at every "
-              "budget (pairs matched by seed, difference = pipeline_a − pipeline_b; effect size: "
-              "matched-pairs rank-biserial correlation; p_holm: Holm-adjusted over the table):")
+    sec.table(
+        tests,
+        f"Paired Wilcoxon signed-rank tests of test mean IoU {against} at every "
+        "budget (pairs matched by seed, difference = pipeline_a − pipeline_b; effect size: "
+        "matched-pairs rank-biserial correlation; p_holm: Holm-adjusted over the table):",
+    )
     return sec
 
 
-def _sections(results: pd.DataFrame, curves: pd.DataFrame, fig_dir: Path,
-              overlays: Sequence[Path], fits: dict[str, dict[str, PowerLawBootstrap]],
-              reference: str | None) -> tuple[list[Section], list[Path]]:
+def _sections(
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    fig_dir: Path,
+    overlays: Sequence[Path],
+    fits: dict[str, dict[str, PowerLawBootstrap]],
+    reference: str | None,
+) -> tuple[list[Section], list[Path]]:
     colors = figs.pipeline_colors(results["pipeline"])
     p5a = figs.plot_learning_curves(curves, fig_dir / "fig5a_learning_curves", colors=colors)
     p5b = figs.plot_auc_violins(results, fig_dir / "fig5b_auc", curves=curves, colors=colors)
-    p6 = figs.plot_data_efficiency(results, fig_dir / "fig6_data_efficiency", fits=fits,
-                                   colors=colors)
-    p8 = figs.plot_pretraining_length(curves, fig_dir / "fig8_pretraining_length",
-                                      results=results)
+    p6 = figs.plot_data_efficiency(
+        results, fig_dir / "fig6_data_efficiency", fits=fits, colors=colors
+    )
+    p8 = figs.plot_pretraining_length(curves, fig_dir / "fig8_pretraining_length", results=results)
     p7 = figs.plot_overlays(list(overlays), fig_dir / "fig7_overlays")
     curves_sec = Section("Learning curves")
-    curves_sec.figure(p5a, "Figure 5a. Validation mean IoU during fine-tuning, mean ± s.d. over "
-                      "seeds, one panel per label budget.", "No learning curves: figure 5a "
-                      "skipped.")
+    curves_sec.figure(
+        p5a,
+        "Figure 5a. Validation mean IoU during fine-tuning, mean ± s.d. over "
+        "seeds, one panel per label budget.",
+        "No learning curves: figure 5a skipped.",
+    )
     auc = Section("Area under the learning curves")
-    auc.figure(p5b, "Figure 5b. Learning-curve AUC (mean validation IoU over training) per "
-               "pipeline, ordered by median (black bar).", "No AUC values: figure 5b skipped.")
+    auc.figure(
+        p5b,
+        "Figure 5b. Learning-curve AUC (mean validation IoU over training) per "
+        "pipeline, ordered by median (black bar).",
+        "No AUC values: figure 5b skipped.",
+    )
     conv = convergence_table(results, curves)
     if not conv.empty:
-        auc.table(convergence_display(conv), "Steps to 95 % of the final validation IoU and "
-                  "learning-curve AUC per pipeline: median [first, third quartile] over all "
-                  "main-study runs (all budgets pooled).")
+        auc.table(
+            convergence_display(conv),
+            "Steps to 95 % of the final validation IoU and "
+            "learning-curve AUC per pipeline: median [first, third quartile] over all "
+            "main-study runs (all budgets pooled).",
+        )
     over = Section("Example overlays")
-    over.figure(p7, "Figure 7. Example predictions overlaid on test images.",
-                "No overlay images given: figure 7 skipped.")
-    sections = [_summary(results, curves, fits.get("1 − mean IoU", {})), curves_sec, auc,
-                _efficiency(results, p6, fits), _length(results, p8), over,
-                _statistics(results, reference)]
+    over.figure(
+        p7,
+        "Figure 7. Example predictions overlaid on test images.",
+        "No overlay images given: figure 7 skipped.",
+    )
+    sections = [
+        _summary(results, curves, fits.get("1 − mean IoU", {})),
+        curves_sec,
+        auc,
+        _efficiency(results, p6, fits),
+        _length(results, p8),
+        over,
+        _statistics(results, reference),
+    ]
     return sections, [*p5a, *p5b, *p6, *p7, *p8]
 
 
 def markdown_table(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of ``df`` (cells as given, ``|`` escaped)."""
+
     def row(cells: Sequence[object]) -> str:
         return "| " + " | ".join(_md(str(c)).replace("|", "\\|") for c in cells) + " |"
+
     lines = [row(df.columns), row(["---"] * len(df.columns))]
     lines += [row(r) for r in df.itertuples(index=False)]
     return "\n".join(lines)
@@ -254,21 +320,28 @@ def _markdown(title: str, banner: str, sections: list[Section], out: Path) -> st
             elif kind == "table":
                 parts += [markdown_table(rest[0]), ""]
             else:
-                parts += [f"![{_md(rest[1])}]({rest[0].relative_to(out).as_posix()})",
-                          f"*{_md(rest[1])}*", ""]
+                parts += [
+                    f"![{_md(rest[1])}]({rest[0].relative_to(out).as_posix()})",
+                    f"*{_md(rest[1])}*",
+                    "",
+                ]
     return "\n".join(parts)
 
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
-       "color:#222}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1.5em}"
-       "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f2f2f2}"
-       "img{max-width:100%}.banner{background:#b00020;color:#fff;font-weight:bold;"
-       "padding:0.6em 1em;font-size:1.3em;letter-spacing:0.1em}figcaption{font-style:italic}")
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
+    "color:#222}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1.5em}"
+    "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f2f2f2}"
+    "img{max-width:100%}.banner{background:#b00020;color:#fff;font-weight:bold;"
+    "padding:0.6em 1em;font-size:1.3em;letter-spacing:0.1em}figcaption{font-style:italic}"
+)
 
 
 def _html(title: str, banner: str, sections: list[Section]) -> str:
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{CSS}</style></head><body>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{CSS}</style></head><body>"
+    ]
     if banner:
         parts.append(f"<div class='banner'>{html.escape(banner)}</div>")
     parts.append(f"<h1>{html.escape(title)}</h1>")
@@ -281,16 +354,28 @@ def _html(title: str, banner: str, sections: list[Section]) -> str:
                 parts.append(rest[0].to_html(index=False, border=0, escape=True))
             else:
                 data = base64.b64encode(rest[0].read_bytes()).decode("ascii")
-                parts.append(f"<figure><img alt='{html.escape(rest[1])}' "
-                             f"src='data:image/png;base64,{data}'><figcaption>"
-                             f"{html.escape(rest[1])}</figcaption></figure>")
+                parts.append(
+                    f"<figure><img alt='{html.escape(rest[1])}' "
+                    f"src='data:image/png;base64,{data}'><figcaption>"
+                    f"{html.escape(rest[1])}</figcaption></figure>"
+                )
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(results: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str,
-                 synthetic: bool, overlays: Sequence[Path] = (), notes: Sequence[str] = (), *,
-                 n_boot: int = 200, seed: int = 0, reference: str | None = None) -> list[Path]:
+def write_report(
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    out: Path,
+    title: str,
+    synthetic: bool,
+    overlays: Sequence[Path] = (),
+    notes: Sequence[str] = (),
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    reference: str | None = None,
+) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into ``out``.
 
     Args:
@@ -316,8 +401,7 @@ def write_report(results: pd.DataFrame, curves: pd.DataFrame, out: Path, title: 
     banner = "SYNTHETIC DATA — not results of real experiments" if synthetic else ""
     curves = pd.DataFrame() if curves is None else curves
     if results.empty:
-        return _write(out, title, banner, [_notes(["No finished fine-tune runs.", *all_notes])],
-                      [])
+        return _write(out, title, banner, [_notes(["No finished fine-tune runs.", *all_notes])], [])
     fits: dict[str, dict[str, PowerLawBootstrap]] = {}
     main = main_study(results)
     rngs = np.random.default_rng(seed).spawn(len(ERRORS))
@@ -336,8 +420,9 @@ def _notes(notes: Sequence[str]) -> Section:
     return sec
 
 
-def _write(out: Path, title: str, banner: str, sections: list[Section],
-           fig_paths: list[Path]) -> list[Path]:
+def _write(
+    out: Path, title: str, banner: str, sections: list[Section], fig_paths: list[Path]
+) -> list[Path]:
     md, page = out / "report.md", out / "report.html"
     md.write_text(_markdown(title, banner, sections, out), encoding="utf-8")
     page.write_text(_html(title, banner, sections), encoding="utf-8")

@@ -21,9 +21,17 @@ from medssl.analysis.curves import curve_auc, steps_to_fraction
 
 log = logging.getLogger(__name__)
 
-TEST_METRICS = ("test_slice_iou_mean", "test_jaccard_loss", "test_dice_3d_mean",
-                "test_slice_iou_RV", "test_slice_iou_MYO", "test_slice_iou_LV",
-                "test_hd95_RV", "test_hd95_MYO", "test_hd95_LV")
+TEST_METRICS = (
+    "test_slice_iou_mean",
+    "test_jaccard_loss",
+    "test_dice_3d_mean",
+    "test_slice_iou_RV",
+    "test_slice_iou_MYO",
+    "test_slice_iou_LV",
+    "test_hd95_RV",
+    "test_hd95_MYO",
+    "test_hd95_LV",
+)
 
 
 @dataclass(frozen=True)
@@ -66,11 +74,13 @@ def paired_wilcoxon(x: np.ndarray, y: np.ndarray, *, min_pairs: int = 3) -> Pair
     n = int(d.size)
     med = float(np.median(d)) if n else float("nan")
     if n < min_pairs:
-        return PairedTest(n, med, float("nan"), float("nan"), float("nan"),
-                          f"too few pairs ({n} < {min_pairs})")
+        return PairedTest(
+            n, med, float("nan"), float("nan"), float("nan"), f"too few pairs ({n} < {min_pairs})"
+        )
     if not np.any(d != 0):
-        return PairedTest(n, med, float("nan"), float("nan"), float("nan"),
-                          "all differences are zero")
+        return PairedTest(
+            n, med, float("nan"), float("nan"), float("nan"), "all differences are zero"
+        )
     res = wilcoxon(d, zero_method="wilcox", alternative="two-sided")
     nonzero = int(np.count_nonzero(d))
     note = ""
@@ -98,9 +108,14 @@ def main_study(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["study"] == "main"] if "study" in results else results
 
 
-def pairwise_tests(results: pd.DataFrame, metric: str = "test_slice_iou_mean", *,
-                   reference: str | None = None, correct: bool = True,
-                   min_pairs: int = 3) -> pd.DataFrame:
+def pairwise_tests(
+    results: pd.DataFrame,
+    metric: str = "test_slice_iou_mean",
+    *,
+    reference: str | None = None,
+    correct: bool = True,
+    min_pairs: int = 3,
+) -> pd.DataFrame:
     """Paired Wilcoxon tests between pipelines at every budget of the main study.
 
     Args:
@@ -125,8 +140,7 @@ def pairwise_tests(results: pd.DataFrame, metric: str = "test_slice_iou_mean", *
             pairs = [(p, reference) for p in names if p != reference and reference in names]
         for a, b in pairs:
             test = paired_wilcoxon(wide[a].to_numpy(), wide[b].to_numpy(), min_pairs=min_pairs)
-            rows.append({"budget": int(budget), "pipeline_a": a, "pipeline_b": b,
-                         **asdict(test)})
+            rows.append({"budget": int(budget), "pipeline_a": a, "pipeline_b": b, **asdict(test)})
     columns = ["budget", "pipeline_a", "pipeline_b", *PairedTest.__dataclass_fields__]
     table = pd.DataFrame(rows, columns=columns)
     if correct:
@@ -139,9 +153,14 @@ def curve_summaries(curves: pd.DataFrame, fraction: float = 0.95) -> pd.DataFram
     rows = []
     for run_id, sub in curves.groupby("run_id", sort=False):
         s, v = sub["step"].to_numpy(float), sub["val_iou"].to_numpy(float)
-        rows.append({"run_id": run_id, "curve_auc": curve_auc(s, v),
-                     "steps_to_95": steps_to_fraction(s, v, fraction),
-                     "final_val_iou": float(v[np.argmax(s)]) if v.size else float("nan")})
+        rows.append(
+            {
+                "run_id": run_id,
+                "curve_auc": curve_auc(s, v),
+                "steps_to_95": steps_to_fraction(s, v, fraction),
+                "final_val_iou": float(v[np.argmax(s)]) if v.size else float("nan"),
+            }
+        )
     return pd.DataFrame(rows, columns=["run_id", "curve_auc", "steps_to_95", "final_val_iou"])
 
 
@@ -167,8 +186,9 @@ def _median_iqr(values: pd.Series) -> dict[str, float]:
     return {"median": float(med), "q25": float(q25), "q75": float(q75)}
 
 
-def convergence_table(results: pd.DataFrame, curves: pd.DataFrame | None = None, *,
-                      by_budget: bool = False) -> pd.DataFrame:
+def convergence_table(
+    results: pd.DataFrame, curves: pd.DataFrame | None = None, *, by_budget: bool = False
+) -> pd.DataFrame:
     """Steps to 95 % of the final validation IoU and learning-curve AUC per pipeline.
 
     Median and inter-quartile range over the main study's runs (all budgets pooled unless
@@ -192,8 +212,9 @@ def convergence_table(results: pd.DataFrame, curves: pd.DataFrame | None = None,
     if table.empty:
         return table
     if by_budget:
-        return table.sort_values(["budget", "auc_median"], ascending=[True, False],
-                                 ignore_index=True)
+        return table.sort_values(
+            ["budget", "auc_median"], ascending=[True, False], ignore_index=True
+        )
     return table.sort_values("auc_median", ascending=False, ignore_index=True)
 
 
@@ -216,11 +237,19 @@ def metrics_table(results: pd.DataFrame, metrics: Sequence[str] = TEST_METRICS) 
 
 def format_mean_std(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Merge ``*_mean``/``*_std`` column pairs into ``"0.812 ± 0.013"`` strings."""
-    bases = [c.removesuffix("_mean") for c in table
-             if c.endswith("_mean") and c.removesuffix("_mean") + "_std" in table]
+    bases = [
+        c.removesuffix("_mean")
+        for c in table
+        if c.endswith("_mean") and c.removesuffix("_mean") + "_std" in table
+    ]
     out = table.drop(columns=[f"{b}_{k}" for b in bases for k in ("mean", "std")])
     for base in bases:
-        out[base] = [("—" if not np.isfinite(m) else f"{m:.{digits}f}"
-                      + ("" if not np.isfinite(s) else f" ± {s:.{digits}f}"))
-                     for m, s in zip(table[f"{base}_mean"], table[f"{base}_std"], strict=True)]
+        out[base] = [
+            (
+                "—"
+                if not np.isfinite(m)
+                else f"{m:.{digits}f}" + ("" if not np.isfinite(s) else f" ± {s:.{digits}f}")
+            )
+            for m, s in zip(table[f"{base}_mean"], table[f"{base}_std"], strict=True)
+        ]
     return out

@@ -22,8 +22,9 @@ def default_cache_dir(source: Path) -> Path:
     return base / f"{source.resolve().name}-{digest}"
 
 
-def resolve_cache(data: str | Path, cache_dir: str | Path | None = None,
-                  config: PrepareConfig | None = None) -> SliceCache:
+def resolve_cache(
+    data: str | Path, cache_dir: str | Path | None = None, config: PrepareConfig | None = None
+) -> SliceCache:
     """Open ``data`` as a cache, or prepare the source folder ``data`` first.
 
     Args:

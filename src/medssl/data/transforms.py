@@ -116,8 +116,9 @@ def sample_window(h: int, w: int, side: int, gen: torch.Generator) -> tuple[int,
     return top, left, side, side
 
 
-def _pad_to_at_least(image: torch.Tensor, label: torch.Tensor | None, side: int
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _pad_to_at_least(
+    image: torch.Tensor, label: torch.Tensor | None, side: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Centre-pad a slice smaller than ``side`` (image with its minimum, label with 0)."""
     h, w = image.shape[-2:]
     ph, pw = max(0, side - h), max(0, side - w)

@@ -19,7 +19,13 @@ from medssl.evaluation.metrics import check_spacing
 ACDC_LABELS: Mapping[str, int] = MappingProxyType({"RV": 1, "MYO": 2, "LV": 3})
 MYOCARDIUM_DENSITY_G_PER_ML = 1.05
 INDEX_KEYS: tuple[str, ...] = (
-    "LV_EDV", "LV_ESV", "LV_EF", "RV_EDV", "RV_ESV", "RV_EF", "MYO_mass",
+    "LV_EDV",
+    "LV_ESV",
+    "LV_EF",
+    "RV_EDV",
+    "RV_ESV",
+    "RV_EF",
+    "MYO_mass",
 )
 
 
@@ -100,9 +106,7 @@ def index_errors(
         ValueError: when the two mappings have different keys.
     """
     if set(pred_indices) != set(true_indices):
-        raise ValueError(
-            f"index keys differ: {sorted(set(pred_indices) ^ set(true_indices))}"
-        )
+        raise ValueError(f"index keys differ: {sorted(set(pred_indices) ^ set(true_indices))}")
     out: dict[str, float] = {}
     for key in true_indices:
         err = float(pred_indices[key]) - float(true_indices[key])

@@ -39,8 +39,9 @@ from medssl.evaluation.run_model import RunModel, load_run_model
 log = logging.getLogger(__name__)
 
 
-def _volume_row(model: RunModel, cache: SliceCache, vid: int, classes: tuple[int, ...]
-                ) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+def _volume_row(
+    model: RunModel, cache: SliceCache, vid: int, classes: tuple[int, ...]
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     vol = cache.volumes[vid]
     rows = cache.volume_slices(vid)
     image = torch.from_numpy(np.stack([cache.image(k) for k in rows]))
@@ -50,10 +51,16 @@ def _volume_row(model: RunModel, cache: SliceCache, vid: int, classes: tuple[int
     jac = float(soft_jaccard_loss_from_logits(logits, torch.from_numpy(truth).long(), classes))
     ious = iou_2d(pred, truth, classes)
     vm = volume_metrics(pred, truth, vol.spacing, classes)
-    row = {"patient": vol.patient, "phase": vol.phase, "frame": vol.frame,
-           "slices": vol.n_slices, "jaccard_loss": jac, "units": vm.units,
-           **{f"slice_iou_{k}": v for k, v in class_means(ious, classes).items()},
-           **vm.flat()}
+    row = {
+        "patient": vol.patient,
+        "phase": vol.phase,
+        "frame": vol.frame,
+        "slices": vol.n_slices,
+        "jaccard_loss": jac,
+        "units": vm.units,
+        **{f"slice_iou_{k}": v for k, v in class_means(ious, classes).items()},
+        **vm.flat(),
+    }
     return row, ious, pred, truth
 
 
@@ -82,8 +89,14 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
         labels[(vol.patient, vol.phase)] = (pred, truth, vol)
         if len(rows) <= overlays:
             image = np.stack([cache.image(k) for k in cache.volume_slices(vid)])
-            save_overlay(model.run_dir / "overlays" / f"{vol.patient}_{vol.phase}.png", image,
-                         pred, truth, f"{vol.patient} {vol.phase}", model.num_classes)
+            save_overlay(
+                model.run_dir / "overlays" / f"{vol.patient}_{vol.phase}.png",
+                image,
+                pred,
+                truth,
+                f"{vol.patient} {vol.phase}",
+                model.num_classes,
+            )
     if not rows:
         raise ValueError(f"{run_dir}: no labelled volumes of the {split} split in {cache.path}")
     clinical = _clinical(labels, _phantom_truth(cache))
@@ -104,9 +117,15 @@ def _phantom_truth(cache: SliceCache) -> dict | None:
 
 
 #: Clinical index names → keys of the phantom's ``phantom_truth.json``.
-PHANTOM_KEYS = {"LV_EDV": "lv_edv_ml", "LV_ESV": "lv_esv_ml", "LV_EF": "lv_ef",
-                "RV_EDV": "rv_edv_ml", "RV_ESV": "rv_esv_ml", "RV_EF": "rv_ef",
-                "MYO_mass": "lv_mass_g"}
+PHANTOM_KEYS = {
+    "LV_EDV": "lv_edv_ml",
+    "LV_ESV": "lv_esv_ml",
+    "LV_EF": "lv_ef",
+    "RV_EDV": "rv_edv_ml",
+    "RV_ESV": "rv_esv_ml",
+    "RV_EF": "rv_ef",
+    "MYO_mass": "lv_mass_g",
+}
 
 
 def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
@@ -117,9 +136,16 @@ def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
         (p_ed, t_ed, vol), (p_es, t_es, _) = labels[(pid, "ED")], labels[(pid, "ES")]
         if vol.spacing is None:
             continue
-        pred, ref = clinical_indices(p_ed, p_es, vol.spacing), clinical_indices(t_ed, t_es, vol.spacing)
-        row = {"patient": pid, **{f"pred_{k}": v for k, v in pred.items()},
-               **{f"ref_{k}": v for k, v in ref.items()}, **index_errors(pred, ref)}
+        pred, ref = (
+            clinical_indices(p_ed, p_es, vol.spacing),
+            clinical_indices(t_ed, t_es, vol.spacing),
+        )
+        row = {
+            "patient": pid,
+            **{f"pred_{k}": v for k, v in pred.items()},
+            **{f"ref_{k}": v for k, v in ref.items()},
+            **index_errors(pred, ref),
+        }
         truth = (phantom or {}).get(pid)
         if isinstance(truth, dict):
             known = {k: float(truth[v]) for k, v in PHANTOM_KEYS.items() if v in truth}
@@ -129,8 +155,9 @@ def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
     return out
 
 
-def _aggregate(rows: list[dict], ious: np.ndarray, classes: tuple[int, ...], clinical: list[dict],
-               split: str) -> dict:
+def _aggregate(
+    rows: list[dict], ious: np.ndarray, classes: tuple[int, ...], clinical: list[dict], split: str
+) -> dict:
     def mean(key: str, subset: list[dict]) -> float:
         vals = [r[key] for r in subset if key in r and not math.isnan(r[key])]
         return float(np.mean(vals)) if vals else float("nan")
@@ -141,21 +168,32 @@ def _aggregate(rows: list[dict], ious: np.ndarray, classes: tuple[int, ...], cli
         subset = [r for r in rows if r["phase"] == phase]
         for s in structures:
             by_phase[phase][s] = {m: mean(f"{s}_{m}", subset) for m in ("dice", "hd95", "assd")}
-        by_phase[phase]["mean_dice"] = float(np.mean([by_phase[phase][s]["dice"] for s in structures]))
+        by_phase[phase]["mean_dice"] = float(
+            np.mean([by_phase[phase][s]["dice"] for s in structures])
+        )
     dice_all = float(np.mean([mean(f"{s}_dice", rows) for s in structures]))
     metrics = {
-        "split": split, "volumes": len(rows), "slices": int(ious.shape[0]),
-        "slice_iou": class_means(ious, classes), "jaccard_loss": mean("jaccard_loss", rows),
+        "split": split,
+        "volumes": len(rows),
+        "slices": int(ious.shape[0]),
+        "slice_iou": class_means(ious, classes),
+        "jaccard_loss": mean("jaccard_loss", rows),
         "dice_3d": {s: mean(f"{s}_dice", rows) for s in structures} | {"mean": dice_all},
-        "by_phase": by_phase, "distance_units": rows[0]["units"],
+        "by_phase": by_phase,
+        "distance_units": rows[0]["units"],
     }
     if clinical:
         keys = [k for k in clinical[0] if k.endswith("_abs_error") and not k.startswith("phantom_")]
-        metrics["clinical_mean_abs_error"] = {k[: -len("_abs_error")]: mean(k, clinical) for k in keys}
-        truth_keys = [k for k in clinical[0] if k.startswith("phantom_") and k.endswith("_abs_error")]
+        metrics["clinical_mean_abs_error"] = {
+            k[: -len("_abs_error")]: mean(k, clinical) for k in keys
+        }
+        truth_keys = [
+            k for k in clinical[0] if k.startswith("phantom_") and k.endswith("_abs_error")
+        ]
         if truth_keys:
             metrics["clinical_mean_abs_error_vs_phantom_truth"] = {
-                k[len("phantom_") : -len("_abs_error")]: mean(k, clinical) for k in truth_keys}
+                k[len("phantom_") : -len("_abs_error")]: mean(k, clinical) for k in truth_keys
+            }
     return metrics
 
 

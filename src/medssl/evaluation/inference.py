@@ -23,8 +23,9 @@ def autocast_for(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, slices: torch.Tensor, batch_size: int = 16,
-                   precision: str = "32-true") -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, slices: torch.Tensor, batch_size: int = 16, precision: str = "32-true"
+) -> torch.Tensor:
     """Logits of normalised slices.
 
     Args:
@@ -47,9 +48,14 @@ def predict_logits(model: nn.Module, slices: torch.Tensor, batch_size: int = 16,
     return torch.cat(outs)
 
 
-def predict_volume(model: nn.Module, image: np.ndarray, prep: PrepareConfig,
-                   spacing: tuple[float, float, float] | None = None, batch_size: int = 16,
-                   precision: str = "32-true") -> np.ndarray:
+def predict_volume(
+    model: nn.Module,
+    image: np.ndarray,
+    prep: PrepareConfig,
+    spacing: tuple[float, float, float] | None = None,
+    batch_size: int = 16,
+    precision: str = "32-true",
+) -> np.ndarray:
     """Segment a raw ``(S, H, W)`` volume the way the training cache saw its volumes.
 
     Intensities are normalised with ``prep``; when ``prep.target_spacing`` is set the
@@ -63,8 +69,10 @@ def predict_volume(model: nn.Module, image: np.ndarray, prep: PrepareConfig,
     x = torch.from_numpy(norm)
     size = tuple(x.shape[-2:])
     if prep.target_spacing is not None and spacing is not None:
-        new = (max(1, round(size[0] * spacing[1] / prep.target_spacing)),
-               max(1, round(size[1] * spacing[2] / prep.target_spacing)))
+        new = (
+            max(1, round(size[0] * spacing[1] / prep.target_spacing)),
+            max(1, round(size[1] * spacing[2] / prep.target_spacing)),
+        )
         x = F.interpolate(x[:, None], size=new, mode="bilinear", antialias=True)[:, 0]
     logits = predict_logits(model, x, batch_size, precision)
     if tuple(logits.shape[-2:]) != size:

@@ -81,9 +81,7 @@ def _slice_counts(
     return (p & g).sum(-1), p.sum(-1), g.sum(-1)
 
 
-def iou_2d(
-    pred: np.ndarray, target: np.ndarray, classes: Sequence[int] = FOREGROUND
-) -> np.ndarray:
+def iou_2d(pred: np.ndarray, target: np.ndarray, classes: Sequence[int] = FOREGROUND) -> np.ndarray:
     """Per-slice intersection over union for each foreground class.
 
     Args:
@@ -244,7 +242,9 @@ class SegmentationCounts:
         union, denom = ps + gs - inter, ps + gs
         scored = union > 0
         batch = {
-            "inter": inter.sum(0), "pred": ps.sum(0), "target": gs.sum(0),
+            "inter": inter.sum(0),
+            "pred": ps.sum(0),
+            "target": gs.sum(0),
             "slice_iou": (inter / union.clamp_min(1)).sum(0),
             "slice_dice": (2 * inter / denom.clamp_min(1)).sum(0),
             "slices": scored.sum(0),
@@ -342,10 +342,10 @@ def surface_distances(
     p, g = torch.from_numpy(pred[None, None]), torch.from_numpy(gt[None, None])
     with warnings.catch_warnings():  # MONAI 1.5-1.6 warns about its own internal call
         warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
-        hd95 = compute_hausdorff_distance(p, g, include_background=True, percentile=95,
-                                          spacing=sp)
-        assd = compute_average_surface_distance(p, g, include_background=True, symmetric=True,
-                                                spacing=sp)
+        hd95 = compute_hausdorff_distance(p, g, include_background=True, percentile=95, spacing=sp)
+        assd = compute_average_surface_distance(
+            p, g, include_background=True, symmetric=True, spacing=sp
+        )
     return float(hd95.item()), float(assd.item())
 
 

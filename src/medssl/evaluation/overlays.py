@@ -20,8 +20,14 @@ def _overlay(ax, image: np.ndarray, label: np.ndarray | None, title: str, n_clas
     if label is not None:
         masked = np.ma.masked_where(label == 0, label)
         cmap = ListedColormap(CLASS_COLOURS[: max(1, n_classes - 1)])
-        ax.imshow(masked, cmap=cmap, vmin=1, vmax=max(1, n_classes - 1), alpha=0.45,
-                  interpolation="nearest")
+        ax.imshow(
+            masked,
+            cmap=cmap,
+            vmin=1,
+            vmax=max(1, n_classes - 1),
+            alpha=0.45,
+            interpolation="nearest",
+        )
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
@@ -33,11 +39,17 @@ def representative_slices(label: np.ndarray | None, n_slices: int, k: int = 3) -
         lo, hi = int(rows[0]), int(rows[-1])
     else:
         lo, hi = 0, n_slices - 1
-    return sorted({int(round(v)) for v in np.linspace(lo, hi, k)})
+    return sorted({round(v) for v in np.linspace(lo, hi, k)})
 
 
-def save_overlay(path: str | Path, image: np.ndarray, prediction: np.ndarray,
-                 truth: np.ndarray | None = None, title: str = "", n_classes: int = 4) -> Path:
+def save_overlay(
+    path: str | Path,
+    image: np.ndarray,
+    prediction: np.ndarray,
+    truth: np.ndarray | None = None,
+    title: str = "",
+    n_classes: int = 4,
+) -> Path:
     """Write a PNG: for 3 representative slices, image | ground truth | prediction.
 
     Args:

@@ -78,8 +78,10 @@ def _predict_nifti(run: RunModel, path: Path, out: Path) -> Prediction:
     check_finite(path, vol.data)
     spacing = spacing_from_zooms(vol.zooms)
     frames = [vol.data] if ndim == 3 else [vol.data[..., t] for t in range(vol.data.shape[3])]
-    preds = [predict_volume(run.model, to_slices(f), run.prepare, spacing,
-                            precision=run.precision) for f in frames]
+    preds = [
+        predict_volume(run.model, to_slices(f), run.prepare, spacing, precision=run.precision)
+        for f in frames
+    ]
     native = [np.transpose(p, (2, 1, 0)) for p in preds]
     data = native[0] if ndim == 3 else np.stack(native, axis=-1)
     target = out / f"{output_name(path)}.nii.gz"
@@ -99,7 +101,9 @@ def _predict_h5(run: RunModel, path: Path, out: Path) -> Prediction:
     except OSError as exc:
         raise DataError(path, "unreadable", f"not a readable HDF5 file ({exc})") from exc
     if image.ndim != 3:
-        raise DataError(path, "dimensionality", f"'image' must be (slices, H, W), got {image.shape}")
+        raise DataError(
+            path, "dimensionality", f"'image' must be (slices, H, W), got {image.shape}"
+        )
     check_finite(path, image)
     pred = predict_volume(run.model, image, run.prepare, None, precision=run.precision)
     target = out / f"{output_name(path)}.h5"
@@ -111,8 +115,13 @@ def _predict_h5(run: RunModel, path: Path, out: Path) -> Prediction:
     return target, image, pred, label
 
 
-def predict(model_dir: str | Path, inputs: str | Path, out: str | Path, overlays: bool = True,
-            progress: bool = False) -> list[Path]:
+def predict(
+    model_dir: str | Path,
+    inputs: str | Path,
+    out: str | Path,
+    overlays: bool = True,
+    progress: bool = False,
+) -> list[Path]:
     """Segment ``inputs`` (a file or folder) with the run in ``model_dir``.
 
     Returns:
@@ -126,8 +135,14 @@ def predict(model_dir: str | Path, inputs: str | Path, out: str | Path, overlays
         fn = _predict_h5 if path.suffix == ".h5" else _predict_nifti
         target, image, pred, truth = fn(run, path, out)
         if overlays:
-            save_overlay(out / "overlays" / f"{output_name(path)}.png", image, pred, truth,
-                         output_name(path), run.num_classes)
+            save_overlay(
+                out / "overlays" / f"{output_name(path)}.png",
+                image,
+                pred,
+                truth,
+                output_name(path),
+                run.num_classes,
+            )
         log.info("wrote %s", target)
         written.append(target)
     return written

@@ -53,5 +53,12 @@ def load_run_model(run_dir: str | Path, device: str | None = None) -> RunModel:
     model.load_state_dict(state, strict=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
-    return RunModel(run_dir, model, cfg, PrepareConfig.from_dict(prep["config"]), labels,
-                    Path(prep["cache"]), resolve_precision(cfg.runtime))
+    return RunModel(
+        run_dir,
+        model,
+        cfg,
+        PrepareConfig.from_dict(prep["config"]),
+        labels,
+        Path(prep["cache"]),
+        resolve_precision(cfg.runtime),
+    )

@@ -20,22 +20,33 @@ def _row(job: dict, run: Path) -> dict:
     meta = job["meta"]
     epoch = meta.get("pretrain_epoch")
     row = {
-        "run_id": job["id"], "study": meta.get("study", "main"), "pipeline": meta["pipeline"],
-        "budget_kind": meta.get("budget_kind", "slices"), "budget": int(meta["budget"]),
-        "labelled_slices": int(result["labelled_slices"]), "seed": int(meta["seed"]),
+        "run_id": job["id"],
+        "study": meta.get("study", "main"),
+        "pipeline": meta["pipeline"],
+        "budget_kind": meta.get("budget_kind", "slices"),
+        "budget": int(meta["budget"]),
+        "labelled_slices": int(result["labelled_slices"]),
+        "seed": int(meta["seed"]),
         "pretrain_epoch": math.nan if epoch is None else float(epoch),
         "steps": int(result["steps"]),
-        **{k: float(result[k]) for k in ("best_val_iou", "final_val_iou", "steps_to_95",
-                                         "curve_auc")},
+        **{
+            k: float(result[k])
+            for k in ("best_val_iou", "final_val_iou", "steps_to_95", "curve_auc")
+        },
         "test_slice_iou_mean": metrics["slice_iou"]["mean"],
         "test_jaccard_loss": metrics["jaccard_loss"],
         "test_dice_3d_mean": metrics["dice_3d"]["mean"],
-        "distance_units": metrics["distance_units"], "run_dir": str(run),
+        "distance_units": metrics["distance_units"],
+        "run_dir": str(run),
     }
     for s in STRUCTURES:
         row[f"test_slice_iou_{s}"] = metrics["slice_iou"].get(s, math.nan)
         row[f"test_dice_3d_{s}"] = metrics["dice_3d"].get(s, math.nan)
-        hd = [metrics["by_phase"][p][s]["hd95"] for p in metrics["by_phase"] if s in metrics["by_phase"][p]]
+        hd = [
+            metrics["by_phase"][p][s]["hd95"]
+            for p in metrics["by_phase"]
+            if s in metrics["by_phase"][p]
+        ]
         row[f"test_hd95_{s}"] = float(sum(hd) / len(hd)) if hd else math.nan
     return row
 
@@ -44,12 +55,20 @@ def _curve_rows(job: dict, run: Path) -> list[dict]:
     meta = job["meta"]
     epoch = meta.get("pretrain_epoch")
     with (run / "curve.csv").open() as fh:
-        return [{"run_id": job["id"], "study": meta.get("study", "main"),
-                 "pipeline": meta["pipeline"], "budget": int(meta["budget"]),
-                 "seed": int(meta["seed"]),
-                 "pretrain_epoch": math.nan if epoch is None else float(epoch),
-                 "step": int(r["step"]), "val_loss": float(r["val_loss"]),
-                 "val_iou": float(r["slice_iou/mean"])} for r in csv.DictReader(fh)]
+        return [
+            {
+                "run_id": job["id"],
+                "study": meta.get("study", "main"),
+                "pipeline": meta["pipeline"],
+                "budget": int(meta["budget"]),
+                "seed": int(meta["seed"]),
+                "pretrain_epoch": math.nan if epoch is None else float(epoch),
+                "step": int(r["step"]),
+                "val_loss": float(r["val_loss"]),
+                "val_iou": float(r["slice_iou/mean"]),
+            }
+            for r in csv.DictReader(fh)
+        ]
 
 
 def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -67,8 +86,9 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = pd.DataFrame(rows)
     curve_df = pd.DataFrame(curves)
     if not results.empty:
-        results = results.sort_values(["study", "pipeline", "budget", "seed", "pretrain_epoch"],
-                                      ignore_index=True)
+        results = results.sort_values(
+            ["study", "pipeline", "budget", "seed", "pretrain_epoch"], ignore_index=True
+        )
     for name, df in (("results", results), ("curves", curve_df)):
         tmp = root / f".{name}.parquet.tmp"
         df.to_parquet(tmp, index=False)

@@ -15,10 +15,15 @@ from medssl.experiments.study import Study, load_study
 log = logging.getLogger(__name__)
 
 
-def run_study(study: Study | str | Path, out: str | Path,
-              launcher: Literal["local", "slurm"] = "local", workers: int = 1,
-              slurm: dict | None = None, progress: bool = True,
-              stale_after: float = store.STALE_AFTER_S) -> StudyStatus:
+def run_study(
+    study: Study | str | Path,
+    out: str | Path,
+    launcher: Literal["local", "slurm"] = "local",
+    workers: int = 1,
+    slurm: dict | None = None,
+    progress: bool = True,
+    stale_after: float = store.STALE_AFTER_S,
+) -> StudyStatus:
     """Run every job of a study in ``out`` (resumable: start it again after any stop).
 
     Args:

@@ -34,5 +34,12 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
     results, curves = collect(root)
     plan = store.load_plan_json(root)
     notes = [f"Pipeline {k} skipped: {v}" for k, v in plan.get("skipped", {}).items()]
-    return write_report(results, curves, root, title or f"medssl study report: {root.name}",
-                        synthetic, overlays=_overlays(results, root), notes=notes)
+    return write_report(
+        results,
+        curves,
+        root,
+        title or f"medssl study report: {root.name}",
+        synthetic,
+        overlays=_overlays(results, root),
+        notes=notes,
+    )

@@ -59,8 +59,13 @@ def _ready(plan: Plan, root: Path, attempted: set[str]) -> tuple[list[Job], bool
     return ready, pending or bool(ready)
 
 
-def worker_loop(plan: Plan, root: Path, poll: float = 2.0, stale_after: float = store.STALE_AFTER_S,
-                progress: bool = False) -> WorkerStats:
+def worker_loop(
+    plan: Plan,
+    root: Path,
+    poll: float = 2.0,
+    stale_after: float = store.STALE_AFTER_S,
+    progress: bool = False,
+) -> WorkerStats:
     """Claim and run jobs until none is left that this worker could run."""
     stats, attempted = WorkerStats(), set()
     bar = tqdm(total=len(plan.jobs), desc="study", unit="run", disable=not progress)
@@ -76,14 +81,16 @@ def worker_loop(plan: Plan, root: Path, poll: float = 2.0, stale_after: float = 
             continue
         attempted.add(job.id)
         start = time.time()
-        store.append_ledger(root, {"job": job.id, "kind": job.kind, "pid": os.getpid(),
-                                   "start": start})
+        store.append_ledger(
+            root, {"job": job.id, "kind": job.kind, "pid": os.getpid(), "start": start}
+        )
         try:
             info = run_job(job)
-            store.mark_done(root, job.id, {**info, "seconds": time.time() - start,
-                                           "kind": job.kind})
+            store.mark_done(
+                root, job.id, {**info, "seconds": time.time() - start, "kind": job.kind}
+            )
             stats.ran += 1
-        except Exception:  # noqa: BLE001 - record and go on with other jobs
+        except Exception:
             log.error("job %s (%s) failed", job.id, job.meta)
             store.mark_failed(root, job.id, traceback.format_exc())
             stats.failed += 1
@@ -100,8 +107,13 @@ def _local_worker(plan: Plan, root: str, gpu: int | None, stale_after: float) ->
     worker_loop(plan, Path(root), stale_after=stale_after)
 
 
-def run_local(plan: Plan, root: Path, workers: int = 1, stale_after: float = store.STALE_AFTER_S,
-              progress: bool = True) -> WorkerStats:
+def run_local(
+    plan: Plan,
+    root: Path,
+    workers: int = 1,
+    stale_after: float = store.STALE_AFTER_S,
+    progress: bool = True,
+) -> WorkerStats:
     """Run the plan with ``workers`` processes (one per GPU when GPUs exist)."""
     if workers <= 1:
         return worker_loop(plan, root, stale_after=stale_after, progress=progress)
@@ -109,9 +121,13 @@ def run_local(plan: Plan, root: Path, workers: int = 1, stale_after: float = sto
 
     n_gpu = torch.cuda.device_count()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_local_worker,
-                         args=(plan, str(root), (i % n_gpu) if n_gpu else None, stale_after))
-             for i in range(workers)]
+    procs = [
+        ctx.Process(
+            target=_local_worker,
+            args=(plan, str(root), (i % n_gpu) if n_gpu else None, stale_after),
+        )
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -134,8 +150,9 @@ class SlurmWorker:
         return submitit.helpers.DelayedSubmission(SlurmWorker(self.plan, self.root))
 
 
-def run_slurm(plan: Plan, root: Path, workers: int, slurm: dict | None = None,
-              executor=None) -> list:
+def run_slurm(
+    plan: Plan, root: Path, workers: int, slurm: dict | None = None, executor=None
+) -> list:
     """Submit ``workers`` array tasks running the claim loop; returns submitit jobs.
 
     Args:

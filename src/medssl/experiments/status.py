@@ -25,8 +25,10 @@ class StudyStatus:
 
     def lines(self) -> list[str]:
         eta = "unknown" if self.eta_s is None else f"{self.eta_s / 60:.1f} min (one worker)"
-        out = [f"{self.done}/{self.total} done, {self.running} running, {self.failed} failed, "
-               f"{self.remaining} remaining; ETA {eta}"]
+        out = [
+            f"{self.done}/{self.total} done, {self.running} running, {self.failed} failed, "
+            f"{self.remaining} remaining; ETA {eta}"
+        ]
         out += [f"skipped pipeline {k}: {v}" for k, v in self.skipped.items()]
         return out
 
@@ -56,5 +58,12 @@ def study_status(root: str | Path) -> StudyStatus:
     eta = None
     if durations and all(k in durations for k in set(todo_kinds)):
         eta = float(sum(np.median(durations[k]) for k in todo_kinds))
-    return StudyStatus(len(plan["jobs"]), done, running, failed, remaining,
-                       eta if todo_kinds else 0.0, plan.get("skipped", {}))
+    return StudyStatus(
+        len(plan["jobs"]),
+        done,
+        running,
+        failed,
+        remaining,
+        eta if todo_kinds else 0.0,
+        plan.get("skipped", {}),
+    )

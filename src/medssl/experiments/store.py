@@ -17,6 +17,7 @@ stale claim is broken by renaming it away, which again only one worker can do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -42,8 +43,16 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def save_plan(plan: Plan, root: Path) -> None:
-    jobs = [{"id": j.id, "kind": j.kind, "depends": list(j.depends), "meta": j.meta,
-             "config": to_dict(j.config)} for j in plan.jobs]
+    jobs = [
+        {
+            "id": j.id,
+            "kind": j.kind,
+            "depends": list(j.depends),
+            "meta": j.meta,
+            "config": to_dict(j.config),
+        }
+        for j in plan.jobs
+    ]
     root.mkdir(parents=True, exist_ok=True)
     write_atomic(root / "plan.json", json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1))
 
@@ -127,17 +136,16 @@ def claim_is_stale(path: Path, stale_after: float = STALE_AFTER_S) -> bool:
     return age > stale_after
 
 
-def try_claim(root: Path, job_id: str, stale_after: float = STALE_AFTER_S,
-              heartbeat: float = HEARTBEAT_S) -> Claim | None:
+def try_claim(
+    root: Path, job_id: str, stale_after: float = STALE_AFTER_S, heartbeat: float = HEARTBEAT_S
+) -> Claim | None:
     """Claim ``job_id`` for this process, breaking a stale claim; ``None`` if taken."""
     claims = root / "claims"
     claims.mkdir(parents=True, exist_ok=True)
     path = claims / f"{job_id}.json"
     if path.exists() and claim_is_stale(path, stale_after):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.rename(path, claims / f".{job_id}.stale-{uuid.uuid4().hex[:8]}")
-        except FileNotFoundError:
-            pass
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:

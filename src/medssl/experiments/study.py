@@ -104,8 +104,19 @@ def _rel(value: str | None, base: Path) -> str | None:
 
 def parse_study(raw: dict, base: Path = Path(".")) -> Study:
     """Build a :class:`Study` from a dict (see the module docstring for the keys)."""
-    unknown = set(raw) - {"name", "data", "domain", "pipelines", "budgets", "seeds", "pretrain",
-                          "finetune", "pretraining_length", "weights", "allow_download"}
+    unknown = set(raw) - {
+        "name",
+        "data",
+        "domain",
+        "pipelines",
+        "budgets",
+        "seeds",
+        "pretrain",
+        "finetune",
+        "pretraining_length",
+        "weights",
+        "allow_download",
+    }
     if unknown:
         raise ConfigError(f"unknown study keys {sorted(unknown)}")
     for key in ("data", "pipelines"):
@@ -118,17 +129,25 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
     length = raw.get("pretraining_length")
     weights = {k: _rel(v, base) for k, v in (raw.get("weights") or {}).items()}
     return Study(
-        name=str(raw.get("name", "study")), data=_rel(str(raw["data"]), base) or "",
-        domain=str(raw.get("domain", "domain")), pipelines=tuple(raw["pipelines"]),
-        budget_kind=kind, budgets=tuple(int(b) for b in budgets.get("values", STUDY_SLICE_BUDGETS)),
+        name=str(raw.get("name", "study")),
+        data=_rel(str(raw["data"]), base) or "",
+        domain=str(raw.get("domain", "domain")),
+        pipelines=tuple(raw["pipelines"]),
+        budget_kind=kind,
+        budgets=tuple(int(b) for b in budgets.get("values", STUDY_SLICE_BUDGETS)),
         seeds=tuple(int(s) for s in raw.get("seeds", STUDY_SEEDS)),
         pretrain=StageSpec(**(raw.get("pretrain") or {})),
         finetune=StageSpec(**(raw.get("finetune") or {})),
-        length=None if not length else LengthStudy(
-            pipeline=length["pipeline"], budget=int(length["budget"]),
+        length=None
+        if not length
+        else LengthStudy(
+            pipeline=length["pipeline"],
+            budget=int(length["budget"]),
             seeds=tuple(int(s) for s in length.get("seeds", (0,))),
-            epochs=None if length.get("epochs") is None else tuple(length["epochs"])),
-        weights=weights, allow_download=bool(raw.get("allow_download", False)),
+            epochs=None if length.get("epochs") is None else tuple(length["epochs"]),
+        ),
+        weights=weights,
+        allow_download=bool(raw.get("allow_download", False)),
     )
 
 
@@ -151,8 +170,12 @@ def resolve_pipeline(name: str, study: Study, imagenet_ok: tuple[bool, str]) -> 
     if base == "byol-imagenet":
         local = study.weights.get("byol-imagenet")
         if not local:
-            return Pipeline(name, None, domain_pretraining,
-                            "no BYOL-ImageNet weights file given (weights: {byol-imagenet: PATH})")
+            return Pipeline(
+                name,
+                None,
+                domain_pretraining,
+                "no BYOL-ImageNet weights file given (weights: {byol-imagenet: PATH})",
+            )
         return _file_pipeline(name, local, domain_pretraining)
     raise ConfigError(f"unknown pipeline {name!r} (domain pipelines are named {domain!r})")
 

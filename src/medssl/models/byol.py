@@ -56,8 +56,9 @@ class BYOL(nn.Module):
 
     def online_parameters(self) -> nn.ModuleDict:
         """The trained modules (what the optimiser sees)."""
-        return nn.ModuleDict({"backbone": self.backbone, "projector": self.projector,
-                              "predictor": self.predictor})
+        return nn.ModuleDict(
+            {"backbone": self.backbone, "projector": self.projector, "predictor": self.predictor}
+        )
 
     def forward_online(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 1, S, S)`` → ``(projection, prediction)``, each ``(B, proj_out)``."""

@@ -31,23 +31,39 @@ from medssl.errors import WeightsError
 from medssl.models.safe_load import ENCODER_FORMAT, RawWeights
 
 LAYOUTS = (
-    "timm", "torchvision", "byol-pytorch", "byol-pytorch-online",
-    "solo-learn", "solo-learn-online", "medssl", "lightning",
+    "timm",
+    "torchvision",
+    "byol-pytorch",
+    "byol-pytorch-online",
+    "solo-learn",
+    "solo-learn-online",
+    "medssl",
+    "lightning",
 )
 BYOL_SEQUENTIAL = {
-    "0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4", "9": "fc",
+    "0": "conv1",
+    "1": "bn1",
+    "4": "layer1",
+    "5": "layer2",
+    "6": "layer3",
+    "7": "layer4",
+    "9": "fc",
 }
 """torchvision ResNet children as numbered by ``nn.Sequential(*resnet.children())``."""
 
 _BRANCH_KEY = {
-    "byol-pytorch": "target_backbone", "byol-pytorch-online": "online_backbone",
-    "solo-learn": "momentum_backbone.", "solo-learn-online": "backbone.",
+    "byol-pytorch": "target_backbone",
+    "byol-pytorch-online": "online_backbone",
+    "solo-learn": "momentum_backbone.",
+    "solo-learn-online": "backbone.",
 }
 _WRAPPERS = ("state_dict", "model", "model_state_dict", "module")
 _LIGHTNING_KEYS = ("hyper_parameters", "pytorch-lightning_version", "optimizer_states", "loops")
 _RESNETS = {
-    ((2, 2, 2, 2), False): "resnet18", ((3, 4, 6, 3), False): "resnet34",
-    ((3, 4, 6, 3), True): "resnet50", ((3, 4, 23, 3), True): "resnet101",
+    ((2, 2, 2, 2), False): "resnet18",
+    ((3, 4, 6, 3), False): "resnet34",
+    ((3, 4, 6, 3), True): "resnet50",
+    ((3, 4, 23, 3), True): "resnet101",
     ((3, 8, 36, 3), True): "resnet152",
 }
 
@@ -112,13 +128,16 @@ def extract_tensors(
     named = {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if layout.startswith("byol"):
         other = [
-            f"{k}.{n}" for k, v in raw.obj.items() if k != _BRANCH_KEY[layout]
-            and isinstance(v, Mapping) for n, t in v.items() if isinstance(t, torch.Tensor)
+            f"{k}.{n}"
+            for k, v in raw.obj.items()
+            if k != _BRANCH_KEY[layout] and isinstance(v, Mapping)
+            for n, t in v.items()
+            if isinstance(t, torch.Tensor)
         ]
         return {_byol_name(k): v for k, v in named.items()}, tuple(other)
     if layout.startswith("solo-learn"):
         head = _BRANCH_KEY[layout]
-        taken = {k[len(head):]: v for k, v in named.items() if k.startswith(head)}
+        taken = {k[len(head) :]: v for k, v in named.items() if k.startswith(head)}
         if not taken:
             raise WeightsError(raw.path, f"layout {layout} found no tensors named {head}*")
         return taken, tuple(k for k in named if not k.startswith(head))
@@ -166,7 +185,7 @@ def guess_resnet(tensors: Mapping[str, torch.Tensor], prefix: str | None) -> str
     if prefix is None or tensors[f"{prefix}layer1.0.conv1.weight"].shape[0] != 64:
         return None
     blocks = tuple(
-        len({k[len(prefix):].split(".")[1] for k in tensors if k.startswith(f"{prefix}layer{i}.")})
+        len({k[len(prefix) :].split(".")[1] for k in tensors if k.startswith(f"{prefix}layer{i}.")})
         for i in range(1, 5)
     )
     return _RESNETS.get((blocks, f"{prefix}layer1.0.conv3.weight" in tensors))

@@ -134,7 +134,9 @@ def read_weights_file(path: str | Path, trust_pickle: bool = False) -> RawWeight
     if trusted:
         log.warning(
             "%s: trust_pickle=True let through %d global(s) that can run code: %s",
-            path, len(trusted), ", ".join(trusted),
+            path,
+            len(trusted),
+            ", ".join(trusted),
         )
     harmless = tuple(n for n in names if n in HARMLESS_GLOBALS)
     return RawWeights(path, "torch", obj, {}, harmless, trusted)

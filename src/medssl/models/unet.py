@@ -13,16 +13,23 @@ import segmentation_models_pytorch as smp
 from torch import nn
 
 
-def build_unet(arch: str, num_classes: int,
-               decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)) -> smp.Unet:
+def build_unet(
+    arch: str, num_classes: int, decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+) -> smp.Unet:
     """A randomly initialised 1-channel U-Net with ``num_classes`` output logits.
 
     Output shape: ``(B, num_classes, H, W)`` for input ``(B, 1, H, W)`` with H, W
     multiples of 32.
     """
-    return smp.Unet(f"tu-{arch}", encoder_weights=None, in_channels=1, classes=num_classes,
-                    encoder_depth=len(decoder_channels), decoder_channels=list(decoder_channels),
-                    decoder_interpolation="nearest")
+    return smp.Unet(
+        f"tu-{arch}",
+        encoder_weights=None,
+        in_channels=1,
+        classes=num_classes,
+        encoder_depth=len(decoder_channels),
+        decoder_channels=list(decoder_channels),
+        decoder_interpolation="nearest",
+    )
 
 
 def encoder_of(unet: smp.Unet) -> nn.Module:

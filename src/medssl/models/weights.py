@@ -48,8 +48,17 @@ from medssl.models.safe_load import load_encoder_file, read_weights_file, save_e
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BYOL_SEQUENTIAL", "LAYOUTS", "LoadReport", "WeightsInfo", "convert_weights", "detect_layout",
-    "import_state", "inspect_weights", "load_encoder_file", "load_weights", "save_encoder",
+    "BYOL_SEQUENTIAL",
+    "LAYOUTS",
+    "LoadReport",
+    "WeightsInfo",
+    "convert_weights",
+    "detect_layout",
+    "import_state",
+    "inspect_weights",
+    "load_encoder_file",
+    "load_weights",
+    "save_encoder",
 ]
 
 _OPTIONAL = ("num_batches_tracked",)
@@ -168,16 +177,24 @@ def load_weights(
         return report
     if str(source) == "imagenet":
         state = _imagenet_state(arch)
-        return import_state(model, state, source="imagenet", layout="timm", arch=arch,
-                            min_match=min_match)
+        return import_state(
+            model, state, source="imagenet", layout="timm", arch=arch, min_match=min_match
+        )
     raw = read_weights_file(source, trust_pickle)
     name = resolve_layout(raw, layout)
     if name == "medssl" and raw.metadata.get("arch") not in (None, arch):
         log.warning("%s was saved for %s, loading into %s", raw.path, raw.metadata["arch"], arch)
     tensors, ignored = extract_tensors(raw, name)
-    return import_state(model, tensors, source=str(raw.path), layout=name, arch=arch,
-                        ignored=ignored, min_match=min_match,
-                        trusted_globals=raw.trusted_globals)
+    return import_state(
+        model,
+        tensors,
+        source=str(raw.path),
+        layout=name,
+        arch=arch,
+        ignored=ignored,
+        min_match=min_match,
+        trusted_globals=raw.trusted_globals,
+    )
 
 
 def import_state(
@@ -199,33 +216,48 @@ def import_state(
     target = model.state_dict()
     prefix, rivals = best_prefix(tensors, target)
     if rivals:
-        log.warning("%s: tensors under %r and %s match the model equally; took %r (force a "
-                    "layout to choose a branch)", source, prefix, rivals, prefix)
+        log.warning(
+            "%s: tensors under %r and %s match the model equally; took %r (force a "
+            "layout to choose a branch)",
+            source,
+            prefix,
+            rivals,
+            prefix,
+        )
     heads = _classifier_prefixes(model)
-    taken = {k for k in tensors if k.startswith(prefix) and not k[len(prefix):].startswith(heads)}
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k in taken}
+    taken = {k for k in tensors if k.startswith(prefix) and not k[len(prefix) :].startswith(heads)}
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k in taken}
     skipped = [*ignored, *(k for k in tensors if k not in taken)]
     state, adapted = _adapt(state, model)
     _check_shapes(source, layout, state, target)
     required = [k for k in target if not k.startswith(heads) and not k.endswith(_OPTIONAL)]
     report = LoadReport(
-        source=source, layout=layout, arch=arch,
-        matched=sum(k in state for k in required), expected=len(required),
+        source=source,
+        layout=layout,
+        arch=arch,
+        matched=sum(k in state for k in required),
+        expected=len(required),
         missing=tuple(k for k in required if k not in state),
         unexpected=tuple(sorted(k for k in state if k not in target)),
-        ignored=tuple(skipped), adapted_first_conv=adapted, prefix=prefix,
+        ignored=tuple(skipped),
+        adapted_first_conv=adapted,
+        prefix=prefix,
         trusted_globals=trusted_globals,
     )
     used = report.matched / max(report.matched + len(report.unexpected), 1)
     if report.matched == 0 or min(report.fraction, used) < min_match:
         need = f"need {min_match:.0%} of the model's and of the source's tensors"
-        raise WeightsError(source, f"too little matched ({need}): {report.summary()}; "
-                           "check arch and layout")
+        raise WeightsError(
+            source, f"too little matched ({need}): {report.summary()}; check arch and layout"
+        )
     model.load_state_dict({k: v for k, v in state.items() if k in target}, strict=False)
     log.info("loaded weights: %s", report.summary())
     if report.missing or report.unexpected:
-        log.warning("%s: %s", source, _names("missing", report.missing) + ", "
-                    + _names("unexpected", report.unexpected))
+        log.warning(
+            "%s: %s",
+            source,
+            _names("missing", report.missing) + ", " + _names("unexpected", report.unexpected),
+        )
     return report
 
 
@@ -247,12 +279,16 @@ def inspect_weights(
         str(k): str(v) for k, v in raw.obj.items() if isinstance(v, (int, float, str, bool))
     }
     return WeightsInfo(
-        path=raw.path, fmt=raw.fmt, layout=name, num_tensors=len(tensors),
+        path=raw.path,
+        fmt=raw.fmt,
+        layout=name,
+        num_tensors=len(tensors),
         num_parameters=sum(t.numel() for k, t in tensors.items() if not k.endswith(stats)),
         prefixes=tuple(sorted(counts.items())),
         top_level_keys=tuple(str(k) for k, v in raw.obj.items() if not torch.is_tensor(v)),
         arch_guess=raw.metadata.get("arch") or guess_resnet(tensors, prefix),
-        first_conv_channels=first_conv_channels(tensors, prefix), metadata=meta,
+        first_conv_channels=first_conv_channels(tensors, prefix),
+        metadata=meta,
     )
 
 
@@ -287,12 +323,15 @@ def _imagenet_state(arch: str) -> dict[str, torch.Tensor]:
         hub = timm.models.get_pretrained_cfg(arch).hf_hub_id
         where = f"https://huggingface.co/{hub}" if hub else "the timm model page"
         first = (str(exc).splitlines() or [""])[0]
-        raise WeightsError("imagenet", (
-            f"timm could not download ImageNet weights for {arch} ({type(exc).__name__}: "
-            f"{first}); they come from the Hugging Face hub and are unavailable offline. "
-            f"Download model.safetensors from {where} on a connected machine and pass its "
-            "path instead of 'imagenet' (set HF_HUB_OFFLINE=1 to fail fast without a network)"
-        )) from exc
+        raise WeightsError(
+            "imagenet",
+            (
+                f"timm could not download ImageNet weights for {arch} ({type(exc).__name__}: "
+                f"{first}); they come from the Hugging Face hub and are unavailable offline. "
+                f"Download model.safetensors from {where} on a connected machine and pass its "
+                "path instead of 'imagenet' (set HF_HUB_OFFLINE=1 to fail fast without a network)"
+            ),
+        ) from exc
     return net.state_dict()
 
 
@@ -320,11 +359,15 @@ def _check_shapes(
 ) -> None:
     bad = [
         f"{k} {tuple(v.shape)} vs model {tuple(target[k].shape)}"
-        for k, v in state.items() if k in target and v.shape != target[k].shape
+        for k, v in state.items()
+        if k in target and v.shape != target[k].shape
     ]
     if bad:
-        raise WeightsError(source, f"{len(bad)} shape mismatch(es) with layout {layout}: "
-                           f"{'; '.join(bad[:_SHOW])}; is the arch right?")
+        raise WeightsError(
+            source,
+            f"{len(bad)} shape mismatch(es) with layout {layout}: "
+            f"{'; '.join(bad[:_SHOW])}; is the arch right?",
+        )
 
 
 def _names(label: str, names: tuple[str, ...] | list[str]) -> str:

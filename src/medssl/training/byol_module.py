@@ -43,14 +43,24 @@ class BYOLModule(L.LightningModule):
     # --- data -----------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         rt = self.cfg.runtime
-        sampler = EpochSampler(len(self.dataset), self.cfg.batch_size, seed=rt.seed,
-                               rank=self.global_rank, world=self.world)
+        sampler = EpochSampler(
+            len(self.dataset),
+            self.cfg.batch_size,
+            seed=rt.seed,
+            rank=self.global_rank,
+            world=self.world,
+        )
         if self._resume_position is not None:
             sampler.resume_at(*self._resume_position)
-        return DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=sampler,
-                          drop_last=True, num_workers=rt.num_workers,
-                          persistent_workers=rt.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            self.dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=rt.num_workers,
+            persistent_workers=rt.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     # --- optimisation ---------------------------------------------------------------
     @property
@@ -61,34 +71,44 @@ class BYOLModule(L.LightningModule):
     def configure_optimizers(self):
         cfg = self.cfg
         groups = lars_param_groups(self.byol.online_parameters(), cfg.weight_decay)
-        opt = LARS(groups, lr=self.lr, momentum=cfg.momentum, eta=cfg.lars_eta,
-                   clip_lr=cfg.lars_clip)
+        opt = LARS(
+            groups, lr=self.lr, momentum=cfg.momentum, eta=cfg.lars_eta, clip_lr=cfg.lars_clip
+        )
         warmup = math.ceil(cfg.warmup_epochs * self.steps_per_epoch)
         total = self.total_steps
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: warmup_cosine(step, total, warmup))
+            opt, lambda step: warmup_cosine(step, total, warmup)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- steps ----------------------------------------------------------------------
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last \
-            else x
+        return (
+            x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last else x
+        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         v1, v2 = self._prep(batch["view1"]), self._prep(batch["view2"])
         z1, p1 = self.byol.forward_online(v1)
-        z2, p2 = self.byol.forward_online(v2)
+        _z2, p2 = self.byol.forward_online(v2)
         t1, t2 = self.byol.forward_target(v1), self.byol.forward_target(v2)
         loss = symmetric_byol_loss(p1, p2, t1, t2)
-        self.log_dict({
-            "loss": loss.detach(),
-            "tau": momentum_schedule(self.global_step, self.total_steps, self.cfg.tau_base,
-                                     self.cfg.tau_end),
-            "lr": self.optimizers().param_groups[0]["lr"],
-            "online_std": representation_std(z1),
-        }, on_step=True, on_epoch=False, prog_bar=False)
-        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
-                 sync_dist=True)
+        self.log_dict(
+            {
+                "loss": loss.detach(),
+                "tau": momentum_schedule(
+                    self.global_step, self.total_steps, self.cfg.tau_base, self.cfg.tau_end
+                ),
+                "lr": self.optimizers().param_groups[0]["lr"],
+                "online_std": representation_std(z1),
+            },
+            on_step=True,
+            on_epoch=False,
+            prog_bar=False,
+        )
+        self.log(
+            "train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True
+        )
         return loss
 
     def optimizer_step(self, *args, **kwargs) -> None:
@@ -99,8 +119,9 @@ class BYOLModule(L.LightningModule):
         """
         step = self.global_step
         super().optimizer_step(*args, **kwargs)
-        self.byol.update_target(momentum_schedule(step, self.total_steps, self.cfg.tau_base,
-                                                  self.cfg.tau_end))
+        self.byol.update_target(
+            momentum_schedule(step, self.total_steps, self.cfg.tau_base, self.cfg.tau_end)
+        )
 
     # --- resume ---------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -54,8 +54,12 @@ class EncoderExport(Callback):
         save: ``save(module, path)`` writing an encoder file (atomically).
     """
 
-    def __init__(self, folder: Path, get_encoder: Callable[[L.LightningModule], torch.nn.Module],
-                 save: Callable[[torch.nn.Module, Path], None]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        get_encoder: Callable[[L.LightningModule], torch.nn.Module],
+        save: Callable[[torch.nn.Module, Path], None],
+    ) -> None:
         self.folder = Path(folder)
         self.get_encoder = get_encoder
         self.save = save

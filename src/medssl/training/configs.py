@@ -91,9 +91,13 @@ class PretrainConfig:
 PRETRAIN_PRESETS: dict[str, dict] = {
     "paper": {},
     "cpu-small": {
-        "arch": "resnet18", "epochs": 2, "batch_size": 32, "crop": 96,
+        "arch": "resnet18",
+        "epochs": 2,
+        "batch_size": 32,
+        "crop": 96,
         "heads": {"proj_hidden": 1024, "proj_out": 128, "pred_hidden": 1024},
-        "warmup_epochs": 0.2, "ckpt_every_steps": 50,
+        "warmup_epochs": 0.2,
+        "ckpt_every_steps": 50,
         "runtime": {"num_workers": 2},
     },
 }
@@ -169,8 +173,14 @@ class FinetuneConfig:
 FINETUNE_PRESETS: dict[str, dict] = {
     "paper": {},
     "cpu-small": {
-        "arch": "resnet18", "steps": 1500, "batch_size": 16, "crop": 128, "warmup_steps": 50,
+        "arch": "resnet18",
+        "steps": 1500,
+        "batch_size": 16,
+        "crop": 128,
+        "warmup_steps": 50,
         "lr": 1e-3,
-        "val_every_steps": 100, "ckpt_every_steps": 100, "runtime": {"num_workers": 2},
+        "val_every_steps": 100,
+        "ckpt_every_steps": 100,
+        "runtime": {"num_workers": 2},
     },
 }

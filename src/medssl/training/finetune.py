@@ -97,37 +97,64 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -
     split = split_for_cache(cache, cfg.split_seed)
     budget = select_budget(cache, split, cfg)
     unet = build_unet(cfg.arch, cache.num_classes, cfg.decoder_channels)
-    report = load_weights(encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout,
-                          trust_pickle=cfg.trust_pickle)
+    report = load_weights(
+        encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_inputs(run_dir, cfg, cache, split, budget, report)
     _truncate_curve(run_dir, ckpt)
     module = SegmentationModule(
-        cfg, unet, LabelledSlices(cache, budget, segmentation_config(cfg.crop), cfg.budget_seed),
-        Volumes(cache, split.val), cache.num_classes, run_dir)
+        cfg,
+        unet,
+        LabelledSlices(cache, budget, segmentation_config(cfg.crop), cfg.budget_seed),
+        Volumes(cache, split.val),
+        cache.num_classes,
+        run_dir,
+    )
     trainer = L.Trainer(
-        max_epochs=1, max_steps=cfg.steps, val_check_interval=cfg.val_every_steps,
-        check_val_every_n_epoch=None, num_sanity_val_steps=0, gradient_clip_val=cfg.grad_clip,
+        max_epochs=1,
+        max_steps=cfg.steps,
+        val_check_interval=cfg.val_every_steps,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        gradient_clip_val=cfg.grad_clip,
         callbacks=[AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps)],
-        logger=[CSVLogger(run_dir, name="logs", version=""),
-                TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False)],
-        log_every_n_steps=10, enable_checkpointing=False, enable_progress_bar=progress,
-        enable_model_summary=False, **trainer_kwargs(cfg.runtime))
+        logger=[
+            CSVLogger(run_dir, name="logs", version=""),
+            TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
+        ],
+        log_every_n_steps=10,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        **trainer_kwargs(cfg.runtime),
+    )
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
     if trainer.is_global_zero:
         _write_result(run_dir, trainer.global_step, len(budget))
     return load_result(run_dir)
 
 
-def _write_inputs(run_dir: Path, cfg: FinetuneConfig, cache: SliceCache, split: Split,
-                  budget: list[int], report) -> None:
+def _write_inputs(
+    run_dir: Path, cfg: FinetuneConfig, cache: SliceCache, split: Split, budget: list[int], report
+) -> None:
     save_yaml(cfg, run_dir / "config.yaml")
-    prepare = {"config": cache.manifest["config"], "label_names": cache.manifest["label_names"],
-               "cache": str(cache.path), "format": cache.manifest["format"]}
+    prepare = {
+        "config": cache.manifest["config"],
+        "label_names": cache.manifest["label_names"],
+        "cache": str(cache.path),
+        "format": cache.manifest["format"],
+    }
     (run_dir / "prepare.json").write_text(json.dumps(prepare, indent=1))
     split.save(run_dir / "split.json")
-    save_budget(run_dir / "budget.json", cache, budget, seed=cfg.budget_seed,
-                slices=cfg.labelled_slices, patients=cfg.labelled_patients)
+    save_budget(
+        run_dir / "budget.json",
+        cache,
+        budget,
+        seed=cfg.budget_seed,
+        slices=cfg.labelled_slices,
+        patients=cfg.labelled_patients,
+    )
     (run_dir / "init.json").write_text(json.dumps(asdict(report), indent=1, default=str))
 
 
@@ -142,10 +169,12 @@ def _write_result(run_dir: Path, steps: int, n_labelled: int) -> None:
     curve = read_curve(run_dir) if (run_dir / "curve.csv").exists() else {}
     s, v = curve.get("step", np.array([])), curve.get("slice_iou/mean", np.array([]))
     result = {
-        "steps": steps, "labelled_slices": n_labelled,
+        "steps": steps,
+        "labelled_slices": n_labelled,
         "best_val_iou": float(np.nanmax(v)) if v.size else float("nan"),
         "final_val_iou": float(v[-1]) if v.size else float("nan"),
-        "steps_to_95": steps_to_fraction(s, v, 0.95), "curve_auc": curve_auc(s, v),
+        "steps_to_95": steps_to_fraction(s, v, 0.95),
+        "curve_auc": curve_auc(s, v),
     }
     tmp = run_dir / ".result.json.tmp"
     tmp.write_text(json.dumps(result, indent=1))
@@ -154,6 +183,12 @@ def _write_result(run_dir: Path, steps: int, n_labelled: int) -> None:
 
 def load_result(run_dir: Path) -> FinetuneResult:
     info = json.loads((run_dir / "result.json").read_text())
-    return FinetuneResult(run_dir, int(info["steps"]), int(info["labelled_slices"]),
-                          info["best_val_iou"], info["final_val_iou"], info["steps_to_95"],
-                          info["curve_auc"])
+    return FinetuneResult(
+        run_dir,
+        int(info["steps"]),
+        int(info["labelled_slices"]),
+        info["best_val_iou"],
+        info["final_val_iou"],
+        info["steps_to_95"],
+        info["curve_auc"],
+    )

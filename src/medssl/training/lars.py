@@ -48,11 +48,25 @@ class LARS(Optimizer):
         eps: numerical guard.
     """
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9,
-                 weight_decay: float = 0.0, eta: float = 0.02, clip_lr: bool = True,
-                 eps: float = 1e-8) -> None:
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eta": eta,
-                    "clip_lr": clip_lr, "eps": eps, "lars_exclude": False}
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.02,
+        clip_lr: bool = True,
+        eps: float = 1e-8,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "eta": eta,
+            "clip_lr": clip_lr,
+            "eps": eps,
+            "lars_exclude": False,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -23,8 +23,9 @@ def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (2 - 2 * (p * z).sum(dim=-1)).mean()
 
 
-def symmetric_byol_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor,
-                        z2: torch.Tensor) -> torch.Tensor:
+def symmetric_byol_loss(
+    p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
+) -> torch.Tensor:
     """Symmetrised BYOL loss: view 1's prediction of view 2's target and vice versa,
     averaged (range ``[0, 4]``)."""
     return 0.5 * (byol_loss(p1, z2) + byol_loss(p2, z1))

@@ -73,20 +73,31 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     pool = unlabelled_pool(cache, split.train)
     dataset = TwoViews(cache, pool, byol_view_config(cfg.crop), seed=cfg.runtime.seed)
     encoder = create_encoder(cfg.arch, in_chans=1)
-    report = load_weights(encoder, cfg.init, cfg.arch, layout=cfg.init_layout,
-                          trust_pickle=cfg.trust_pickle)
+    report = load_weights(
+        encoder, cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
+    )
     module = BYOLModule(cfg, BYOL(encoder, cfg.heads), dataset)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, run_dir / "config.yaml")
     split.save(run_dir / "split.json")
-    (run_dir / "pool.json").write_text(json.dumps({"slices": len(pool), "patients": len(split.train),
-                                                   "steps_per_epoch": module.steps_per_epoch}))
+    (run_dir / "pool.json").write_text(
+        json.dumps(
+            {
+                "slices": len(pool),
+                "patients": len(split.train),
+                "steps_per_epoch": module.steps_per_epoch,
+            }
+        )
+    )
     (run_dir / "init.json").write_text(json.dumps(asdict(report), indent=1, default=str))
     trainer = _trainer(cfg, run_dir, module, progress)
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
     loss = trainer.callback_metrics.get("train_loss")
-    result = {"steps": trainer.global_step, "final_loss": None if loss is None else float(loss),
-              "config": to_dict(cfg)}
+    result = {
+        "steps": trainer.global_step,
+        "final_loss": None if loss is None else float(loss),
+        "config": to_dict(cfg),
+    }
     if trainer.is_global_zero:
         (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     return _result(run_dir)
@@ -101,12 +112,19 @@ def _trainer(cfg: PretrainConfig, run_dir: Path, module: BYOLModule, progress: b
         AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps),
         Throughput(cfg.batch_size * module.world, cfg.log_every_steps),
     ]
-    loggers = [CSVLogger(run_dir, name="logs", version=""),
-               TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False)]
+    loggers = [
+        CSVLogger(run_dir, name="logs", version=""),
+        TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
+    ]
     return L.Trainer(
-        max_epochs=cfg.epochs, max_steps=module.total_steps, callbacks=callbacks, logger=loggers,
-        log_every_n_steps=cfg.log_every_steps, enable_checkpointing=False,
-        enable_progress_bar=progress, enable_model_summary=False,
+        max_epochs=cfg.epochs,
+        max_steps=module.total_steps,
+        callbacks=callbacks,
+        logger=loggers,
+        log_every_n_steps=cfg.log_every_steps,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
         **trainer_kwargs(cfg.runtime),
     )
 

@@ -33,8 +33,16 @@ class EpochSampler(Sampler[tuple[int, int]]):
         shuffle: permute (training) or keep order.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int = 0, num_samples: int | None = None,
-                 rank: int = 0, world: int = 1, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        seed: int = 0,
+        num_samples: int | None = None,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+    ) -> None:
         if size <= 0:
             raise ValueError("cannot sample from an empty dataset")
         self.size, self.batch_size, self.seed = size, batch_size, seed

@@ -49,8 +49,15 @@ class SegmentationModule(L.LightningModule):
         run_dir: where ``curve.csv`` and ``best.safetensors`` go.
     """
 
-    def __init__(self, cfg: FinetuneConfig, unet: torch.nn.Module, train_set: LabelledSlices,
-                 val_set: Volumes, num_classes: int, run_dir: Path) -> None:
+    def __init__(
+        self,
+        cfg: FinetuneConfig,
+        unet: torch.nn.Module,
+        train_set: LabelledSlices,
+        val_set: Volumes,
+        num_classes: int,
+        run_dir: Path,
+    ) -> None:
         super().__init__()
         self.cfg, self.unet = cfg, unet
         self.train_set, self.val_set = train_set, val_set
@@ -67,18 +74,30 @@ class SegmentationModule(L.LightningModule):
 
     def train_dataloader(self) -> DataLoader:
         rt = self.cfg.runtime
-        sampler = EpochSampler(len(self.train_set), self.cfg.batch_size, seed=self.cfg.budget_seed,
-                               num_samples=self.cfg.steps * self.cfg.batch_size * self.world,
-                               rank=self.global_rank, world=self.world)
+        sampler = EpochSampler(
+            len(self.train_set),
+            self.cfg.batch_size,
+            seed=self.cfg.budget_seed,
+            num_samples=self.cfg.steps * self.cfg.batch_size * self.world,
+            rank=self.global_rank,
+            world=self.world,
+        )
         if self._resume_position is not None:
             sampler.resume_at(*self._resume_position)
-        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=sampler,
-                          drop_last=True, num_workers=rt.num_workers,
-                          persistent_workers=rt.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            self.train_set,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=rt.num_workers,
+            persistent_workers=rt.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=None, num_workers=min(1, self.cfg.runtime.num_workers))
+        return DataLoader(
+            self.val_set, batch_size=None, num_workers=min(1, self.cfg.runtime.num_workers)
+        )
 
     def configure_optimizers(self):
         params = [p for p in self.unet.parameters()]
@@ -96,8 +115,9 @@ class SegmentationModule(L.LightningModule):
         encoder_of(self.unet).train(not frozen)
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last \
-            else x
+        return (
+            x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last else x
+        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self.unet(self._prep(batch["image"]))
@@ -137,8 +157,10 @@ class SegmentationModule(L.LightningModule):
 
     def _save_best(self, row: dict) -> None:
         tmp = self.run_dir / ".best.safetensors.tmp"
-        state = {k: v.detach().float().contiguous().cpu() if v.is_floating_point() else v.cpu()
-                 for k, v in self.unet.state_dict().items()}
+        state = {
+            k: v.detach().float().contiguous().cpu() if v.is_floating_point() else v.cpu()
+            for k, v in self.unet.state_dict().items()
+        }
         save_file(state, str(tmp), metadata={"format": "medssl-unet", "arch": self.cfg.arch})
         atomic_replace(tmp, self.run_dir / "best.safetensors")
         (self.run_dir / "best.json").write_text(json.dumps(row, indent=1))

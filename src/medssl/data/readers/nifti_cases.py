@@ -18,8 +18,17 @@ def image_case(ref: VolumeRef, path: Path) -> Case:
     """An unlabelled 3D volume, checked for finite intensities."""
     img = read_nifti(path, 3)
     check_finite(path, img.data)
-    return Case(ref.patient_id, to_slices(img.data), None, spacing_from_zooms(img.zooms),
-                ref.phase, ref.frame, ref.meta, ref.files, img.affine)
+    return Case(
+        ref.patient_id,
+        to_slices(img.data),
+        None,
+        spacing_from_zooms(img.zooms),
+        ref.phase,
+        ref.frame,
+        ref.meta,
+        ref.files,
+        img.affine,
+    )
 
 
 def labelled_case(ref: VolumeRef, img_path: Path, gt_path: Path, labels: dict[int, str]) -> Case:
@@ -30,6 +39,14 @@ def labelled_case(ref: VolumeRef, img_path: Path, gt_path: Path, labels: dict[in
     check_same_shape(gt_path, img.data.shape, gt.data.shape)
     check_same_geometry(gt_path, img.zooms, gt.zooms, img.affine, gt.affine)
     label = check_label_values(gt_path, gt.data, labels)
-    return Case(ref.patient_id, to_slices(img.data), to_slices(label),
-                spacing_from_zooms(img.zooms), ref.phase, ref.frame, ref.meta, ref.files,
-                img.affine)
+    return Case(
+        ref.patient_id,
+        to_slices(img.data),
+        to_slices(label),
+        spacing_from_zooms(img.zooms),
+        ref.phase,
+        ref.frame,
+        ref.meta,
+        ref.files,
+        img.affine,
+    )
