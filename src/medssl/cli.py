@@ -369,6 +369,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_lightning() -> None:
+    """Keep Lightning's start-up chatter out of the output (``-v`` shows it).
+
+    Lightning sets its loggers' levels when imported, so it is imported first.
+    """
+    import lightning.pytorch  # noqa: F401
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medssl`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -376,10 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:  # Lightning's start-up chatter and a deprecation inside Lightning
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    if not args.verbose and args.cmd in ("pretrain", "finetune", "study", "demo"):
+        _quiet_lightning()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
