@@ -14,11 +14,11 @@ from medssl.training.configs import PretrainConfig
 from medssl.training.lars import LARS, lars_param_groups
 from medssl.training.losses import representation_std, symmetric_byol_loss
 from medssl.training.runtime import world_size
-from medssl.training.sampling import EpochSampler
+from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import momentum_schedule, warmup_cosine
 
 
-class BYOLModule(L.LightningModule):
+class BYOLModule(ResumePosition, L.LightningModule):
     """BYOL pretraining of ``byol.backbone`` on two-view batches.
 
     Args:
@@ -36,30 +36,20 @@ class BYOLModule(L.LightningModule):
         self.steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * self.world))
         planned = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
-        self._resume_position: tuple[int, int] | None = None
         if cfg.runtime.channels_last:
             self.byol.to(memory_format=torch.channels_last)
 
     # --- data -----------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         rt = self.cfg.runtime
-        sampler = EpochSampler(
-            len(self.dataset),
-            self.cfg.batch_size,
-            seed=rt.seed,
-            rank=self.global_rank,
-            world=self.world,
-        )
-        if self._resume_position is not None:
-            sampler.resume_at(*self._resume_position)
-        return DataLoader(
+        return resumable_loader(
             self.dataset,
-            batch_size=self.cfg.batch_size,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=rt.num_workers,
-            persistent_workers=rt.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            self.cfg.batch_size,
+            rt.seed,
+            self.global_rank,
+            self.world,
+            rt.num_workers,
+            self._resume_position,
         )
 
     # --- optimisation ---------------------------------------------------------------
@@ -122,12 +112,3 @@ class BYOLModule(L.LightningModule):
         self.byol.update_target(
             momentum_schedule(step, self.total_steps, self.cfg.tau_base, self.cfg.tau_end)
         )
-
-    # --- resume ---------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        checkpoint["medssl_position"] = [int(self.current_epoch), int(progress.processed)]
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        pos = checkpoint.get("medssl_position")
-        self._resume_position = None if pos is None else (int(pos[0]), int(pos[1]))

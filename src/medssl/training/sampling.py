@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -79,3 +79,49 @@ class EpochSampler(Sampler[tuple[int, int]]):
             skip = self._resume[1] * self.batch_size
             self._resume = None
         return iter([(self.epoch, i) for i in mine[skip:]])
+
+
+def resumable_loader(
+    dataset,
+    batch_size: int,
+    seed: int,
+    rank: int,
+    world: int,
+    num_workers: int,
+    resume_position: tuple[int, int] | None = None,
+    num_samples: int | None = None,
+) -> DataLoader:
+    """A training DataLoader over an :class:`EpochSampler`, skipping what a resumed run
+    already consumed (``resume_position`` = ``(epoch, batches done)``)."""
+    sampler = EpochSampler(
+        len(dataset), batch_size, seed=seed, num_samples=num_samples, rank=rank, world=world
+    )
+    if resume_position is not None:
+        sampler.resume_at(*resume_position)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+class ResumePosition:
+    """LightningModule mixin: store the data position in checkpoints, restore it on load.
+
+    The position is ``(epoch, batches processed)`` as Lightning's loop counts them, so a
+    run resumed from a mid-epoch checkpoint replays exactly the batches it had not done.
+    """
+
+    _resume_position: tuple[int, int] | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
+        checkpoint["medssl_position"] = [int(self.current_epoch), int(progress.processed)]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        pos = checkpoint.get("medssl_position")
+        self._resume_position = None if pos is None else (int(pos[0]), int(pos[1]))

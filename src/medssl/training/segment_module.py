@@ -19,7 +19,7 @@ from medssl.evaluation.metrics import SegmentationCounts, soft_jaccard_loss_from
 from medssl.models.unet import encoder_of, set_encoder_trainable
 from medssl.training.configs import FinetuneConfig
 from medssl.training.runtime import atomic_replace, world_size
-from medssl.training.sampling import EpochSampler
+from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import warmup_cosine
 
 CURVE_FIELDS = ("step", "val_loss")
@@ -37,7 +37,7 @@ def segmentation_loss(name: str, classes: tuple[int, ...]):
     raise ValueError(f"unknown loss {name!r}")
 
 
-class SegmentationModule(L.LightningModule):
+class SegmentationModule(ResumePosition, L.LightningModule):
     """Fine-tunes a U-Net for a fixed number of steps and records a learning curve.
 
     Args:
@@ -68,30 +68,20 @@ class SegmentationModule(L.LightningModule):
         self.counts = SegmentationCounts(self.classes)
         self.best_iou = -math.inf
         self._val_losses: list[torch.Tensor] = []
-        self._resume_position: tuple[int, int] | None = None
         if cfg.runtime.channels_last:
             self.unet.to(memory_format=torch.channels_last)
 
     def train_dataloader(self) -> DataLoader:
-        rt = self.cfg.runtime
-        sampler = EpochSampler(
-            len(self.train_set),
-            self.cfg.batch_size,
-            seed=self.cfg.budget_seed,
-            num_samples=self.cfg.steps * self.cfg.batch_size * self.world,
-            rank=self.global_rank,
-            world=self.world,
-        )
-        if self._resume_position is not None:
-            sampler.resume_at(*self._resume_position)
-        return DataLoader(
+        rt, cfg = self.cfg.runtime, self.cfg
+        return resumable_loader(
             self.train_set,
-            batch_size=self.cfg.batch_size,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=rt.num_workers,
-            persistent_workers=rt.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            cfg.batch_size,
+            cfg.budget_seed,
+            self.global_rank,
+            self.world,
+            rt.num_workers,
+            self._resume_position,
+            num_samples=cfg.steps * cfg.batch_size * self.world,
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -166,11 +156,9 @@ class SegmentationModule(L.LightningModule):
         (self.run_dir / "best.json").write_text(json.dumps(row, indent=1))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        checkpoint["medssl_position"] = [int(self.current_epoch), int(progress.processed)]
+        super().on_save_checkpoint(checkpoint)
         checkpoint["medssl_best_iou"] = float(self.best_iou)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        pos = checkpoint.get("medssl_position")
-        self._resume_position = None if pos is None else (int(pos[0]), int(pos[1]))
+        super().on_load_checkpoint(checkpoint)
         self.best_iou = float(checkpoint.get("medssl_best_iou", -math.inf))
