@@ -138,6 +138,21 @@ def _stored_zooms(path: Path, img: nib.Nifti1Image) -> tuple[float, ...]:
     return tuple(float(z) for z in raw["pixdim"][1:4])
 
 
+def volume_ndim(path: Path) -> int:
+    """3 or 4 from the header alone; 3 when the header is unreadable (reading the file
+    with :func:`read_nifti` then reports the problem)."""
+    try:
+        read_header(path, 3)
+    except DataError as err:
+        return 4 if err.check == "dimensionality" else 3
+    return 3
+
+
+def frames_of(data: np.ndarray) -> list[np.ndarray]:
+    """The 3D volumes of a ``(X, Y, Z)`` or ``(X, Y, Z, T)`` array."""
+    return [data] if data.ndim == 3 else [data[..., t] for t in range(data.shape[3])]
+
+
 def read_nifti(path: Path, ndim: int = 3, *, as_label: bool = False) -> NiftiVolume:
     """Read a whole NIfTI file with every check of this module.
 

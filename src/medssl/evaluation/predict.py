@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 
 from medssl.data.checks import check_finite, check_label_values
 from medssl.data.nifti import (
+    frames_of,
     is_nifti,
-    read_header,
     read_nifti,
     spacing_from_zooms,
     strip_nifti_suffix,
     to_slices,
+    volume_ndim,
     write_nifti,
 )
 from medssl.errors import DataError
@@ -67,17 +68,11 @@ Prediction = tuple[Path, np.ndarray, np.ndarray, np.ndarray | None]
 
 
 def _predict_nifti(run: RunModel, path: Path, out: Path) -> Prediction:
-    try:
-        read_header(path, 3)
-        ndim = 3
-    except DataError as err:
-        if err.check != "dimensionality":
-            raise
-        ndim = 4
+    ndim = volume_ndim(path)
     vol = read_nifti(path, ndim)
     check_finite(path, vol.data)
     spacing = spacing_from_zooms(vol.zooms)
-    frames = [vol.data] if ndim == 3 else [vol.data[..., t] for t in range(vol.data.shape[3])]
+    frames = frames_of(vol.data)
     preds = [
         predict_volume(run.model, to_slices(f), run.prepare, spacing, precision=run.precision)
         for f in frames

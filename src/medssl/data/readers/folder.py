@@ -13,24 +13,15 @@ from pathlib import Path
 from medssl.data.case import Case, VolumeRef
 from medssl.data.checks import check_finite
 from medssl.data.nifti import (
+    frames_of,
     is_nifti,
-    read_header,
     read_nifti,
     spacing_from_zooms,
     strip_nifti_suffix,
     to_slices,
+    volume_ndim,
 )
 from medssl.data.readers.base import Source, split_frame_name
-from medssl.errors import DataError
-
-
-def _ndim(path: Path) -> int:
-    """3 or 4 from the header; 3 when the header is unreadable (the load then reports it)."""
-    try:
-        read_header(path, 3)
-    except DataError as err:
-        return 4 if err.check == "dimensionality" else 3
-    return 3
 
 
 def _load_any(ref: VolumeRef) -> Iterator[Case]:
@@ -39,7 +30,7 @@ def _load_any(ref: VolumeRef) -> Iterator[Case]:
     vol = read_nifti(path, ndim)
     check_finite(path, vol.data)
     spacing = spacing_from_zooms(vol.zooms)
-    frames = [vol.data] if ndim == 3 else [vol.data[..., t] for t in range(vol.data.shape[3])]
+    frames = frames_of(vol.data)
     for t, data in enumerate(frames):
         frame = ref.frame if ndim == 3 else t + 1
         yield Case(
@@ -61,6 +52,6 @@ def read_nifti_folder(root: Path) -> Source:
     refs = []
     for f in files:
         pid, frame = split_frame_name(strip_nifti_suffix(f.name))
-        kind = "series" if _ndim(f) == 4 else "unlabelled"
+        kind = "series" if volume_ndim(f) == 4 else "unlabelled"
         refs.append(VolumeRef(pid, kind, (f,), _load_any, frame=frame))
     return Source(root, "nifti-folder", refs, {})
