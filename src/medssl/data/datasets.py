@@ -17,7 +17,13 @@ import torch
 from torch.utils.data import Dataset
 
 from medssl.data.cache_index import SliceCache
-from medssl.data.transforms import AugmentConfig, augment, pad_to_multiple, sample_generator
+from medssl.data.transforms import (
+    AugmentConfig,
+    apply_view,
+    pad_to_multiple,
+    sample_generator,
+    sample_view,
+)
 
 
 class _CacheDataset(Dataset):
@@ -48,7 +54,10 @@ class LabelledSlices(_CacheDataset):
     and the valid box, deterministically.
 
     Items are dicts: ``image`` float32, ``label`` int64, ``index`` (cache slice index)
-    and, in eval mode, ``valid`` = ``(top, left, H, W)``.
+    and, in eval mode, ``valid`` = ``(top, left, H, W)``. With ``params_only`` (train
+    mode), items carry the random draws instead of pixels: ``row`` (position in
+    ``indices``) and ``params`` (a :class:`~medssl.data.transforms.ViewParams` row),
+    for :func:`medssl.data.batch_augment.augment_batch` on the training device.
     """
 
     def __init__(
@@ -57,9 +66,11 @@ class LabelledSlices(_CacheDataset):
         indices: list[int],
         augment_cfg: AugmentConfig | None = None,
         seed: int = 0,
+        params_only: bool = False,
     ) -> None:
         super().__init__(cache, indices, seed)
         self.augment_cfg = augment_cfg
+        self.params_only = params_only and augment_cfg is not None
         for i in self.indices[:1]:
             if self.cache.index["lab_offset"][i] < 0:
                 raise ValueError(f"slice {i} of {self.cache.path} is unlabelled")
@@ -67,6 +78,14 @@ class LabelledSlices(_CacheDataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, i = self._key(key)
         idx = int(self.indices[i])
+        if self.params_only:
+            gen = sample_generator(self.seed, epoch, i)
+            view = sample_view(*self.cache.slice_shape(idx), self.augment_cfg, gen)
+            return {
+                "row": torch.tensor(i),
+                "params": torch.tensor(view.as_row()),
+                "index": torch.tensor(idx),
+            }
         image = self._image(i)
         lab = self.cache.label(idx)
         if lab is None:
@@ -81,14 +100,17 @@ class LabelledSlices(_CacheDataset):
                 "valid": torch.tensor(valid),
             }
         gen = sample_generator(self.seed, epoch, i)
-        image, label = augment(image, label, self.augment_cfg, gen)
+        view = sample_view(*image.shape[-2:], self.augment_cfg, gen)
+        image, label = apply_view(image, label, view, self.augment_cfg.size)
         return {"image": image, "label": label, "index": torch.tensor(idx)}
 
 
 class TwoViews(_CacheDataset):
     """Two independently augmented views of each unlabelled slice, for BYOL.
 
-    Items are dicts ``{"view1": (1, S, S), "view2": (1, S, S), "index": ()}``.
+    Items are dicts ``{"view1": (1, S, S), "view2": (1, S, S), "index": ()}``; with
+    ``params_only``, ``{"row", "params1", "params2", "index"}`` (the draws of the two
+    views, see :class:`LabelledSlices`).
     """
 
     def __init__(
@@ -97,17 +119,30 @@ class TwoViews(_CacheDataset):
         indices: list[int],
         augment_cfg: AugmentConfig,
         seed: int = 0,
+        params_only: bool = False,
     ) -> None:
         super().__init__(cache, indices, seed)
         self.augment_cfg = augment_cfg
+        self.params_only = params_only
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, i = self._key(key)
-        image = self._image(i)
+        idx = int(self.indices[i])
         gen = sample_generator(self.seed, epoch, i)
-        v1, _ = augment(image, None, self.augment_cfg, gen)
-        v2, _ = augment(image, None, self.augment_cfg, gen)
-        return {"view1": v1, "view2": v2, "index": torch.tensor(int(self.indices[i]))}
+        shape = self.cache.slice_shape(idx)
+        p1 = sample_view(*shape, self.augment_cfg, gen)
+        p2 = sample_view(*shape, self.augment_cfg, gen)
+        if self.params_only:
+            return {
+                "row": torch.tensor(i),
+                "params1": torch.tensor(p1.as_row()),
+                "params2": torch.tensor(p2.as_row()),
+                "index": torch.tensor(idx),
+            }
+        image = self._image(i)
+        v1, _ = apply_view(image, None, p1, self.augment_cfg.size)
+        v2, _ = apply_view(image, None, p2, self.augment_cfg.size)
+        return {"view1": v1, "view2": v2, "index": torch.tensor(idx)}
 
 
 class Volumes(Dataset):

@@ -129,6 +129,76 @@ def _pad_to_at_least(
     return out, None if label is None else F.pad(label, pad, value=0)
 
 
+@dataclass(frozen=True)
+class ViewParams:
+    """The random draws of one augmented view, in the slice's own pixel coordinates.
+
+    ``box`` = ``(top, left, height, width)`` may extend past the slice (``zoom`` mode
+    on slices smaller than the window: the outside reads as the slice's minimum).
+    ``jitter`` = ``(applied, brightness_draw, contrast_factor)``; the brightness shift
+    is ``brightness_draw · std`` of the resampled view.
+    """
+
+    box: tuple[int, int, int, int]
+    flip: bool
+    jitter: tuple[float, float, float]
+
+    def as_row(self) -> list[float]:
+        """``[top, left, h, w, flip, applied, shift, factor]`` (one row of a batch table)."""
+        return [*map(float, self.box), float(self.flip), *self.jitter]
+
+
+def sample_view(h: int, w: int, cfg: AugmentConfig, gen: torch.Generator) -> ViewParams:
+    """Draw the crop, flip and jitter of one view of an ``h × w`` slice from ``gen``.
+
+    The per-sample path (:func:`augment`) and the batched on-device path
+    (:mod:`medssl.data.batch_augment`) both use these draws, so they see the same
+    crops for the same ``(seed, epoch, index)``.
+    """
+    if cfg.mode == "zoom":
+        side = _zoom_window(cfg, gen)
+        ph, pw = max(0, side - h), max(0, side - w)
+        top, left, ch, cw = sample_window(h + ph, w + pw, side, gen)
+        box = (top - ph // 2, left - pw // 2, ch, cw)
+    else:
+        box = sample_crop(h, w, cfg.scale, cfg.ratio, gen)
+    flip = float(torch.rand((), generator=gen)) < cfg.flip_p
+    if float(torch.rand((), generator=gen)) >= cfg.jitter_p:
+        return ViewParams(box, flip, (0.0, 0.0, 1.0))
+    shift = _uniform(gen, -cfg.brightness, cfg.brightness)
+    factor = _uniform(gen, 1 - cfg.contrast, 1 + cfg.contrast)
+    return ViewParams(box, flip, (1.0, shift, factor))
+
+
+def apply_view(
+    image: torch.Tensor, label: torch.Tensor | None, params: ViewParams, size: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Resample one ``(1, H, W)`` slice (and ``(H, W)`` label) as ``params`` says:
+    antialiased bilinear crop-resize, nearest for labels, flip, then jitter."""
+    top, left, ch, cw = params.box
+    h, w = image.shape[-2:]
+    if top < 0 or left < 0 or top + ch > h or left + cw > w:
+        image, label = _pad_to_at_least(image, label, max(ch, cw))
+        top += (image.shape[-2] - h) // 2
+        left += (image.shape[-1] - w) // 2
+    out = TF.resized_crop(
+        image, top, left, ch, cw, [size, size], InterpolationMode.BILINEAR, antialias=True
+    )
+    out_label = None
+    if label is not None:
+        out_label = TF.resized_crop(
+            label[None], top, left, ch, cw, [size, size], InterpolationMode.NEAREST_EXACT
+        )[0].long()
+    if params.flip:
+        out = out.flip(-1)
+        out_label = None if out_label is None else out_label.flip(-1)
+    applied, shift, factor = params.jitter
+    if applied:
+        mean, std = out.mean(), out.std().clamp_min(1e-6)
+        out = (out - mean) * factor + mean + shift * std
+    return out, out_label
+
+
 def augment(
     image: torch.Tensor, label: torch.Tensor | None, cfg: AugmentConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -143,26 +213,8 @@ def augment(
     Returns:
         ``(1, size, size)`` image and ``(size, size)`` int64 label (or ``None``).
     """
-    if cfg.mode == "zoom":
-        side = _zoom_window(cfg, gen)
-        image, label = _pad_to_at_least(image, label, side)
-        top, left, ch, cw = sample_window(*image.shape[-2:], side, gen)
-    else:
-        _, h, w = image.shape
-        top, left, ch, cw = sample_crop(h, w, cfg.scale, cfg.ratio, gen)
-    size = [cfg.size, cfg.size]
-    out = TF.resized_crop(
-        image, top, left, ch, cw, size, InterpolationMode.BILINEAR, antialias=True
-    )
-    out_label = None
-    if label is not None:
-        out_label = TF.resized_crop(
-            label[None], top, left, ch, cw, size, InterpolationMode.NEAREST_EXACT
-        )[0].long()
-    if float(torch.rand((), generator=gen)) < cfg.flip_p:
-        out = out.flip(-1)
-        out_label = None if out_label is None else out_label.flip(-1)
-    return jitter(out, cfg, gen), out_label
+    params = sample_view(*image.shape[-2:], cfg, gen)
+    return apply_view(image, label, params, cfg.size)
 
 
 def pad_to_multiple(

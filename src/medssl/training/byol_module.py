@@ -8,9 +8,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import TwoViews
 from medssl.models.byol import BYOL
 from medssl.training.configs import PretrainConfig
+from medssl.training.device_augment import DeviceAugment
 from medssl.training.lars import LARS, lars_param_groups
 from medssl.training.losses import representation_std, symmetric_byol_loss
 from medssl.training.runtime import world_size
@@ -18,17 +20,22 @@ from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import momentum_schedule, warmup_cosine
 
 
-class BYOLModule(ResumePosition, L.LightningModule):
+class BYOLModule(ResumePosition, DeviceAugment, L.LightningModule):
     """BYOL pretraining of ``byol.backbone`` on two-view batches.
 
     Args:
         cfg: the run's config.
         byol: online and target networks (already initialised from the weight source).
-        dataset: two-view dataset of the unlabelled pool.
+        dataset: two-view dataset of the unlabelled pool (with ``params_only``, the
+            views are made on the device from ``bank``).
+        bank: the pool's slices in memory, for ``runtime.augment = "device"``.
     """
 
-    def __init__(self, cfg: PretrainConfig, byol: BYOL, dataset: TwoViews) -> None:
+    def __init__(
+        self, cfg: PretrainConfig, byol: BYOL, dataset: TwoViews, bank: SliceBank | None = None
+    ) -> None:
         super().__init__()
+        self.attach_bank(bank, cfg.crop)
         self.cfg = cfg
         self.byol = byol
         self.dataset = dataset

@@ -25,6 +25,12 @@ class RuntimeConfig:
             AMX, otherwise fp32), or any Lightning precision string.
         channels_last: use the channels-last memory format.
         num_workers: data-loading worker processes per device.
+        augment: ``device``: the training slices are held in memory (on the GPU when
+            they fit) and each batch is cropped, resized, flipped and jittered there
+            in one batched call, the workers only draw the random parameters;
+            ``workers``: every sample is augmented on the CPU in the DataLoader
+            workers. Both use the same draws and give the same views (to float
+            rounding).
         seed: global seed (model initialisation, sampling, augmentation).
     """
 
@@ -34,6 +40,7 @@ class RuntimeConfig:
     precision: str = "auto"
     channels_last: bool = True
     num_workers: int = 4
+    augment: Literal["device", "workers"] = "device"
     seed: int = 0
 
 

@@ -28,13 +28,14 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medssl.analysis.curves import curve_auc, steps_to_fraction
 from medssl.config import ConfigError, save_yaml
+from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_index import SliceCache
 from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import Split, budget_patients, budget_slices, save_budget, split_for_cache
 from medssl.data.transforms import segmentation_config
 from medssl.models.unet import build_unet, encoder_of
-from medssl.models.weights import load_weights
+from medssl.models.weights import LoadReport, load_weights
 from medssl.training.callbacks import AtomicCheckpoint
 from medssl.training.configs import FinetuneConfig
 from medssl.training.rundir import resume_checkpoint
@@ -96,21 +97,10 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -
     cache = resolve_cache(cfg.data)
     split = split_for_cache(cache, cfg.split_seed)
     budget = select_budget(cache, split, cfg)
-    unet = build_unet(cfg.arch, cache.num_classes, cfg.decoder_channels)
-    report = load_weights(
-        encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
-    )
+    module, report = build_segmentation_module(cfg, cache, budget, split.val, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_inputs(run_dir, cfg, cache, split, budget, report)
     _truncate_curve(run_dir, ckpt)
-    module = SegmentationModule(
-        cfg,
-        unet,
-        LabelledSlices(cache, budget, segmentation_config(cfg.crop), cfg.budget_seed),
-        Volumes(cache, split.val),
-        cache.num_classes,
-        run_dir,
-    )
     trainer = L.Trainer(
         max_epochs=1,
         max_steps=cfg.steps,
@@ -133,6 +123,32 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -
     if trainer.is_global_zero:
         _write_result(run_dir, trainer.global_step, len(budget))
     return load_result(run_dir)
+
+
+def build_segmentation_module(
+    cfg: FinetuneConfig,
+    cache: SliceCache,
+    budget: list[int],
+    val_patients: tuple[str, ...] | list[str],
+    run_dir: Path,
+) -> tuple[SegmentationModule, LoadReport]:
+    """The U-Net module trained on the slices ``budget`` and validated on the volumes of
+    ``val_patients``, encoder initialised from ``cfg.init``; with ``runtime.augment =
+    "device"`` the budget's slices and labels are held in memory and each batch is
+    augmented on the training device."""
+    on_device = cfg.runtime.augment == "device"
+    unet = build_unet(cfg.arch, cache.num_classes, cfg.decoder_channels)
+    report = load_weights(
+        encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
+    )
+    train_set = LabelledSlices(
+        cache, budget, segmentation_config(cfg.crop), cfg.budget_seed, params_only=on_device
+    )
+    bank = SliceBank.from_cache(cache, budget, with_labels=True) if on_device else None
+    module = SegmentationModule(
+        cfg, unet, train_set, Volumes(cache, val_patients), cache.num_classes, run_dir, bank
+    )
+    return module, report
 
 
 def _write_inputs(

@@ -26,13 +26,15 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medssl.config import ConfigError, save_yaml, to_dict
+from medssl.data.batch_augment import SliceBank
+from medssl.data.cache_index import SliceCache
 from medssl.data.datasets import TwoViews
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache, unlabelled_pool
 from medssl.data.transforms import byol_view_config
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
-from medssl.models.weights import load_weights, save_encoder
+from medssl.models.weights import LoadReport, load_weights, save_encoder
 from medssl.training.byol_module import BYOLModule
 from medssl.training.callbacks import AtomicCheckpoint, EncoderExport, Throughput
 from medssl.training.configs import PretrainConfig
@@ -71,12 +73,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     cache = resolve_cache(cfg.data)
     split = split_for_cache(cache, cfg.split_seed)
     pool = unlabelled_pool(cache, split.train)
-    dataset = TwoViews(cache, pool, byol_view_config(cfg.crop), seed=cfg.runtime.seed)
-    encoder = create_encoder(cfg.arch, in_chans=1)
-    report = load_weights(
-        encoder, cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
-    )
-    module = BYOLModule(cfg, BYOL(encoder, cfg.heads), dataset)
+    module, report = build_byol_module(cfg, cache, pool)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, run_dir / "config.yaml")
     split.save(run_dir / "split.json")
@@ -101,6 +98,24 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     if trainer.is_global_zero:
         (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     return _result(run_dir)
+
+
+def build_byol_module(
+    cfg: PretrainConfig, cache: SliceCache, pool: list[int]
+) -> tuple[BYOLModule, LoadReport]:
+    """The BYOL module over the slices ``pool`` of ``cache``, encoder initialised from
+    ``cfg.init``; with ``runtime.augment = "device"`` the pool is held in memory and the
+    views are made on the training device."""
+    on_device = cfg.runtime.augment == "device"
+    dataset = TwoViews(
+        cache, pool, byol_view_config(cfg.crop), seed=cfg.runtime.seed, params_only=on_device
+    )
+    bank = SliceBank.from_cache(cache, pool) if on_device else None
+    encoder = create_encoder(cfg.arch, in_chans=1)
+    report = load_weights(
+        encoder, cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
+    )
+    return BYOLModule(cfg, BYOL(encoder, cfg.heads), dataset, bank), report
 
 
 def _trainer(cfg: PretrainConfig, run_dir: Path, module: BYOLModule, progress: bool) -> L.Trainer:

@@ -14,10 +14,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
+from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.evaluation.metrics import SegmentationCounts, soft_jaccard_loss_from_logits
 from medssl.models.unet import encoder_of, set_encoder_trainable
 from medssl.training.configs import FinetuneConfig
+from medssl.training.device_augment import DeviceAugment
 from medssl.training.runtime import atomic_replace, world_size
 from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import warmup_cosine
@@ -37,7 +39,7 @@ def segmentation_loss(name: str, classes: tuple[int, ...]):
     raise ValueError(f"unknown loss {name!r}")
 
 
-class SegmentationModule(ResumePosition, L.LightningModule):
+class SegmentationModule(ResumePosition, DeviceAugment, L.LightningModule):
     """Fine-tunes a U-Net for a fixed number of steps and records a learning curve.
 
     Args:
@@ -47,6 +49,8 @@ class SegmentationModule(ResumePosition, L.LightningModule):
         val_set: validation volumes (whole slices, padded, deterministic).
         num_classes: classes including background.
         run_dir: where ``curve.csv`` and ``best.safetensors`` go.
+        bank: the budget's slices and labels in memory, for ``runtime.augment = "device"``
+            (``train_set`` then yields only the random draws).
     """
 
     def __init__(
@@ -57,8 +61,10 @@ class SegmentationModule(ResumePosition, L.LightningModule):
         val_set: Volumes,
         num_classes: int,
         run_dir: Path,
+        bank: SliceBank | None = None,
     ) -> None:
         super().__init__()
+        self.attach_bank(bank, cfg.crop)
         self.cfg, self.unet = cfg, unet
         self.train_set, self.val_set = train_set, val_set
         self.classes = tuple(range(1, num_classes))
