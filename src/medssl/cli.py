@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import warnings
@@ -322,6 +323,52 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_pretrain)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from medssl.bench import BenchConfig, bench
+
+    cfg = BenchConfig(
+        kind=args.kind,
+        data=str(args.data or ""),
+        arch=args.arch,
+        size=args.size,
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+        synthetic=args.synthetic,
+        precision=args.precision,
+        channels_last=not args.no_channels_last,
+        augment=args.augment,
+        num_workers=args.num_workers,
+        accelerator=args.accelerator,
+        devices=args.devices,
+        compile=args.compile,
+    )
+    print(json.dumps(bench(cfg)), flush=True)
+    return 0
+
+
+def _add_bench_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time full training steps; print one JSON line")
+    p.add_argument("kind", choices=["pretrain", "finetune"])
+    p.add_argument("--data", type=Path, help="cache or source folder")
+    p.add_argument("--arch", default="resnet50")
+    p.add_argument("--size", type=int, default=128, help="crop side (pixels)")
+    p.add_argument("--batch", type=int, default=16, help="per-device batch")
+    p.add_argument("--steps", type=int, default=20, help="timed steps")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument(
+        "--synthetic", action="store_true", help="feed a pre-made batch (no input pipeline)"
+    )
+    p.add_argument("--precision", default="auto", help="auto | 32-true | bf16-mixed | 16-mixed")
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--augment", choices=["device", "workers"], default="device")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.set_defaults(func=_cmd_bench)
+
+
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="data sources: phantom, check, prepare")
     dsub = data.add_subparsers(dest="data_cmd", required=True)
@@ -361,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_commands(sub)
     _add_eval_commands(sub)
     _add_study_commands(sub)
+    _add_bench_command(sub)
     p = sub.add_parser("demo", help="the built-in synthetic demo")
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--patients", type=int, default=20)
@@ -388,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose and args.cmd in ("pretrain", "finetune", "study", "demo"):
+    if not args.verbose and args.cmd in ("pretrain", "finetune", "study", "demo", "bench"):
         _quiet_lightning()
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -129,3 +129,44 @@ def test_lars_step_matches_formula_and_clipping() -> None:
     b.grad = torch.ones(3)
     LARS([{"params": [b], "weight_decay": 0.0, "lars_exclude": True}], lr=0.1, momentum=0.0).step()
     assert torch.allclose(b, torch.full((3,), 0.9))
+
+
+def _reference_lars_step(params, state, lr, momentum, wd, eta, clip, exclude, eps=1e-8):
+    """solo-learn's per-parameter LARS loop, written out."""
+    for i, p in enumerate(params):
+        g = p.grad
+        if not exclude:
+            w_norm, g_norm = p.norm(), g.norm()
+            ratio = eta * w_norm / (g_norm + wd * w_norm + eps)
+            if clip:
+                ratio = min(ratio / lr, 1.0)
+            if w_norm == 0 or g_norm == 0:
+                ratio = 1.0
+            g = (g + wd * p) * ratio
+        state[i] = g.clone() if i not in state else state[i] * momentum + g
+        p.data -= lr * state[i]
+
+
+def test_vectorised_lars_matches_the_per_parameter_loop() -> None:
+    torch.manual_seed(0)
+    shapes = [(8, 4), (16,), (3, 3, 2, 2)]
+    for clip, exclude in [(True, False), (False, False), (True, True)]:
+        a = [torch.randn(s, requires_grad=True) for s in shapes]
+        b = [t.detach().clone() for t in a]
+        opt = LARS(
+            [{"params": a, "weight_decay": 1e-3, "lars_exclude": exclude}],
+            lr=0.3,
+            momentum=0.9,
+            eta=0.02,
+            clip_lr=clip,
+        )
+        state: dict = {}
+        for _ in range(4):
+            grads = [torch.randn(s) for s in shapes]
+            for p, q, g in zip(a, b, grads, strict=True):
+                p.grad, q.grad = g.clone(), g.clone()
+            opt.step()
+            wd = 0.0 if exclude else 1e-3
+            _reference_lars_step(b, state, 0.3, 0.9, wd, 0.02, clip, exclude)
+            for p, q in zip(a, b, strict=True):
+                assert torch.allclose(p.detach(), q, atol=1e-6)

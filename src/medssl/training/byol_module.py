@@ -45,6 +45,9 @@ class BYOLModule(ResumePosition, DeviceAugment, L.LightningModule):
         self.total_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
         if cfg.runtime.channels_last:
             self.byol.to(memory_format=torch.channels_last)
+        if cfg.runtime.compile:
+            for net in (byol.backbone, byol.target_backbone, byol.projector, byol.predictor):
+                net.compile()
 
     # --- data -----------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:

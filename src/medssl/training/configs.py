@@ -31,6 +31,9 @@ class RuntimeConfig:
             ``workers``: every sample is augmented on the CPU in the DataLoader
             workers. Both use the same draws and give the same views (to float
             rounding).
+        compile: compile the networks' forward passes with ``torch.compile``
+            (``nn.Module.compile``: parameter names and checkpoints are unchanged);
+            pays on GPUs for long runs, costs minutes of compilation first.
         seed: global seed (model initialisation, sampling, augmentation).
     """
 
@@ -41,6 +44,7 @@ class RuntimeConfig:
     channels_last: bool = True
     num_workers: int = 4
     augment: Literal["device", "workers"] = "device"
+    compile: bool = False
     seed: int = 0
 
 

@@ -71,29 +71,37 @@ class LARS(Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every parameter, vectorised per group with ``torch._foreach_*``."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if not group["lars_exclude"]:
-                    ratio = self._trust_ratio(p, g, group)
-                    g = g.add(p, alpha=group["weight_decay"]).mul_(ratio)
-                buf = self.state[p].get("momentum_buffer")
-                if buf is None:
-                    buf = self.state[p]["momentum_buffer"] = torch.clone(g).detach()
-                else:
-                    buf.mul_(group["momentum"]).add_(g)
-                p.add_(buf, alpha=-group["lr"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if not group["lars_exclude"]:
+                ratios = self._trust_ratios(params, grads, group)
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+                torch._foreach_mul_(grads, list(ratios.unbind()))
+            bufs = []
+            for p in params:
+                state = self.state[p]
+                if "momentum_buffer" not in state:  # first step: v = 0·μ + g = g (solo-learn)
+                    state["momentum_buffer"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format
+                    )
+                bufs.append(state["momentum_buffer"])
+            torch._foreach_mul_(bufs, group["momentum"])
+            torch._foreach_add_(bufs, grads)
+            torch._foreach_add_(params, bufs, alpha=-group["lr"])
         return loss
 
     @staticmethod
-    def _trust_ratio(p: torch.Tensor, g: torch.Tensor, group: dict) -> torch.Tensor:
-        w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+    def _trust_ratios(params: list, grads: list, group: dict) -> torch.Tensor:
+        w_norm = torch.stack(torch._foreach_norm(params))
+        g_norm = torch.stack(torch._foreach_norm(grads))
         ratio = group["eta"] * w_norm / (g_norm + group["weight_decay"] * w_norm + group["eps"])
         if group["clip_lr"]:
             ratio = (ratio / group["lr"]).clamp(max=1.0)

@@ -20,7 +20,7 @@ from medssl.evaluation.metrics import SegmentationCounts, soft_jaccard_loss_from
 from medssl.models.unet import encoder_of, set_encoder_trainable
 from medssl.training.configs import FinetuneConfig
 from medssl.training.device_augment import DeviceAugment
-from medssl.training.runtime import atomic_replace, world_size
+from medssl.training.runtime import atomic_replace, resolve_precision, world_size
 from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import warmup_cosine
 
@@ -76,6 +76,8 @@ class SegmentationModule(ResumePosition, DeviceAugment, L.LightningModule):
         self._val_losses: list[torch.Tensor] = []
         if cfg.runtime.channels_last:
             self.unet.to(memory_format=torch.channels_last)
+        if cfg.runtime.compile:
+            self.unet.compile()
 
     def train_dataloader(self) -> DataLoader:
         rt, cfg = self.cfg.runtime, self.cfg
@@ -97,10 +99,26 @@ class SegmentationModule(ResumePosition, DeviceAugment, L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.unet.parameters()]
-        opt = torch.optim.Adam(params, lr=self.cfg.lr)
+        # fused Adam (one kernel for all parameters); not with fp16's GradScaler, whose
+        # unscaling Lightning must do before clipping
+        fused = resolve_precision(self.cfg.runtime) != "16-mixed"
+        opt = torch.optim.Adam(params, lr=self.cfg.lr, fused=fused)
         total, warmup = self.cfg.steps, self.cfg.warmup_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
+        """Clip by global norm. Without a GradScaler (fp32, bf16) the gradients are
+        already unscaled, so the fused optimiser needs no help from Lightning."""
+        if not self.cfg.grad_clip:
+            return
+        if optimizer.defaults.get("fused"):
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        else:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def _encoder_frozen(self) -> bool:
         return self.cfg.freeze_encoder or self.global_step < self.cfg.freeze_encoder_steps

@@ -1,0 +1,283 @@
+"""Throughput benchmark of full training steps (``medssl bench``).
+
+A benchmark builds the same Lightning module and trainer settings as a real run
+(:func:`medssl.training.pretrain.build_byol_module`,
+:func:`medssl.training.finetune.build_segmentation_module`), runs ``warmup + steps``
+optimisation steps and times the last ``steps``:
+
+- ``images_per_s``: samples per second over the timed steps (for BYOL one sample is
+  two views of one slice), all devices together;
+- ``data_wait_share``: the share of step time between the end of one step and the
+  start of the next, i.e. waiting for the DataLoader, the host-to-device copy and the
+  batched on-device augmentation (everything that is not forward/backward/optimiser);
+- ``peak_rss_mb``: the process's peak resident memory (and its workers').
+
+The device is synchronised at the end of every step so that each step's time is
+its own. ``synthetic=True`` feeds one pre-made batch of augmented tensors instead of
+the dataset, which isolates the cost of the input pipeline (compare both figures).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, Dataset
+
+from medssl.config import ConfigError
+from medssl.data.cache_index import SliceCache
+from medssl.data.resolve import resolve_cache
+from medssl.data.splits import split_for_cache, unlabelled_pool
+from medssl.models.byol import BYOL
+from medssl.models.encoders import create_encoder
+from medssl.models.unet import build_unet
+from medssl.training.byol_module import BYOLModule
+from medssl.training.configs import (
+    FINETUNE_PRESETS,
+    PRETRAIN_PRESETS,
+    FinetuneConfig,
+    PretrainConfig,
+    preset,
+)
+from medssl.training.runtime import cpu_has_amx, resolve_precision, trainer_kwargs
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_CLASSES = 4
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to time.
+
+    Attributes:
+        kind: ``pretrain`` (BYOL step) or ``finetune`` (U-Net step).
+        data: source folder or prepared cache (may be empty with ``synthetic``).
+        arch: timm encoder.
+        size: crop side in pixels.
+        batch: per-device batch.
+        steps: timed steps.
+        warmup: untimed steps first (allocator, autotuning, worker start-up).
+        synthetic: feed a pre-made batch instead of the data pipeline.
+        precision, channels_last, augment, num_workers, accelerator, devices,
+        compile: the run's :class:`~medssl.training.configs.RuntimeConfig` fields.
+    """
+
+    kind: Literal["pretrain", "finetune"] = "finetune"
+    data: str = ""
+    arch: str = "resnet50"
+    size: int = 128
+    batch: int = 16
+    steps: int = 20
+    warmup: int = 3
+    synthetic: bool = False
+    precision: str = "auto"
+    channels_last: bool = True
+    augment: Literal["device", "workers"] = "device"
+    num_workers: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    compile: bool = False
+
+
+class StepTimer(Callback):
+    """Records the host clock at the start and (after a device sync) the end of steps."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(time.perf_counter())
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        self.ends.append(time.perf_counter())
+
+    def summary(self, warmup: int, samples_per_step: int) -> dict:
+        """Figures over the steps after ``warmup``."""
+        ends, starts = np.array(self.ends), np.array(self.starts)
+        if len(ends) <= warmup:
+            raise RuntimeError(f"only {len(ends)} steps ran, {warmup} are warm-up")
+        steps = np.diff(ends[warmup - 1 :]) if warmup else np.diff(ends)
+        waits = starts[warmup:] - ends[warmup - 1 : -1] if warmup else starts[1:] - ends[:-1]
+        total = float(steps.sum())
+        return {
+            "timed_steps": len(steps),
+            "images_per_s": samples_per_step * len(steps) / total,
+            "step_s_median": float(np.median(steps)),
+            "data_wait_share": float(waits.sum() / total),
+        }
+
+
+class _PreMade(Dataset):
+    """The same pre-made batch, ``length`` times (``batch_size=None`` loader)."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], length: int) -> None:
+        self.batch, self.length = batch, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.batch
+
+
+def _synthetic_batch(cfg: BenchConfig) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    shape = (cfg.batch, 1, cfg.size, cfg.size)
+    if cfg.kind == "pretrain":
+        return {
+            "view1": torch.randn(shape, generator=gen),
+            "view2": torch.randn(shape, generator=gen),
+        }
+    label = torch.randint(0, SYNTHETIC_CLASSES, (cfg.batch, cfg.size, cfg.size), generator=gen)
+    return {"image": torch.randn(shape, generator=gen), "label": label}
+
+
+def _runtime_overrides(cfg: BenchConfig) -> list[str]:
+    return [
+        f"arch={cfg.arch}",
+        f"crop={cfg.size}",
+        f"batch_size={cfg.batch}",
+        f"runtime.precision={cfg.precision}",
+        f"runtime.channels_last={cfg.channels_last}",
+        f"runtime.augment={cfg.augment}",
+        f"runtime.num_workers={cfg.num_workers}",
+        f"runtime.accelerator={cfg.accelerator}",
+        f"runtime.devices={cfg.devices}",
+        f"runtime.compile={cfg.compile}",
+    ]
+
+
+def _pretrain_module(cfg: BenchConfig, cache: SliceCache | None, total: int) -> L.LightningModule:
+    from medssl.training.pretrain import build_byol_module
+
+    run = preset(
+        PretrainConfig,
+        PRETRAIN_PRESETS,
+        "paper",
+        [*_runtime_overrides(cfg), f"max_steps={total}", "epochs=1000"],
+    )
+    if cache is None:
+        byol = BYOL(create_encoder(cfg.arch, in_chans=1), run.heads)
+        return BYOLModule(run, byol, _PreMade({}, cfg.batch * total))
+    split = split_for_cache(cache, run.split_seed)
+    module, _ = build_byol_module(run, cache, unlabelled_pool(cache, split.train))
+    return module
+
+
+def _finetune_module(
+    cfg: BenchConfig, cache: SliceCache | None, total: int, run_dir: Path
+) -> L.LightningModule:
+    from medssl.training.finetune import build_segmentation_module
+    from medssl.training.segment_module import SegmentationModule
+
+    run = preset(
+        FinetuneConfig, FINETUNE_PRESETS, "paper", [*_runtime_overrides(cfg), f"steps={total}"]
+    )
+    if cache is None:
+        unet = build_unet(cfg.arch, SYNTHETIC_CLASSES, run.decoder_channels)
+        return SegmentationModule(run, unet, _PreMade({}, 1), [], SYNTHETIC_CLASSES, run_dir)
+    split = split_for_cache(cache, run.split_seed)
+    from medssl.training.finetune import select_budget
+
+    module, _ = build_segmentation_module(
+        run, cache, select_budget(cache, split, run), split.val, run_dir
+    )
+    return module
+
+
+def device_name(accelerator: str = "auto") -> str:
+    """A human description of the device that runs the steps."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    amx = ", AMX" if cpu_has_amx() else ""
+    return f"{model} ({torch.get_num_threads()} threads{amx})"
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024
+
+
+def bench(cfg: BenchConfig) -> dict:
+    """Time ``cfg.steps`` training steps after ``cfg.warmup``; return the figures."""
+    if cfg.steps < 1 or cfg.warmup < 0:
+        raise ConfigError("bench needs steps ≥ 1 and warmup ≥ 0")
+    if not cfg.data and not cfg.synthetic:
+        raise ConfigError("bench needs --data (or --synthetic)")
+    cache = resolve_cache(cfg.data) if cfg.data and not cfg.synthetic else None
+    total = cfg.warmup + cfg.steps
+    L.seed_everything(0, verbose=False)
+    with tempfile.TemporaryDirectory(prefix="medssl-bench-") as tmp:
+        if cfg.kind == "pretrain":
+            module = _pretrain_module(cfg, cache, total)
+        elif cfg.kind == "finetune":
+            module = _finetune_module(cfg, cache, total, Path(tmp))
+        else:
+            raise ConfigError(f"unknown bench kind {cfg.kind!r} (pretrain, finetune)")
+        timer = StepTimer()
+        runtime = module.cfg.runtime
+        trainer = L.Trainer(
+            max_steps=total,
+            max_epochs=1000,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            callbacks=[timer],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            gradient_clip_val=getattr(module.cfg, "grad_clip", None),
+            default_root_dir=tmp,
+            **trainer_kwargs(runtime),
+        )
+        loader = None
+        if cfg.synthetic:
+            loader = DataLoader(_PreMade(_synthetic_batch(cfg), total), batch_size=None)
+        trainer.fit(module, train_dataloaders=loader)
+    figures = timer.summary(cfg.warmup, cfg.batch * cfg.devices)
+    bank = getattr(module, "_bank", None)
+    return {
+        "bench": cfg.kind,
+        **figures,
+        "device": device_name(cfg.accelerator),
+        "precision": resolve_precision(runtime),
+        "channels_last": cfg.channels_last,
+        "augment": "synthetic" if cfg.synthetic else cfg.augment,
+        "arch": cfg.arch,
+        "size": cfg.size,
+        "batch": cfg.batch,
+        "num_workers": cfg.num_workers,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "cache_mb": None if cache is None else round(cache_bytes(cache) / 2**20, 1),
+        "bank_mb": None if bank is None or cfg.synthetic else round(bank.nbytes / 2**20, 1),
+        "torch": torch.__version__,
+        "config": asdict(cfg),
+    }
+
+
+def cache_bytes(cache: SliceCache) -> int:
+    """Size of a cache's packed image and label arrays."""
+    return sum((cache.path / name).stat().st_size for name in ("images.bin", "labels.bin"))
