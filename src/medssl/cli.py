@@ -11,7 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medssl import __version__
-from medssl.errors import DataErrors, MedsslError
+from medssl.errors import DataErrors, MedsslError, Preempted
+
+# exit code of a run stopped by SIGTERM/SIGUSR1 after saving its checkpoint
+PREEMPTED_EXIT = 3
 
 log = logging.getLogger("medssl")
 
@@ -441,6 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except Preempted as stop:
+        print(f"pre-empted: {stop}", file=sys.stderr)
+        return PREEMPTED_EXIT
     except DataErrors as errs:
         for err in errs.errors:
             print(f"error: {err}", file=sys.stderr)

@@ -48,3 +48,18 @@ class WeightsError(MedsslError):
         self.source = str(source)
         self.detail = " ".join(str(detail).split())
         super().__init__(f"{self.source}: {self.detail}")
+
+
+class Preempted(MedsslError):  # noqa: N818 - a state, reported to the user
+    """A run stopped on SIGTERM/SIGUSR1 after saving its checkpoint at a step boundary."""
+
+    def __init__(self, run_dir, step: int, signame: str) -> None:
+        self.run_dir, self.step, self.signame = run_dir, step, signame
+        super().__init__(
+            f"{run_dir}: {signame} received; checkpoint saved at step {step}, "
+            "continue with --resume"
+        )
+
+
+class NumericalError(MedsslError):
+    """Training produced non-finite losses for too many consecutive steps."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from medssl.errors import Preempted
 from medssl.experiments import store
 from medssl.experiments.plan import Job, Plan
 
@@ -44,6 +45,7 @@ def run_job(job: Job) -> dict:
 class WorkerStats:
     ran: int = 0
     failed: int = 0
+    preempted: int = 0
 
 
 def _ready(plan: Plan, root: Path, attempted: set[str]) -> tuple[list[Job], bool]:
@@ -90,6 +92,10 @@ def worker_loop(
                 root, job.id, {**info, "seconds": time.time() - start, "kind": job.kind}
             )
             stats.ran += 1
+        except Preempted as exc:
+            log.warning("job %s: %s; this worker stops", job.id, exc)
+            stats.preempted += 1
+            break
         except Exception:
             log.error("job %s (%s) failed", job.id, job.meta)
             store.mark_failed(root, job.id, traceback.format_exc())

@@ -13,6 +13,7 @@ from medssl.data.datasets import TwoViews
 from medssl.models.byol import BYOL
 from medssl.training.configs import PretrainConfig
 from medssl.training.device_augment import DeviceAugment
+from medssl.training.guards import CollapseMonitor, FiniteLoss
 from medssl.training.lars import LARS, lars_param_groups
 from medssl.training.losses import representation_std, symmetric_byol_loss
 from medssl.training.runtime import world_size
@@ -20,7 +21,7 @@ from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import momentum_schedule, warmup_cosine
 
 
-class BYOLModule(ResumePosition, DeviceAugment, L.LightningModule):
+class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
     """BYOL pretraining of ``byol.backbone`` on two-view batches.
 
     Args:
@@ -43,6 +44,9 @@ class BYOLModule(ResumePosition, DeviceAugment, L.LightningModule):
         self.steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * self.world))
         planned = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
+        self.collapse = CollapseMonitor(
+            cfg.heads.proj_out, cfg.collapse_fraction, cfg.collapse_patience
+        )
         if cfg.runtime.channels_last:
             self.byol.to(memory_format=torch.channels_last)
         if cfg.runtime.compile:
@@ -87,12 +91,17 @@ class BYOLModule(ResumePosition, DeviceAugment, L.LightningModule):
             x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last else x
         )
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        self.snapshot_buffers()
         v1, v2 = self._prep(batch["view1"]), self._prep(batch["view2"])
         z1, p1 = self.byol.forward_online(v1)
         _z2, p2 = self.byol.forward_online(v2)
         t1, t2 = self.byol.forward_target(v1), self.byol.forward_target(v2)
-        loss = symmetric_byol_loss(p1, p2, t1, t2)
+        loss = self.finite_or_skip(symmetric_byol_loss(p1, p2, t1, t2), self.cfg.max_bad_steps)
+        if loss is None:
+            return None
+        spread = representation_std(z1)
+        self.collapse.update(float(spread), self.global_step)
         self.log_dict(
             {
                 "loss": loss.detach(),
@@ -100,7 +109,7 @@ class BYOLModule(ResumePosition, DeviceAugment, L.LightningModule):
                     self.global_step, self.total_steps, self.cfg.tau_base, self.cfg.tau_end
                 ),
                 "lr": self.optimizers().param_groups[0]["lr"],
-                "online_std": representation_std(z1),
+                "online_std": spread,
             },
             on_step=True,
             on_epoch=False,
@@ -110,6 +119,21 @@ class BYOLModule(ResumePosition, DeviceAugment, L.LightningModule):
             "train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True
         )
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["medssl_collapse"] = {
+            "low_steps": self.collapse.low_steps,
+            "flag": self.collapse.flag,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("medssl_collapse") or {}
+        self.collapse.low_steps = int(state.get("low_steps", 0))
+        self.collapse.flag = state.get("flag")
+        self.skipped_steps = int(state.get("skipped_steps", 0))
 
     def optimizer_step(self, *args, **kwargs) -> None:
         """Optimiser step, then the target EMA update for the same step.

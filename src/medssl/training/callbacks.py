@@ -1,8 +1,11 @@
-"""Lightning callbacks: atomic resume checkpoints, per-epoch encoder export, throughput."""
+"""Lightning callbacks: atomic resume checkpoints, pre-emption, encoder export, throughput."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,38 +14,132 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from medssl.training.runtime import atomic_replace
-
 log = logging.getLogger(__name__)
 
 LAST_CKPT = "last.ckpt"
+PREVIOUS_CKPT = "previous.ckpt"
+
+
+def parameters_finite(module: torch.nn.Module) -> bool:
+    """True when every floating-point parameter and buffer of ``module`` is finite."""
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+    if not tensors:
+        return True
+    norms = torch._foreach_norm([t.detach().float() for t in tensors])
+    return bool(torch.isfinite(torch.stack(norms)).all())
 
 
 class AtomicCheckpoint(Callback):
     """Write ``checkpoints/last.ckpt`` every ``every_steps`` steps and at each epoch end.
 
-    Each write goes to a temporary file that is renamed over the previous one, so a
-    kill during the write leaves the last good checkpoint intact.
+    Each write goes to a temporary file that is fsynced and renamed over the previous
+    one; the checkpoint it replaces is kept as ``previous.ckpt``. So a kill during the
+    write, a full disk (the write fails: the error is logged, training goes on and the
+    next interval tries again) or a later-damaged ``last.ckpt`` always leaves a good
+    checkpoint to resume from. A model with a non-finite parameter is never saved.
     """
 
     def __init__(self, folder: Path, every_steps: int = 0) -> None:
         self.folder = Path(folder)
         self.every_steps = every_steps
+        self.failed_writes = 0
+        self._saved_step: int | None = None
 
-    def _save(self, trainer: L.Trainer) -> None:
+    def save(self, trainer: L.Trainer) -> bool:
+        """Write the checkpoint now; ``False`` when it was refused or failed."""
+        module = trainer.lightning_module
+        if not parameters_finite(module):
+            log.error(
+                "step %d: the model has non-finite parameters; %s keeps the last good checkpoint",
+                trainer.global_step,
+                self.folder / LAST_CKPT,
+            )
+            return False
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{LAST_CKPT}.tmp"
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            atomic_replace(tmp, self.folder / LAST_CKPT)
+        ok = True
+        try:
+            trainer.save_checkpoint(tmp)
+            if trainer.is_global_zero:
+                with tmp.open("rb") as fh:
+                    os.fsync(fh.fileno())
+                self._rotate(trainer.global_step)
+                os.replace(tmp, self.folder / LAST_CKPT)
+                self._saved_step = trainer.global_step
+        except OSError as exc:
+            ok = False
+            self.failed_writes += 1
+            tmp.unlink(missing_ok=True)
+            log.error(
+                "step %d: could not write %s (%s); the previous checkpoint is kept",
+                trainer.global_step,
+                self.folder / LAST_CKPT,
+                exc.strerror or exc,
+            )
         trainer.strategy.barrier()
+        return ok
+
+    def _rotate(self, step: int) -> None:
+        """Keep the checkpoint about to be replaced as ``previous.ckpt`` when it is of an
+        earlier step and intact (checked once per process for a file written before)."""
+        from medssl.training.rundir import checkpoint_problem
+
+        last = self.folder / LAST_CKPT
+        if not last.exists() or self._saved_step == step:
+            return
+        if self._saved_step is None and checkpoint_problem(last) is not None:
+            log.warning("%s is damaged; not keeping it as %s", last, PREVIOUS_CKPT)
+            return
+        os.replace(last, self.folder / PREVIOUS_CKPT)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if self.every_steps and trainer.global_step % self.every_steps == 0:
-            self._save(trainer)
+            self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._save(trainer)
+        self.save(trainer)
+
+
+class PreemptionSaver(Callback):
+    """On SIGTERM or SIGUSR1 (SLURM pre-emption, ``scancel --signal``), finish the
+    current step, write the checkpoint and stop training.
+
+    The handlers are installed for the duration of ``fit`` (main thread only) and the
+    previous ones restored afterwards. ``signame`` tells the caller that the run
+    stopped early (it must not be reported as finished).
+    """
+
+    SIGNALS = ("SIGTERM", "SIGUSR1")
+
+    def __init__(self, checkpoint: AtomicCheckpoint) -> None:
+        self.checkpoint = checkpoint
+        self.signame: str | None = None
+        self.step: int | None = None
+        self._received: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum: int, frame) -> None:
+        self._received = signal.Signals(signum).name
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            sig = getattr(signal, name)
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if self._received is None or self.signame is not None:
+            return
+        self.signame, self.step = self._received, trainer.global_step
+        log.warning("%s received: saving at step %d and stopping", self.signame, self.step)
+        self.checkpoint.save(trainer)
+        trainer.should_stop = True
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 class EncoderExport(Callback):

@@ -70,6 +70,10 @@ class PretrainConfig:
         heads: projector/predictor sizes.
         ckpt_every_steps: also write the resume checkpoint every N steps (0: epoch ends).
         log_every_steps: metric logging interval.
+        max_bad_steps: abort after this many consecutive non-finite losses (each is
+            skipped).
+        collapse_fraction, collapse_patience: flag representation collapse when the
+            online projections' spread stays below ``fraction/√D`` for ``patience`` steps.
         split_seed: seed of a random patient split (non-ACDC ids).
         runtime: hardware settings.
     """
@@ -95,6 +99,9 @@ class PretrainConfig:
     heads: HeadConfig = field(default_factory=HeadConfig)
     ckpt_every_steps: int = 200
     log_every_steps: int = 10
+    max_bad_steps: int = 10
+    collapse_fraction: float = 0.1
+    collapse_patience: int = 20
     split_seed: int = 0
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -152,6 +159,8 @@ class FinetuneConfig:
         val_every_steps: validation (learning-curve point) interval.
         ckpt_every_steps: resume checkpoint interval.
         decoder_channels: U-Net decoder widths (smp's default, ≈9M parameters with ResNet-50).
+        max_bad_steps: abort after this many consecutive non-finite losses (each is
+            skipped).
         split_seed: seed of a random patient split (non-ACDC ids).
         runtime: hardware settings.
     """
@@ -177,6 +186,7 @@ class FinetuneConfig:
     val_every_steps: int = 50
     ckpt_every_steps: int = 100
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    max_bad_steps: int = 10
     split_seed: int = 0
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 

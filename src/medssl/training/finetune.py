@@ -18,12 +18,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medssl.analysis.curves import curve_auc, steps_to_fraction
@@ -34,11 +35,12 @@ from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import Split, budget_patients, budget_slices, save_budget, split_for_cache
 from medssl.data.transforms import segmentation_config
+from medssl.errors import Preempted
 from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_weights
-from medssl.training.callbacks import AtomicCheckpoint
+from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
 from medssl.training.configs import FinetuneConfig
-from medssl.training.rundir import resume_checkpoint
+from medssl.training.rundir import checkpoint_step, resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
 from medssl.training.segment_module import SegmentationModule
 
@@ -73,7 +75,7 @@ def _truncate_curve(run_dir: Path, ckpt: Path | None) -> None:
     if ckpt is None or not curve.exists():
         curve.unlink(missing_ok=True)
         return
-    step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+    step = checkpoint_step(ckpt)
     with curve.open() as fh:
         rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
     if not rows:
@@ -85,8 +87,24 @@ def _truncate_curve(run_dir: Path, ckpt: Path | None) -> None:
         writer.writerows(rows)
 
 
-def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -> FinetuneResult:
-    """Run (or resume) a fine-tuning run as configured."""
+def finetune(
+    cfg: FinetuneConfig,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> FinetuneResult:
+    """Run (or resume) a fine-tuning run as configured.
+
+    Args:
+        cfg: run config (``data`` and ``out`` must be set).
+        resume: continue from the run's checkpoint when present.
+        progress: show Lightning's progress bar.
+        callbacks: extra Lightning callbacks (after medssl's own).
+
+    Raises:
+        Preempted: SIGTERM/SIGUSR1 arrived; the checkpoint was saved at a step boundary.
+        NumericalError: too many consecutive non-finite losses.
+    """
     if not cfg.data or not cfg.out:
         raise ConfigError("fine-tuning needs data and out")
     run_dir = Path(cfg.out)
@@ -101,6 +119,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_inputs(run_dir, cfg, cache, split, budget, report)
     _truncate_curve(run_dir, ckpt)
+    checkpoint = AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps)
+    preemption = PreemptionSaver(checkpoint)
     trainer = L.Trainer(
         max_epochs=1,
         max_steps=cfg.steps,
@@ -108,7 +128,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         gradient_clip_val=cfg.grad_clip,
-        callbacks=[AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps)],
+        callbacks=[checkpoint, preemption, *callbacks],
         logger=[
             CSVLogger(run_dir, name="logs", version=""),
             TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
@@ -120,8 +140,10 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, progress: bool = True) -
         **trainer_kwargs(cfg.runtime),
     )
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
+    if preemption.signame:
+        raise Preempted(run_dir, preemption.step, preemption.signame)
     if trainer.is_global_zero:
-        _write_result(run_dir, trainer.global_step, len(budget))
+        _write_result(run_dir, trainer.global_step, len(budget), module.skipped_steps)
     return load_result(run_dir)
 
 
@@ -181,11 +203,12 @@ def read_curve(run_dir: Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else {})}
 
 
-def _write_result(run_dir: Path, steps: int, n_labelled: int) -> None:
+def _write_result(run_dir: Path, steps: int, n_labelled: int, skipped: int = 0) -> None:
     curve = read_curve(run_dir) if (run_dir / "curve.csv").exists() else {}
     s, v = curve.get("step", np.array([])), curve.get("slice_iou/mean", np.array([]))
     result = {
         "steps": steps,
+        "skipped_steps": skipped,
         "labelled_slices": n_labelled,
         "best_val_iou": float(np.nanmax(v)) if v.size else float("nan"),
         "final_val_iou": float(v[-1]) if v.size else float("nan"),

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medssl.config import ConfigError, save_yaml, to_dict
@@ -32,11 +34,17 @@ from medssl.data.datasets import TwoViews
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache, unlabelled_pool
 from medssl.data.transforms import byol_view_config
+from medssl.errors import Preempted
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
 from medssl.training.byol_module import BYOLModule
-from medssl.training.callbacks import AtomicCheckpoint, EncoderExport, Throughput
+from medssl.training.callbacks import (
+    AtomicCheckpoint,
+    EncoderExport,
+    PreemptionSaver,
+    Throughput,
+)
 from medssl.training.configs import PretrainConfig
 from medssl.training.rundir import resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
@@ -54,13 +62,23 @@ class PretrainResult:
     final_loss: float | None
 
 
-def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> PretrainResult:
+def pretrain(
+    cfg: PretrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> PretrainResult:
     """Run (or resume) BYOL pretraining as configured.
 
     Args:
         cfg: run config (``data`` and ``out`` must be set).
         resume: continue from ``out/checkpoints/last.ckpt`` when present.
         progress: show Lightning's progress bar.
+        callbacks: extra Lightning callbacks (after medssl's own).
+
+    Raises:
+        Preempted: SIGTERM/SIGUSR1 arrived; the checkpoint was saved at a step boundary.
+        NumericalError: too many consecutive non-finite losses.
     """
     if not cfg.data or not cfg.out:
         raise ConfigError("pretraining needs data and out")
@@ -87,12 +105,16 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
         )
     )
     (run_dir / "init.json").write_text(json.dumps(asdict(report), indent=1, default=str))
-    trainer = _trainer(cfg, run_dir, module, progress)
+    trainer, preemption = _trainer(cfg, run_dir, module, progress, callbacks)
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
+    if preemption.signame:
+        raise Preempted(run_dir, preemption.step, preemption.signame)
     loss = trainer.callback_metrics.get("train_loss")
     result = {
         "steps": trainer.global_step,
         "final_loss": None if loss is None else float(loss),
+        "skipped_steps": module.skipped_steps,
+        "collapse": module.collapse.flag,
         "config": to_dict(cfg),
     }
     if trainer.is_global_zero:
@@ -118,20 +140,30 @@ def build_byol_module(
     return BYOLModule(cfg, BYOL(encoder, cfg.heads), dataset, bank), report
 
 
-def _trainer(cfg: PretrainConfig, run_dir: Path, module: BYOLModule, progress: bool) -> L.Trainer:
+def _trainer(
+    cfg: PretrainConfig,
+    run_dir: Path,
+    module: BYOLModule,
+    progress: bool,
+    extra: Sequence[Callback] = (),
+) -> tuple[L.Trainer, PreemptionSaver]:
     def save(encoder, path: Path) -> None:
         save_encoder(encoder, path, cfg.arch)
 
+    checkpoint = AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps)
+    preemption = PreemptionSaver(checkpoint)
     callbacks = [
         EncoderExport(run_dir, lambda m: m.byol.target_backbone, save),
-        AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps),
+        checkpoint,
+        preemption,
         Throughput(cfg.batch_size * module.world, cfg.log_every_steps),
+        *extra,
     ]
     loggers = [
         CSVLogger(run_dir, name="logs", version=""),
         TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
     ]
-    return L.Trainer(
+    trainer = L.Trainer(
         max_epochs=cfg.epochs,
         max_steps=module.total_steps,
         callbacks=callbacks,
@@ -142,6 +174,7 @@ def _trainer(cfg: PretrainConfig, run_dir: Path, module: BYOLModule, progress: b
         enable_model_summary=False,
         **trainer_kwargs(cfg.runtime),
     )
+    return trainer, preemption
 
 
 def _result(run_dir: Path) -> PretrainResult:

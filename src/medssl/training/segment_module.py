@@ -20,6 +20,7 @@ from medssl.evaluation.metrics import SegmentationCounts, soft_jaccard_loss_from
 from medssl.models.unet import encoder_of, set_encoder_trainable
 from medssl.training.configs import FinetuneConfig
 from medssl.training.device_augment import DeviceAugment
+from medssl.training.guards import FiniteLoss
 from medssl.training.runtime import atomic_replace, resolve_precision, world_size
 from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import warmup_cosine
@@ -39,7 +40,7 @@ def segmentation_loss(name: str, classes: tuple[int, ...]):
     raise ValueError(f"unknown loss {name!r}")
 
 
-class SegmentationModule(ResumePosition, DeviceAugment, L.LightningModule):
+class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
     """Fine-tunes a U-Net for a fixed number of steps and records a learning curve.
 
     Args:
@@ -133,9 +134,14 @@ class SegmentationModule(ResumePosition, DeviceAugment, L.LightningModule):
             x.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last else x
         )
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        self.snapshot_buffers()
         logits = self.unet(self._prep(batch["image"]))
-        loss = self.loss_fn(logits.float(), batch["label"])
+        loss = self.finite_or_skip(
+            self.loss_fn(logits.float(), batch["label"]), self.cfg.max_bad_steps
+        )
+        if loss is None:
+            return None
         self.log("loss", loss.detach(), on_step=True, prog_bar=True)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True)
         return loss
@@ -182,7 +188,9 @@ class SegmentationModule(ResumePosition, DeviceAugment, L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["medssl_best_iou"] = float(self.best_iou)
+        checkpoint["medssl_skipped_steps"] = int(self.skipped_steps)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         self.best_iou = float(checkpoint.get("medssl_best_iou", -math.inf))
+        self.skipped_steps = int(checkpoint.get("medssl_skipped_steps", 0))

@@ -1,0 +1,160 @@
+"""SIGKILL at 20 random steps (some in the middle of a checkpoint write), SIGTERM and
+SIGUSR1: every resumed run ends bit-identical to an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from medssl.config import save_yaml
+from medssl.training.configs import (
+    FINETUNE_PRESETS,
+    PRETRAIN_PRESETS,
+    FinetuneConfig,
+    PretrainConfig,
+    preset,
+)
+from medssl.training.finetune import finetune
+from medssl.training.pretrain import pretrain
+from tests.conftest import TINY_FINETUNE, TINY_PRETRAIN
+
+ROOT = Path(__file__).resolve().parents[2]
+TOTAL, INTERVAL, KILLS, IN_WRITE = 45, 3, 20, 5
+PREEMPTED_EXIT = 3
+
+
+def _config(kind: str, cache: Path, out: Path):
+    if kind == "pretrain":
+        extra = [f"max_steps={TOTAL}", "epochs=1000", f"ckpt_every_steps={INTERVAL}"]
+        return preset(
+            PretrainConfig,
+            PRETRAIN_PRESETS,
+            "paper",
+            [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra],
+        )
+    extra = [f"steps={TOTAL}", f"ckpt_every_steps={INTERVAL}", "val_every_steps=7"]
+    return preset(
+        FinetuneConfig,
+        FINETUNE_PRESETS,
+        "paper",
+        [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra],
+    )
+
+
+def _run(kind: str, config: Path, mode: str, step: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.faults.killer",
+            kind,
+            str(config),
+            mode,
+            str(step),
+            "--resume",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _kill_plan(kind: str) -> list[tuple[int, str]]:
+    """20 distinct steps; 5 of them (checkpoint steps) killed inside the write."""
+    rng = random.Random(f"kill-{kind}")
+    ckpt_steps = [s for s in range(INTERVAL, TOTAL, INTERVAL)]
+    in_write = rng.sample(ckpt_steps, IN_WRITE)
+    others = [s for s in range(1, TOTAL) if s not in in_write]
+    after = rng.sample(others, KILLS - IN_WRITE)
+    plan = [(s, "ckpt") for s in in_write] + [(s, "step") for s in after]
+    return sorted(plan)
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _assert_same_weights(ref: Path, run: Path, kind: str) -> None:
+    a, b = _state(ref / "checkpoints" / "last.ckpt"), _state(run / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    if kind == "pretrain":
+        ea = load_file(ref / "encoder_last.safetensors")
+        eb = load_file(run / "encoder_last.safetensors")
+        assert all(torch.equal(ea[k], eb[k]) for k in ea)
+    else:
+        assert (ref / "curve.csv").read_text() == (run / "curve.csv").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["pretrain", "finetune"])
+def test_sigkill_at_20_random_steps_resumes_bit_identically(
+    kind: str, tiny_cache: Path, tmp_path: Path
+) -> None:
+    ref = tmp_path / "ref"
+    (pretrain if kind == "pretrain" else finetune)(_config(kind, tiny_cache, ref), progress=False)
+    run = tmp_path / "killed"
+    config = tmp_path / "config.yaml"
+    save_yaml(_config(kind, tiny_cache, run), config)
+    redone = []
+    for step, mode in _kill_plan(kind):
+        proc = _run(kind, config, mode, step)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+        start = int(proc.stdout.split("RESUMED_FROM ")[1].split()[0])
+        redone.append((step, mode, start))
+    final = _run(kind, config, "none", 0)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert (run / "result.json").exists()
+    # each resume started at most one checkpoint interval before the previous kill
+    kills = [s for s, _, _ in redone]
+    starts = [start for _, _, start in redone[1:]] + [
+        int(final.stdout.split("RESUMED_FROM ")[1].split()[0])
+    ]
+    for killed_at, resumed_from in zip(kills, starts, strict=True):
+        assert 0 <= killed_at - resumed_from <= INTERVAL, (killed_at, resumed_from)
+    _assert_same_weights(ref, run, kind)
+
+
+def _cli(kind: str, cache: Path, out: Path, sets: list[str]) -> list[str]:
+    args = [a for item in sets for a in ("--set", item)]
+    return [sys.executable, "-m", "medssl", kind, "--data", str(cache), "--out", str(out), *args]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "sig"), [("finetune", "SIGTERM"), ("pretrain", "SIGUSR1")])
+def test_preemption_signal_saves_at_step_boundary_and_exits_cleanly(
+    kind: str, sig: str, tiny_cache: Path, tmp_path: Path
+) -> None:
+    if kind == "finetune":
+        sets = [*TINY_FINETUNE, "steps=400", "ckpt_every_steps=1000", "val_every_steps=1000"]
+    else:
+        sets = [*TINY_PRETRAIN, "max_steps=400", "epochs=1000", "ckpt_every_steps=1000"]
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _cli(kind, tiny_cache, run, sets), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (run / "logs").exists():
+        time.sleep(0.05)
+    time.sleep(3.0)  # well inside training
+    os.kill(proc.pid, getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert proc.returncode == PREEMPTED_EXIT, text[-3000:]
+    assert "Traceback" not in text
+    assert f"pre-empted: {run}: {sig} received; checkpoint saved at step" in text
+    said = int(text.split("checkpoint saved at step ")[1].split(",")[0])
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == said and 0 < said < 400
+    assert not (run / "result.json").exists()
