@@ -104,8 +104,8 @@ class PreemptionSaver(Callback):
     """On SIGTERM or SIGUSR1 (SLURM pre-emption, ``scancel --signal``), finish the
     current step, write the checkpoint and stop training.
 
-    The handlers are installed for the duration of ``fit`` (main thread only) and the
-    previous ones restored afterwards. ``signame`` tells the caller that the run
+    The handlers are installed for the duration of training (main thread only) and
+    the previous ones restored afterwards. ``signame`` tells the caller that the run
     stopped early (it must not be reported as finished).
     """
 
@@ -121,7 +121,9 @@ class PreemptionSaver(Callback):
     def _handler(self, signum: int, frame) -> None:
         self._received = signal.Signals(signum).name
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # installed after Lightning's own signal handlers (which would raise
+        # SIGTERMException and end the process before a clean save), replacing them
         if threading.current_thread() is not threading.main_thread():
             return
         for name in self.SIGNALS:
