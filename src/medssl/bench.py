@@ -271,8 +271,8 @@ def bench(cfg: BenchConfig) -> dict:
         "batch": cfg.batch,
         "num_workers": cfg.num_workers,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
-        "cache_mb": None if cache is None else round(cache_bytes(cache) / 2**20, 1),
-        "bank_mb": None if bank is None or cfg.synthetic else round(bank.nbytes / 2**20, 1),
+        "cache_mb": None if cache is None else round(cache_bytes(cache) / 2**20, 3),
+        "bank_mb": None if bank is None or cfg.synthetic else round(bank.nbytes / 2**20, 3),
         "torch": torch.__version__,
         "config": asdict(cfg),
     }
