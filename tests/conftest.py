@@ -81,6 +81,22 @@ TINY_FINETUNE = [
 ]
 
 
+def tiny_pretrain_config(cache: Path, out: Path, *extra: str):
+    """The tiny BYOL run's config on ``cache`` writing to ``out``, plus overrides."""
+    from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig, preset
+
+    sets = [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra]
+    return preset(PretrainConfig, PRETRAIN_PRESETS, "paper", sets)
+
+
+def tiny_finetune_config(cache: Path, out: Path, *extra: str):
+    """The tiny fine-tuning run's config on ``cache`` writing to ``out``, plus overrides."""
+    from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
+
+    sets = [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra]
+    return preset(FinetuneConfig, FINETUNE_PRESETS, "paper", sets)
+
+
 @pytest.fixture(scope="session")
 def tiny_finetuned(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny fine-tuning run (shared by evaluation and prediction tests)."""

@@ -14,19 +14,9 @@ import torch
 
 from medssl.config import save_yaml
 from medssl.training.callbacks import LAST_CKPT, PREVIOUS_CKPT, AtomicCheckpoint
-from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
 from medssl.training.finetune import finetune
 from medssl.training.rundir import checkpoint_problem, resume_checkpoint
-from tests.conftest import TINY_FINETUNE
-
-
-def _cfg(cache: Path, out: Path, *extra: str) -> FinetuneConfig:
-    return preset(
-        FinetuneConfig,
-        FINETUNE_PRESETS,
-        "paper",
-        [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra],
-    )
+from tests.conftest import tiny_finetune_config as _cfg
 
 
 def _step(path: Path) -> int:

@@ -16,16 +16,14 @@ import torch
 from safetensors.torch import load_file
 
 from medssl.config import save_yaml
-from medssl.training.configs import (
-    FINETUNE_PRESETS,
-    PRETRAIN_PRESETS,
-    FinetuneConfig,
-    PretrainConfig,
-    preset,
-)
 from medssl.training.finetune import finetune
 from medssl.training.pretrain import pretrain
-from tests.conftest import TINY_FINETUNE, TINY_PRETRAIN
+from tests.conftest import (
+    TINY_FINETUNE,
+    TINY_PRETRAIN,
+    tiny_finetune_config,
+    tiny_pretrain_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL, INTERVAL, KILLS, IN_WRITE = 45, 3, 20, 5
@@ -35,19 +33,9 @@ PREEMPTED_EXIT = 3
 def _config(kind: str, cache: Path, out: Path):
     if kind == "pretrain":
         extra = [f"max_steps={TOTAL}", "epochs=1000", f"ckpt_every_steps={INTERVAL}"]
-        return preset(
-            PretrainConfig,
-            PRETRAIN_PRESETS,
-            "paper",
-            [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra],
-        )
+        return tiny_pretrain_config(cache, out, *extra)
     extra = [f"steps={TOTAL}", f"ckpt_every_steps={INTERVAL}", "val_every_steps=7"]
-    return preset(
-        FinetuneConfig,
-        FINETUNE_PRESETS,
-        "paper",
-        [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra],
-    )
+    return tiny_finetune_config(cache, out, *extra)
 
 
 def _run(kind: str, config: Path, mode: str, step: int) -> subprocess.CompletedProcess:

@@ -12,18 +12,9 @@ from safetensors.torch import load_file
 from medssl.data.cache_index import SliceCache
 from medssl.data.splits import Split, budget_slices
 from medssl.models.unet import build_unet
-from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
 from medssl.training.finetune import finetune
 from tests.conftest import TINY_FINETUNE
-
-
-def _cfg(cache: Path, out: Path, *extra: str) -> FinetuneConfig:
-    return preset(
-        FinetuneConfig,
-        FINETUNE_PRESETS,
-        "paper",
-        [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra],
-    )
+from tests.conftest import tiny_finetune_config as _cfg
 
 
 def test_run_outputs(tiny_finetuned: Path) -> None:

@@ -16,18 +16,9 @@ import torch
 from safetensors.torch import load_file
 
 from medssl.config import ConfigError
-from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig, preset
 from medssl.training.pretrain import pretrain
 from tests.conftest import TINY_PRETRAIN
-
-
-def _cfg(cache: Path, out: Path, *extra: str) -> PretrainConfig:
-    return preset(
-        PretrainConfig,
-        PRETRAIN_PRESETS,
-        "paper",
-        [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra],
-    )
+from tests.conftest import tiny_pretrain_config as _cfg
 
 
 def _losses(run: Path) -> list[float]:

@@ -30,7 +30,8 @@ def parameters_finite(module: torch.nn.Module) -> bool:
 
 
 class AtomicCheckpoint(Callback):
-    """Write ``checkpoints/last.ckpt`` every ``every_steps`` steps and at each epoch end.
+    """Write ``checkpoints/last.ckpt`` every ``every_steps`` steps and after the last
+    batch of each epoch.
 
     Each write goes to a temporary file that is fsynced and renamed over the previous
     one; the checkpoint it replaces is kept as ``previous.ckpt``. So a kill during the
@@ -93,11 +94,12 @@ class AtomicCheckpoint(Callback):
         os.replace(last, self.folder / PREVIOUS_CKPT)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if self.every_steps and trainer.global_step % self.every_steps == 0:
+        # The last batch of an epoch is saved here, not in ``on_train_epoch_end``: Lightning
+        # restores a checkpoint written inside the epoch-end hooks as an unfinished epoch,
+        # which replays data; a batch-end checkpoint resumes exactly.
+        last_of_epoch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if last_of_epoch or (self.every_steps and trainer.global_step % self.every_steps == 0):
             self.save(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.save(trainer)
 
 
 class PreemptionSaver(Callback):

@@ -109,6 +109,7 @@ def pretrain(
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
     if preemption.signame:
         raise Preempted(run_dir, preemption.step, preemption.signame)
+    _export_missing_final_epoch(cfg, run_dir, module, trainer.global_step)
     loss = trainer.callback_metrics.get("train_loss")
     result = {
         "steps": trainer.global_step,
@@ -175,6 +176,18 @@ def _trainer(
         **trainer_kwargs(cfg.runtime),
     )
     return trainer, preemption
+
+
+def _export_missing_final_epoch(
+    cfg: PretrainConfig, run_dir: Path, module: BYOLModule, step: int
+) -> None:
+    """A run killed between its last step's checkpoint and the epoch-end export resumes
+    with nothing left to train; export that finished epoch's encoder now."""
+    epoch, rest = divmod(step, module.steps_per_epoch)
+    path = run_dir / f"encoder_epoch_{epoch:03d}.safetensors"
+    if rest == 0 and epoch > 0 and not path.exists():
+        save_encoder(module.byol.target_backbone, path, cfg.arch)
+        save_encoder(module.byol.target_backbone, run_dir / "encoder_last.safetensors", cfg.arch)
 
 
 def _result(run_dir: Path) -> PretrainResult:
