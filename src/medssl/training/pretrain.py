@@ -109,7 +109,8 @@ def pretrain(
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
     if preemption.signame:
         raise Preempted(run_dir, preemption.step, preemption.signame)
-    _export_missing_final_epoch(cfg, run_dir, module, trainer.global_step)
+    if trainer.is_global_zero:
+        _export_missing_final_epoch(cfg, run_dir, module, trainer.global_step)
     loss = trainer.callback_metrics.get("train_loss")
     result = {
         "steps": trainer.global_step,
