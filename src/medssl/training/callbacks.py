@@ -40,11 +40,13 @@ class AtomicCheckpoint(Callback):
     checkpoint to resume from. A model with a non-finite parameter is never saved.
     """
 
-    def __init__(self, folder: Path, every_steps: int = 0) -> None:
+    def __init__(self, folder: Path, every_steps: int = 0, val_every_steps: int = 0) -> None:
         self.folder = Path(folder)
         self.every_steps = every_steps
+        self.val_every_steps = val_every_steps
         self.failed_writes = 0
         self._saved_step: int | None = None
+        self._after_validation = False
 
     def save(self, trainer: L.Trainer) -> bool:
         """Write the checkpoint now; ``False`` when it was refused or failed."""
@@ -97,8 +99,19 @@ class AtomicCheckpoint(Callback):
         # The last batch of an epoch is saved here, not in ``on_train_epoch_end``: Lightning
         # restores a checkpoint written inside the epoch-end hooks as an unfinished epoch,
         # which replays data; a batch-end checkpoint resumes exactly.
+        # A step that is followed by a validation is saved after it (on_validation_end), so
+        # that a resumed run does not skip that learning-curve point.
         last_of_epoch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
         if last_of_epoch or (self.every_steps and trainer.global_step % self.every_steps == 0):
+            batches = trainer.fit_loop.epoch_loop.total_batch_idx + 1
+            if self.val_every_steps and batches % self.val_every_steps == 0:
+                self._after_validation = True
+            else:
+                self.save(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._after_validation and not trainer.sanity_checking:
+            self._after_validation = False
             self.save(trainer)
 
 

@@ -119,7 +119,9 @@ def finetune(
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_inputs(run_dir, cfg, cache, split, budget, report)
     _truncate_curve(run_dir, ckpt)
-    checkpoint = AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps)
+    checkpoint = AtomicCheckpoint(
+        run_dir / "checkpoints", cfg.ckpt_every_steps, val_every_steps=cfg.val_every_steps
+    )
     preemption = PreemptionSaver(checkpoint)
     trainer = L.Trainer(
         max_epochs=1,

@@ -154,6 +154,12 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
         self.counts.update(logits.argmax(1), label)
 
     def on_validation_epoch_end(self) -> None:
+        if self.global_step % self.cfg.val_every_steps:
+            # an unscheduled validation (Lightning validates when a run stops early, e.g.
+            # on pre-emption): not a learning-curve point, it would not be replayed on resume
+            self.counts.reset()
+            self._val_losses.clear()
+            return
         scores = self.counts.compute()
         self.counts.reset()
         val_loss = float(torch.stack(self._val_losses).mean()) if self._val_losses else math.nan
