@@ -22,17 +22,21 @@ class DeviceAugment:
 
     _bank: SliceBank | None = None
     _bank_size: int = 0
+    _bank_placed_on: torch.device | None = None
 
     def attach_bank(self, bank: SliceBank | None, size: int) -> None:
         """Use ``bank`` to turn ``params*`` batch entries into ``size``-pixel views."""
         self._bank, self._bank_size = bank, size
 
     def _device_bank(self) -> SliceBank:
+        """The bank, moved once to this module's device when it fits there."""
         bank = self._bank
         assert bank is not None
-        target = bank_device(bank, self.device)
-        if bank.device != target:
-            bank = self._bank = bank.to(target)
+        if self._bank_placed_on != self.device:
+            target = bank_device(bank, self.device)
+            if bank.device != target:
+                bank = self._bank = bank.to(target)
+            self._bank_placed_on = self.device
         return bank
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
