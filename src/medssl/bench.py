@@ -70,7 +70,7 @@ class BenchConfig:
         warmup: untimed steps first (allocator, autotuning, worker start-up).
         synthetic: feed a pre-made batch instead of the data pipeline.
         precision, channels_last, augment, num_workers, accelerator, devices,
-        compile: the run's :class:`~medssl.training.configs.RuntimeConfig` fields.
+        compile, cudnn_benchmark: the run's :class:`~medssl.training.configs.RuntimeConfig` fields.
     """
 
     kind: Literal["pretrain", "finetune"] = "finetune"
@@ -88,6 +88,7 @@ class BenchConfig:
     accelerator: str = "auto"
     devices: int = 1
     compile: bool = False
+    cudnn_benchmark: bool = False
 
 
 class StepTimer(Callback):
@@ -158,6 +159,7 @@ def _runtime_overrides(cfg: BenchConfig) -> list[str]:
         f"runtime.accelerator={cfg.accelerator}",
         f"runtime.devices={cfg.devices}",
         f"runtime.compile={cfg.compile}",
+        f"runtime.cudnn_benchmark={cfg.cudnn_benchmark}",
     ]
 
 

@@ -345,6 +345,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         accelerator=args.accelerator,
         devices=args.devices,
         compile=args.compile,
+        cudnn_benchmark=args.cudnn_benchmark,
     )
     print(json.dumps(bench(cfg)), flush=True)
     return 0
@@ -369,6 +370,9 @@ def _add_bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--devices", type=int, default=1)
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument(
+        "--cudnn-benchmark", action="store_true", help="let cuDNN pick convolution algorithms"
+    )
     p.set_defaults(func=_cmd_bench)
 
 

@@ -52,15 +52,27 @@ def _per_sample(cache: SliceCache, indices, views: list[ViewParams], size: int):
     ],
     ids=["area", "zoom", "zoom-past-edges", "upsample"],
 )
-def test_batched_matches_per_sample(cache: SliceCache, cfg: AugmentConfig) -> None:
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ),
+    ],
+)
+def test_batched_matches_per_sample(cache: SliceCache, cfg: AugmentConfig, device: str) -> None:
     idx = _labelled(cache)[:12]
     views = [
         sample_view(*cache.slice_shape(i), cfg, sample_generator(3, 1, n))
         for n, i in enumerate(idx)
     ]
-    bank = SliceBank.from_cache(cache, idx, with_labels=True)
+    bank = SliceBank.from_cache(cache, idx, with_labels=True).to(device)
     table = torch.tensor([v.as_row() for v in views])
     image, label = augment_batch(bank, torch.arange(len(idx)), table, cfg.size, True)
+    assert image.device.type == label.device.type == device
+    image, label = image.cpu(), label.cpu()
     ref_image, ref_label = _per_sample(cache, idx, views, cfg.size)
     assert image.shape == (len(idx), 1, cfg.size, cfg.size)
     assert torch.equal(label, ref_label)

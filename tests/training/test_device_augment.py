@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -35,3 +37,22 @@ def test_device_and_worker_augmentation_give_the_same_run(tiny_cache: Path, tmp_
     assert wa.keys() == wb.keys()
     worst = max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
     assert worst < 1e-2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_gpu_runs_with_the_bank_on_the_gpu(tiny_cache: Path, tmp_path: Path, precision: str) -> None:
+    """The GPU path end to end: bank on the GPU, fused Adam with our clipping, validation."""
+    from medssl.training.pretrain import pretrain
+    from tests.conftest import tiny_finetune_config, tiny_pretrain_config
+
+    gpu = ["runtime.accelerator=gpu", f"runtime.precision={precision}"]
+    ft = finetune(tiny_finetune_config(tiny_cache, tmp_path / "ft", *gpu), progress=False)
+    curve = read_curve(tmp_path / "ft")
+    assert len(curve["val_loss"]) == 2 and all(map(math.isfinite, curve["val_loss"])), curve
+    weights = load_file(str(tmp_path / "ft" / "best.safetensors"))
+    assert all(bool(torch.isfinite(w.float()).all()) for w in weights.values())
+    assert ft is not None
+    pretrain(tiny_pretrain_config(tiny_cache, tmp_path / "pt", *gpu), progress=False)
+    encoder = load_file(str(tmp_path / "pt" / "encoder_last.safetensors"))
+    assert all(bool(torch.isfinite(w.float()).all()) for w in encoder.values())

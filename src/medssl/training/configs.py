@@ -34,6 +34,9 @@ class RuntimeConfig:
         compile: compile the networks' forward passes with ``torch.compile``
             (``nn.Module.compile``: parameter names and checkpoints are unchanged);
             pays on GPUs for long runs, costs minutes of compilation first.
+        cudnn_benchmark: let cuDNN time its convolution algorithms for each new input
+            shape and keep the fastest (GPU only; training crops have one shape, but
+            whole-slice validation meets many, each timed once).
         seed: global seed (model initialisation, sampling, augmentation).
     """
 
@@ -45,6 +48,7 @@ class RuntimeConfig:
     num_workers: int = 4
     augment: Literal["device", "workers"] = "device"
     compile: bool = False
+    cudnn_benchmark: bool = False
     seed: int = 0
 
 

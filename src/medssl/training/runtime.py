@@ -52,7 +52,7 @@ def trainer_kwargs(runtime: RuntimeConfig) -> dict:
         "sync_batchnorm": ddp and on_gpu,  # torch's SyncBatchNorm needs CUDA (gloo: per-rank BN)
         "use_distributed_sampler": False,  # EpochSampler shards by rank itself
         "deterministic": False,
-        "benchmark": False,
+        "benchmark": runtime.cudnn_benchmark and on_gpu,
     }
 
 
