@@ -25,7 +25,6 @@ import argparse
 import copy
 import json
 import resource
-import time
 
 import albumentations as A
 import numpy as np
@@ -37,7 +36,7 @@ from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.utils.lars import LARS
 from torch.utils.data import DataLoader, Dataset
 
-from medssl.bench import cache_bytes, device_name
+from medssl.bench import StepClock, cache_bytes, device_name
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import budget_slices, split_for_cache, unlabelled_pool
 
@@ -150,20 +149,19 @@ def run(args: argparse.Namespace) -> dict:
     )
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     total = args.warmup + args.steps
-    starts, ends = [], []
+    clock = StepClock(device)  # CUDA events on a GPU: no synchronisation added per step
     it = iter(loader)
     model.train()
     for step in range(total):
-        t0 = time.perf_counter()
+        if step == 0:
+            clock.mark("end")  # reference for the first step's wait
         try:
             batch = next(it)
         except StopIteration:
             it = iter(loader)
             batch = next(it)
         batch = [b.to(device, non_blocking=True) for b in batch]
-        starts.append(time.perf_counter())
-        if step == 0:
-            ends.append(t0)  # reference for the first step's wait
+        clock.mark("start")
         with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
             if args.kind == "pretrain":
                 v1, v2 = batch
@@ -179,9 +177,8 @@ def run(args: argparse.Namespace) -> dict:
         scaler.update()
         if args.kind == "pretrain":
             model.ema(0.99)
-        if cuda:
-            torch.cuda.synchronize()
-        ends.append(time.perf_counter())
+        clock.mark("end")
+    starts, ends = clock.times()
     ends_a, starts_a, w = np.array(ends[1:]), np.array(starts), args.warmup
     steps = np.diff(ends_a[w - 1 :])
     waits = starts_a[w:] - ends_a[w - 1 : -1]
@@ -194,6 +191,8 @@ def run(args: argparse.Namespace) -> dict:
         "images_per_s": args.batch * len(steps) / float(steps.sum()),
         "step_s_median": float(np.median(steps)),
         "data_wait_share": float(waits.sum() / steps.sum()),
+        "step_ms": [round(1e3 * float(s), 2) for s in steps],
+        "wait_ms": [round(1e3 * float(x), 2) for x in waits],
         "device": device_name(),
         "precision": "16-mixed" if cuda else "32-true",
         "channels_last": False,

@@ -6,7 +6,7 @@
 #
 # DATA: ACDC source folder or prepared cache. OUTDIR gets gpu.txt, tests.txt,
 # runs.jsonl (one JSON line per run, medssl bench's fields) and
-# stderr.txt. Runs are ordered by value and each is cut off so that the whole
+# stderr.txt. Runs are ordered by value (STEPS_LIST picks others) and each is cut off so that the whole
 # script ends within SECONDS (default 480); a run that fails or is cut off is
 # listed in failed.txt and the next one starts.
 set -u
@@ -49,28 +49,37 @@ run() {
   fi
 }
 
-# 1. the two stacks on real slices (the cache is prepared by the first run)
-for kind in pretrain finetune; do
-  run 150 "medssl $kind" $PY -m medssl bench "$kind" "${COMMON[@]}" --num-workers 4
-  run 120 "baseline $kind" $PY benchmarks/baseline_stack.py "$kind" "${COMMON[@]}" --num-workers 12
-done
+# one step of the session; LABEL is "STACK KIND [LEVER]"
+step() {
+  local stack=$1 kind=${2:-} lever=${3:-}
+  case "$stack $lever" in
+    "medssl ") run 150 "medssl $kind" $PY -m medssl bench "$kind" "${COMMON[@]}" --num-workers 4 ;;
+    "baseline ") run 120 "baseline $kind" $PY benchmarks/baseline_stack.py "$kind" "${COMMON[@]}" \
+      --num-workers 12 ;;
+    "medssl synthetic") run 90 "medssl $kind synthetic" $PY -m medssl bench "$kind" "${COMMON[@]}" \
+      --synthetic ;;
+    "medssl cudnn-benchmark") run 90 "medssl $kind cudnn-benchmark" $PY -m medssl bench "$kind" \
+      "${COMMON[@]}" --num-workers 4 --cudnn-benchmark ;;
+    "medssl compile") run 200 "medssl $kind compile" $PY -m medssl bench "$kind" "${COMMON[@]}" \
+      --num-workers 4 --compile ;;
+    "tests ") t0=$SECONDS
+      timeout $((BUDGET - SECONDS > 150 ? 150 : BUDGET - SECONDS)) $PY -m pytest -q \
+        -p no:cacheprovider tests/data/test_batch_augment.py tests/training/test_device_augment.py \
+        >"$OUT/tests.txt" 2>&1
+      echo "tests rc=$? in $((SECONDS - t0)) s" >>"$OUT/progress.txt" ;;
+    *) echo "unknown step: $stack $kind $lever" >>"$OUT/failed.txt" ;;
+  esac
+}
 
-# 2. the CUDA tests (batched augmentation on the GPU, a GPU run end to end)
-t0=$SECONDS
-timeout $((BUDGET - SECONDS > 150 ? 150 : BUDGET - SECONDS)) $PY -m pytest -q -p no:cacheprovider \
-  tests/data/test_batch_augment.py tests/training/test_device_augment.py >"$OUT/tests.txt" 2>&1
-echo "tests rc=$? in $((SECONDS - t0)) s" >>"$OUT/progress.txt"
-
-# 3. levers
-for kind in pretrain finetune; do
-  run 90 "medssl $kind synthetic" $PY -m medssl bench "$kind" "${COMMON[@]}" --synthetic
-done
-for kind in pretrain finetune; do
-  run 90 "medssl $kind cudnn-benchmark" $PY -m medssl bench "$kind" "${COMMON[@]}" \
-    --num-workers 4 --cudnn-benchmark
-done
-for kind in finetune pretrain; do
-  run 200 "medssl $kind compile" $PY -m medssl bench "$kind" "${COMMON[@]}" \
-    --num-workers 4 --compile
+# STEPS_LIST (";"-separated "STACK KIND [LEVER]") replaces the default order: the two
+# stacks on real slices (the first run prepares the cache), the CUDA tests, the levers
+DEFAULT="medssl pretrain;baseline pretrain;medssl finetune;baseline finetune;tests"
+DEFAULT+=";medssl pretrain synthetic;medssl finetune synthetic"
+DEFAULT+=";medssl pretrain cudnn-benchmark;medssl finetune cudnn-benchmark"
+DEFAULT+=";medssl finetune compile;medssl pretrain compile"
+IFS=";" read -ra PLAN <<<"${STEPS_LIST:-$DEFAULT}"
+for item in "${PLAN[@]}"; do
+  # shellcheck disable=SC2086
+  step $item
 done
 echo "done in $SECONDS s" >>"$OUT/progress.txt"

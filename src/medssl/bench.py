@@ -12,9 +12,10 @@ optimisation steps and times the last ``steps``:
   batched on-device augmentation (everything that is not forward/backward/optimiser);
 - ``peak_rss_mb``: the process's peak resident memory (and its workers').
 
-The device is synchronised at the end of every step so that each step's time is
-its own. ``synthetic=True`` feeds one pre-made batch of augmented tensors instead of
-the dataset, which isolates the cost of the input pipeline (compare both figures).
+The timer adds no host synchronisation (:class:`StepClock`: on a GPU the steps are
+timed with CUDA events on its timeline). ``synthetic=True`` feeds one pre-made batch of
+augmented tensors instead of the dataset, which isolates the cost of the input
+pipeline (compare both figures). ``step_ms`` and ``wait_ms`` list every timed step.
 """
 
 from __future__ import annotations
@@ -91,20 +92,61 @@ class BenchConfig:
     cudnn_benchmark: bool = False
 
 
+class StepClock:
+    """Start and end times of training steps, without synchronising inside the run.
+
+    On a CUDA device each mark is an event recorded on the current stream and read
+    once at the end, so the host may run ahead of the GPU as it does in real
+    training; the times are then positions on the GPU's timeline: a step lasts from
+    the previous step's last kernel to its own, and its wait is the gap before its
+    first kernel (the batch's copy, the on-device augmentation, and any time the GPU
+    sat idle because the host was late). On a CPU the marks are the host clock.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self._marks: dict[str, list] = {"start": [], "end": []}
+
+    def mark(self, what: Literal["start", "end"]) -> None:
+        if self.device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(torch.cuda.current_stream(self.device))
+            self._marks[what].append(event)
+        else:
+            self._marks[what].append(time.perf_counter())
+
+    def times(self) -> tuple[list[float], list[float]]:
+        """``(starts, ends)`` in seconds (synchronises the device once)."""
+        starts, ends = self._marks["start"], self._marks["end"]
+        if self.device.type != "cuda" or not starts:
+            return list(starts), list(ends)
+        torch.cuda.synchronize(self.device)
+        ref = starts[0]
+        return [ref.elapsed_time(e) / 1e3 for e in starts], [
+            ref.elapsed_time(e) / 1e3 for e in ends
+        ]
+
+
 class StepTimer(Callback):
-    """Records the host clock at the start and (after a device sync) the end of steps."""
+    """Marks the start and end of every training step (see :class:`StepClock`)."""
 
     def __init__(self) -> None:
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self._clock: StepClock | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append(time.perf_counter())
+        if self._clock is None:
+            self._clock = StepClock(pl_module.device)
+        self._clock.mark("start")
 
     def on_train_batch_end(self, trainer, pl_module, *args) -> None:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-        self.ends.append(time.perf_counter())
+        assert self._clock is not None
+        self._clock.mark("end")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._clock is not None:
+            self.starts, self.ends = self._clock.times()
 
     def summary(self, warmup: int, samples_per_step: int) -> dict:
         """Figures over the steps after ``warmup``."""
@@ -119,6 +161,8 @@ class StepTimer(Callback):
             "images_per_s": samples_per_step * len(steps) / total,
             "step_s_median": float(np.median(steps)),
             "data_wait_share": float(waits.sum() / total),
+            "step_ms": [round(1e3 * float(s), 2) for s in steps],
+            "wait_ms": [round(1e3 * float(w), 2) for w in waits],
         }
 
 

@@ -37,6 +37,8 @@ class SliceBank:
         labels: ``(P,)`` uint8 labels, or ``None``.
         offsets, heights, widths: ``(N,)`` int64 position and size of slice ``n``.
         mins: ``(N,)`` float32 minimum of each slice (the padding value).
+        max_height, max_width: the largest slice sides, kept on the host so that a
+            batch on the GPU is resampled without a host synchronisation.
     """
 
     images: torch.Tensor
@@ -45,6 +47,8 @@ class SliceBank:
     heights: torch.Tensor
     widths: torch.Tensor
     mins: torch.Tensor
+    max_height: int
+    max_width: int
 
     @classmethod
     def from_cache(cls, cache: SliceCache, indices, with_labels: bool = False) -> SliceBank:
@@ -74,6 +78,8 @@ class SliceBank:
             torch.from_numpy(heights),
             torch.from_numpy(widths),
             torch.from_numpy(mins),
+            int(heights.max(initial=0)),
+            int(widths.max(initial=0)),
         )
 
     def __len__(self) -> int:
@@ -100,6 +106,8 @@ class SliceBank:
             move(self.heights),
             move(self.widths),
             move(self.mins),
+            self.max_height,
+            self.max_width,
         )
 
 
@@ -184,8 +192,9 @@ def augment_batch(
     views = views.to(dev, torch.float32)
     top, left, bh, bw = views[:, 0], views[:, 1], views[:, 2], views[:, 3]
     flip, applied, shift, factor = views[:, 4] > 0.5, views[:, 5] > 0.5, views[:, 6], views[:, 7]
-    heights, widths = bank.heights[rows], bank.widths[rows]
-    hm, wm = int(heights.max()), int(widths.max())
+    # padded to the bank's largest slice (host ints: no device sync); the padding
+    # gets zero weight, so the views are those of the per-slice crops
+    hm, wm = bank.max_height, bank.max_width
     fill = bank.mins[rows]
     grid_y = torch.arange(hm, device=dev).expand(len(rows), hm)
     grid_x = torch.arange(wm, device=dev).expand(len(rows), wm)
