@@ -93,15 +93,8 @@ def _assert_same_weights(ref: Path, run: Path, kind: str) -> None:
         assert (ref / "curve.csv").read_text() == (run / "curve.csv").read_text()
 
 
-FINETUNE_CHAIN_OPEN = pytest.mark.xfail(
-    strict=False,
-    reason="open (issue 7): bit-identical when run alone, last-bit differences when other "
-    "tests ran first in the same session; cause not found yet",
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["pretrain", pytest.param("finetune", marks=FINETUNE_CHAIN_OPEN)])
+@pytest.mark.parametrize("kind", ["pretrain", "finetune"])
 def test_sigkill_at_20_random_steps_resumes_bit_identically(kind: str, tmp_path: Path) -> None:
     # a cache of its own (the session's shared one is used by many other tests)
     tiny_cache = prepare_cache(

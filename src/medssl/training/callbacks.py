@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +15,30 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from medssl.errors import Preempted
+
 log = logging.getLogger(__name__)
 
 LAST_CKPT = "last.ckpt"
 PREVIOUS_CKPT = "previous.ckpt"
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a checkpoint file cannot be resumed from, or ``None`` when it is intact.
+
+    A torch checkpoint is a zip archive; every member's CRC is checked, which catches
+    truncation and flipped bytes without unpickling anything.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                return f"checksum mismatch in {bad}"
+            if not any(n.endswith("data.pkl") for n in zf.namelist()):
+                return "not a torch checkpoint"
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"unreadable: {exc}"
+    return None
 
 
 def parameters_finite(module: torch.nn.Module) -> bool:
@@ -85,8 +106,6 @@ class AtomicCheckpoint(Callback):
     def _rotate(self, step: int) -> None:
         """Keep the checkpoint about to be replaced as ``previous.ckpt`` when it is of an
         earlier step and intact (checked once per process for a file written before)."""
-        from medssl.training.rundir import checkpoint_problem
-
         last = self.folder / LAST_CKPT
         if not last.exists() or self._saved_step == step:
             return
@@ -152,6 +171,12 @@ class PreemptionSaver(Callback):
         log.warning("%s received: saving at step %d and stopping", self.signame, self.step)
         self.checkpoint.save(trainer)
         trainer.should_stop = True
+
+    def raise_if_preempted(self, run_dir: Path) -> None:
+        """After ``trainer.fit``: raise :class:`~medssl.errors.Preempted` when a signal
+        stopped the run (the checkpoint was saved at the reported step)."""
+        if self.signame is not None:
+            raise Preempted(run_dir, self.step, self.signame)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for sig, handler in self._previous.items():

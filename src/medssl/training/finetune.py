@@ -35,7 +35,6 @@ from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import Split, budget_patients, budget_slices, save_budget, split_for_cache
 from medssl.data.transforms import segmentation_config
-from medssl.errors import Preempted
 from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_weights
 from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
@@ -142,8 +141,7 @@ def finetune(
         **trainer_kwargs(cfg.runtime),
     )
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
-    if preemption.signame:
-        raise Preempted(run_dir, preemption.step, preemption.signame)
+    preemption.raise_if_preempted(run_dir)
     if trainer.is_global_zero:
         _write_result(run_dir, trainer.global_step, len(budget), module.skipped_steps)
     return load_result(run_dir)

@@ -34,7 +34,6 @@ from medssl.data.datasets import TwoViews
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache, unlabelled_pool
 from medssl.data.transforms import byol_view_config
-from medssl.errors import Preempted
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
@@ -107,8 +106,7 @@ def pretrain(
     (run_dir / "init.json").write_text(json.dumps(asdict(report), indent=1, default=str))
     trainer, preemption = _trainer(cfg, run_dir, module, progress, callbacks)
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
-    if preemption.signame:
-        raise Preempted(run_dir, preemption.step, preemption.signame)
+    preemption.raise_if_preempted(run_dir)
     if trainer.is_global_zero:
         _export_missing_final_epoch(cfg, run_dir, module, trainer.global_step)
     loss = trainer.callback_metrics.get("train_loss")

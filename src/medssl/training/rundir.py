@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import zipfile
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,7 +11,7 @@ import torch
 
 from medssl.config import ConfigError, load_yaml
 from medssl.errors import WeightsError
-from medssl.training.callbacks import LAST_CKPT, PREVIOUS_CKPT
+from medssl.training.callbacks import LAST_CKPT, PREVIOUS_CKPT, checkpoint_problem
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +67,3 @@ def checkpoint_step(path: Path) -> int:
             f"data, and unpickling them could run code ({first})",
         ) from exc
     return int(state.get("global_step", 0)) if isinstance(state, dict) else 0
-
-
-def checkpoint_problem(path: Path) -> str | None:
-    """Why a checkpoint file cannot be resumed from, or ``None`` when it is intact.
-
-    A torch checkpoint is a zip archive; every member's CRC is checked, which catches
-    truncation and flipped bytes without unpickling anything.
-    """
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                return f"checksum mismatch in {bad}"
-            if not any(n.endswith("data.pkl") for n in zf.namelist()):
-                return "not a torch checkpoint"
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        return f"unreadable: {exc}"
-    return None
