@@ -27,7 +27,6 @@ import json
 import resource
 
 import albumentations as A
-import numpy as np
 import segmentation_models_pytorch as smp
 import timm
 import torch
@@ -36,7 +35,7 @@ from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.utils.lars import LARS
 from torch.utils.data import DataLoader, Dataset
 
-from medssl.bench import StepClock, cache_bytes, device_name
+from medssl.bench import StepClock, cache_bytes, device_name, step_figures
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import budget_slices, split_for_cache, unlabelled_pool
 
@@ -152,9 +151,7 @@ def run(args: argparse.Namespace) -> dict:
     clock = StepClock(device)  # CUDA events on a GPU: no synchronisation added per step
     it = iter(loader)
     model.train()
-    for step in range(total):
-        if step == 0:
-            clock.mark("end")  # reference for the first step's wait
+    for _ in range(total):
         try:
             batch = next(it)
         except StopIteration:
@@ -178,21 +175,12 @@ def run(args: argparse.Namespace) -> dict:
         if args.kind == "pretrain":
             model.ema(0.99)
         clock.mark("end")
-    starts, ends = clock.times()
-    ends_a, starts_a, w = np.array(ends[1:]), np.array(starts), args.warmup
-    steps = np.diff(ends_a[w - 1 :])
-    waits = starts_a[w:] - ends_a[w - 1 : -1]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak += resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "bench": args.kind,
         "stack": "baseline",
-        "timed_steps": len(steps),
-        "images_per_s": args.batch * len(steps) / float(steps.sum()),
-        "step_s_median": float(np.median(steps)),
-        "data_wait_share": float(waits.sum() / steps.sum()),
-        "step_ms": [round(1e3 * float(s), 2) for s in steps],
-        "wait_ms": [round(1e3 * float(x), 2) for x in waits],
+        **step_figures(*clock.times(), args.warmup, args.batch),
         "device": device_name(),
         "precision": "16-mixed" if cuda else "32-true",
         "channels_last": False,

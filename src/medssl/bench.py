@@ -149,21 +149,30 @@ class StepTimer(Callback):
             self.starts, self.ends = self._clock.times()
 
     def summary(self, warmup: int, samples_per_step: int) -> dict:
-        """Figures over the steps after ``warmup``."""
-        ends, starts = np.array(self.ends), np.array(self.starts)
-        if len(ends) <= warmup:
-            raise RuntimeError(f"only {len(ends)} steps ran, {warmup} are warm-up")
-        steps = np.diff(ends[warmup - 1 :]) if warmup else np.diff(ends)
-        waits = starts[warmup:] - ends[warmup - 1 : -1] if warmup else starts[1:] - ends[:-1]
-        total = float(steps.sum())
-        return {
-            "timed_steps": len(steps),
-            "images_per_s": samples_per_step * len(steps) / total,
-            "step_s_median": float(np.median(steps)),
-            "data_wait_share": float(waits.sum() / total),
-            "step_ms": [round(1e3 * float(s), 2) for s in steps],
-            "wait_ms": [round(1e3 * float(w), 2) for w in waits],
-        }
+        """Figures over the steps after ``warmup`` (see :func:`step_figures`)."""
+        return step_figures(self.starts, self.ends, warmup, samples_per_step)
+
+
+def step_figures(
+    starts: list[float], ends: list[float], warmup: int, samples_per_step: int
+) -> dict:
+    """Throughput and data wait of the steps after ``warmup`` from each step's start and
+    end time (seconds): a step lasts from the previous step's end to its own end, and
+    waits from the previous step's end to its own start."""
+    ends_a, starts_a = np.array(ends), np.array(starts)
+    if len(ends_a) <= warmup:
+        raise RuntimeError(f"only {len(ends_a)} steps ran, {warmup} are warm-up")
+    steps = np.diff(ends_a[warmup - 1 :]) if warmup else np.diff(ends_a)
+    waits = starts_a[warmup:] - ends_a[warmup - 1 : -1] if warmup else starts_a[1:] - ends_a[:-1]
+    total = float(steps.sum())
+    return {
+        "timed_steps": len(steps),
+        "images_per_s": samples_per_step * len(steps) / total,
+        "step_s_median": float(np.median(steps)),
+        "data_wait_share": float(waits.sum() / total),
+        "step_ms": [round(1e3 * float(s), 2) for s in steps],
+        "wait_ms": [round(1e3 * float(w), 2) for w in waits],
+    }
 
 
 class _PreMade(Dataset):
