@@ -42,7 +42,8 @@ def test_device_and_worker_augmentation_give_the_same_run(tiny_cache: Path, tmp_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
 def test_gpu_run_end_to_end(tiny_cache: Path, tmp_path: Path, precision: str) -> None:
-    """The GPU path end to end: bank on the GPU, fused Adam with our clipping, validation."""
+    """The GPU path end to end (slice bank placed on the GPU when it fits, fused Adam with
+    medssl's clipping, validation, BYOL): runs finish with finite curves and weights."""
     from medssl.training.pretrain import pretrain
     from tests.conftest import tiny_finetune_config, tiny_pretrain_config
 
