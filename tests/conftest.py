@@ -100,15 +100,8 @@ def tiny_finetune_config(cache: Path, out: Path, *extra: str):
 @pytest.fixture(scope="session")
 def tiny_finetuned(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny fine-tuning run (shared by evaluation and prediction tests)."""
-    from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
     from medssl.training.finetune import finetune
 
     out = tmp_path_factory.mktemp("ft") / "run"
-    cfg = preset(
-        FinetuneConfig,
-        FINETUNE_PRESETS,
-        "paper",
-        [f"data={tiny_cache}", f"out={out}", *TINY_FINETUNE],
-    )
-    finetune(cfg, progress=False)
+    finetune(tiny_finetune_config(tiny_cache, out), progress=False)
     return out

@@ -12,17 +12,11 @@ from lightning.pytorch.callbacks import Callback
 
 from medssl.errors import NumericalError
 from medssl.training.callbacks import LAST_CKPT, parameters_finite
-from medssl.training.configs import (
-    FINETUNE_PRESETS,
-    PRETRAIN_PRESETS,
-    FinetuneConfig,
-    PretrainConfig,
-    preset,
-)
+from medssl.training.configs import FinetuneConfig
 from medssl.training.finetune import finetune
 from medssl.training.guards import CollapseMonitor
 from medssl.training.pretrain import pretrain
-from tests.conftest import TINY_FINETUNE, TINY_PRETRAIN
+from tests.conftest import tiny_finetune_config, tiny_pretrain_config
 
 
 class PoisonBatches(Callback):
@@ -40,8 +34,7 @@ class PoisonBatches(Callback):
 
 
 def _ft(cache: Path, out: Path, *extra: str) -> FinetuneConfig:
-    sets = [f"data={cache}", f"out={out}", *TINY_FINETUNE, "runtime.precision=bf16-mixed"]
-    return preset(FinetuneConfig, FINETUNE_PRESETS, "paper", [*sets, *extra])
+    return tiny_finetune_config(cache, out, "runtime.precision=bf16-mixed", *extra)
 
 
 def test_nan_batches_are_skipped(tiny_cache: Path, tmp_path: Path) -> None:
@@ -71,8 +64,7 @@ def test_consecutive_nan_batches_abort_and_keep_the_good_checkpoint(
 
 def test_constant_inputs_raise_the_collapse_flag(tiny_cache: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    sets = [f"data={tiny_cache}", f"out={run}", *TINY_PRETRAIN, "collapse_patience=3"]
-    cfg = preset(PretrainConfig, PRETRAIN_PRESETS, "paper", [*sets, "max_steps=6"])
+    cfg = tiny_pretrain_config(tiny_cache, run, "collapse_patience=3", "max_steps=6")
     pretrain(cfg, progress=False, callbacks=[PoisonBatches(set(range(100)), "constant")])
     flag = json.loads((run / "result.json").read_text())["collapse"]
     assert flag is not None and flag["online_std"] < flag["threshold"]
@@ -80,8 +72,7 @@ def test_constant_inputs_raise_the_collapse_flag(tiny_cache: Path, tmp_path: Pat
 
 def test_healthy_run_is_not_flagged(tiny_cache: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    sets = [f"data={tiny_cache}", f"out={run}", *TINY_PRETRAIN, "collapse_patience=3"]
-    cfg = preset(PretrainConfig, PRETRAIN_PRESETS, "paper", [*sets, "max_steps=6"])
+    cfg = tiny_pretrain_config(tiny_cache, run, "collapse_patience=3", "max_steps=6")
     pretrain(cfg, progress=False)
     assert json.loads((run / "result.json").read_text())["collapse"] is None
 

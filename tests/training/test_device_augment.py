@@ -9,19 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
 from medssl.training.finetune import finetune, read_curve
-from tests.conftest import TINY_FINETUNE
+from medssl.training.pretrain import pretrain
+from tests.conftest import tiny_finetune_config, tiny_pretrain_config
 
 
 def _run(cache: Path, out: Path, augment: str) -> Path:
-    cfg = preset(
-        FinetuneConfig,
-        FINETUNE_PRESETS,
-        "paper",
-        [f"data={cache}", f"out={out}", *TINY_FINETUNE, f"runtime.augment={augment}"],
-    )
-    finetune(cfg, progress=False)
+    finetune(tiny_finetune_config(cache, out, f"runtime.augment={augment}"), progress=False)
     return out
 
 
@@ -44,9 +38,6 @@ def test_device_and_worker_augmentation_give_the_same_run(tiny_cache: Path, tmp_
 def test_gpu_run_end_to_end(tiny_cache: Path, tmp_path: Path, precision: str) -> None:
     """The GPU path end to end (slice bank placed on the GPU when it fits, fused Adam with
     medssl's clipping, validation, BYOL): runs finish with finite curves and weights."""
-    from medssl.training.pretrain import pretrain
-    from tests.conftest import tiny_finetune_config, tiny_pretrain_config
-
     gpu = ["runtime.accelerator=gpu", f"runtime.precision={precision}"]
     ft = finetune(tiny_finetune_config(tiny_cache, tmp_path / "ft", *gpu), progress=False)
     curve = read_curve(tmp_path / "ft")
