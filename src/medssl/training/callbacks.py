@@ -203,12 +203,19 @@ class EncoderExport(Callback):
         self.get_encoder = get_encoder
         self.save = save
 
-    def _export(self, trainer: L.Trainer, module: L.LightningModule, epoch: int) -> None:
-        if not trainer.is_global_zero:
-            return
+    def epoch_path(self, epoch: int) -> Path:
+        """The file of the encoder after ``epoch`` epochs."""
+        return self.folder / f"encoder_epoch_{epoch:03d}.safetensors"
+
+    def export(self, module: L.LightningModule, epoch: int) -> None:
+        """Write the encoder after ``epoch`` epochs, and as the latest encoder."""
         encoder = self.get_encoder(module)
-        self.save(encoder, self.folder / f"encoder_epoch_{epoch:03d}.safetensors")
+        self.save(encoder, self.epoch_path(epoch))
         self.save(encoder, self.folder / "encoder_last.safetensors")
+
+    def _export(self, trainer: L.Trainer, module: L.LightningModule, epoch: int) -> None:
+        if trainer.is_global_zero:
+            self.export(module, epoch)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step == 0:

@@ -108,7 +108,7 @@ def pretrain(
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
     preemption.raise_if_preempted(run_dir)
     if trainer.is_global_zero:
-        _export_missing_final_epoch(cfg, run_dir, module, trainer.global_step)
+        _export_missing_final_epoch(trainer, module)
     loss = trainer.callback_metrics.get("train_loss")
     result = {
         "steps": trainer.global_step,
@@ -177,16 +177,13 @@ def _trainer(
     return trainer, preemption
 
 
-def _export_missing_final_epoch(
-    cfg: PretrainConfig, run_dir: Path, module: BYOLModule, step: int
-) -> None:
+def _export_missing_final_epoch(trainer: L.Trainer, module: BYOLModule) -> None:
     """A run killed between its last step's checkpoint and the epoch-end export resumes
     with nothing left to train; export that finished epoch's encoder now."""
-    epoch, rest = divmod(step, module.steps_per_epoch)
-    path = run_dir / f"encoder_epoch_{epoch:03d}.safetensors"
-    if rest == 0 and epoch > 0 and not path.exists():
-        save_encoder(module.byol.target_backbone, path, cfg.arch)
-        save_encoder(module.byol.target_backbone, run_dir / "encoder_last.safetensors", cfg.arch)
+    epoch, rest = divmod(trainer.global_step, module.steps_per_epoch)
+    exporter = next(c for c in trainer.callbacks if isinstance(c, EncoderExport))
+    if rest == 0 and epoch > 0 and not exporter.epoch_path(epoch).exists():
+        exporter.export(module, epoch)
 
 
 def _result(run_dir: Path) -> PretrainResult:
