@@ -2,10 +2,11 @@
 
 Nothing here decodes NIfTI or keeps class-level state: each dataset holds its own
 cache handle and a list of slice indices. Augmentation randomness comes from
-:func:`~medssl.data.transforms.sample_generator` keyed by ``(seed, epoch, index)``.
-Items may be requested by ``index`` (epoch taken from :meth:`set_epoch`) or by an
-``(epoch, index)`` pair, as :class:`~medssl.training.sampling.EpochSampler` yields,
-which keeps worker processes free of shared mutable state.
+:func:`~medssl.data.transforms.sample_generator` keyed by ``(seed, epoch, index, draw)``.
+Items may be requested by ``index`` (epoch taken from :meth:`set_epoch`, draw 0) or by an
+``(epoch, index, draw)`` triple, as :class:`~medssl.training.sampling.EpochSampler`
+yields (an ``(epoch, index)`` pair means draw 0), which keeps worker processes free of
+shared mutable state.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class _CacheDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _key(self, key: int | tuple[int, int]) -> tuple[int, int]:
-        return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (self.epoch, int(key))
+    def _key(self, key: int | tuple[int, ...]) -> tuple[int, int, int]:
+        if isinstance(key, tuple):
+            return int(key[0]), int(key[1]), int(key[2]) if len(key) > 2 else 0
+        return self.epoch, int(key), 0
 
     def _image(self, i: int) -> torch.Tensor:
         return torch.from_numpy(self.cache.image(int(self.indices[i])))[None]
@@ -75,11 +78,11 @@ class LabelledSlices(_CacheDataset):
             if self.cache.index["lab_offset"][i] < 0:
                 raise ValueError(f"slice {i} of {self.cache.path} is unlabelled")
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, i = self._key(key)
+    def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, torch.Tensor]:
+        epoch, i, draw = self._key(key)
         idx = int(self.indices[i])
         if self.params_only:
-            gen = sample_generator(self.seed, epoch, i)
+            gen = sample_generator(self.seed, epoch, i, draw)
             view = sample_view(*self.cache.slice_shape(idx), self.augment_cfg, gen)
             return {
                 "row": torch.tensor(i),
@@ -99,7 +102,7 @@ class LabelledSlices(_CacheDataset):
                 "index": torch.tensor(idx),
                 "valid": torch.tensor(valid),
             }
-        gen = sample_generator(self.seed, epoch, i)
+        gen = sample_generator(self.seed, epoch, i, draw)
         view = sample_view(*image.shape[-2:], self.augment_cfg, gen)
         image, label = apply_view(image, label, view, self.augment_cfg.size)
         return {"image": image, "label": label, "index": torch.tensor(idx)}
@@ -125,10 +128,10 @@ class TwoViews(_CacheDataset):
         self.augment_cfg = augment_cfg
         self.params_only = params_only
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, i = self._key(key)
+    def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, torch.Tensor]:
+        epoch, i, draw = self._key(key)
         idx = int(self.indices[i])
-        gen = sample_generator(self.seed, epoch, i)
+        gen = sample_generator(self.seed, epoch, i, draw)
         shape = self.cache.slice_shape(idx)
         p1 = sample_view(*shape, self.augment_cfg, gen)
         p2 = sample_view(*shape, self.augment_cfg, gen)

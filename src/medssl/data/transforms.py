@@ -234,8 +234,10 @@ def pad_to_multiple(
     return out, out_label, (top, left, h, w)
 
 
-def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """A generator seeded from ``(seed, epoch, index)``: augmentation of a sample is
-    reproducible whatever the worker count, order or resume point."""
-    mixed = (seed * 1_000_003 + epoch) * 2_147_483_647 + index
+def sample_generator(seed: int, epoch: int, index: int, draw: int = 0) -> torch.Generator:
+    """A generator seeded from ``(seed, epoch, index, draw)``: augmentation of a sample is
+    reproducible whatever the worker count, order or resume point. ``draw`` numbers the
+    repeats of ``index`` within an epoch (oversampled small budgets); draw 0 keeps the
+    seeds of single-pass epochs."""
+    mixed = (seed * 1_000_003 + epoch) * 2_147_483_647 + index + draw * 0x9E3779B97F4A7C15
     return torch.Generator().manual_seed(mixed % (2**63 - 1))

@@ -2,7 +2,7 @@
 
 Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone, split across
 ``world`` ranks after truncation to whole global batches; items are yielded as
-``(epoch, index)`` so that datasets key their augmentation on them (see
+``(epoch, index, draw)`` so that datasets key their augmentation on them (see
 :func:`medssl.data.transforms.sample_generator`). A run resumed in the middle of an
 epoch skips the batches already consumed, so it replays exactly the same data as an
 uninterrupted run.
@@ -10,6 +10,10 @@ uninterrupted run.
 With ``num_samples`` larger than the dataset (small label budgets trained for the
 same number of steps as the full set), indices are drawn as concatenated
 permutations: every slice is seen equally often (oversampling, not fewer steps).
+``draw`` counts those permutations (0 for the first), so each time a slice comes back
+within an epoch it gets a fresh augmentation; fine-tuning is one long epoch, and
+keying on ``(epoch, index)`` alone would show a one-slice budget a single crop for the
+whole run.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 
-class EpochSampler(Sampler[tuple[int, int]]):
-    """Deterministic sampler yielding ``(epoch, dataset_index)``.
+class EpochSampler(Sampler[tuple[int, int, int]]):
+    """Deterministic sampler yielding ``(epoch, dataset_index, draw)``.
 
     Args:
         size: dataset length.
@@ -72,13 +76,17 @@ class EpochSampler(Sampler[tuple[int, int]]):
         reps = -(-need // self.size)
         return torch.cat([torch.randperm(self.size, generator=gen) for _ in range(reps)])[:need]
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        mine = self.order(self.epoch)[self.rank :: self.world].tolist()
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        order = self.order(self.epoch)
+        # which concatenated permutation each global position belongs to
+        draws = torch.arange(len(order)) // self.size
+        mine = order[self.rank :: self.world].tolist()
+        mine_draws = draws[self.rank :: self.world].tolist()
         skip = 0
         if self._resume is not None and self._resume[0] == self.epoch:
             skip = self._resume[1] * self.batch_size
             self._resume = None
-        return iter([(self.epoch, i) for i in mine[skip:]])
+        return iter([(self.epoch, i, d) for i, d in zip(mine[skip:], mine_draws[skip:])])
 
 
 def resumable_loader(
