@@ -1,6 +1,6 @@
-"""Importing medssl turns on MKL's conditional numerical reproducibility before any
-computation (without it a CPU fine-tune ended differently in about one process in five),
-and a value the user exported wins."""
+"""Importing medssl turns on MKL's conditional numerical reproducibility and turns off
+its dynamic threading before any computation (without them a CPU fine-tune ended
+differently in about one process in seven), and values the user exported win."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 SNIPPET = (
     "import medssl, torch; a = torch.ones(2, 8, 8); (a @ a).sum(); "
-    "import os; print('env', os.environ.get('MKL_CBWR'))"
+    "import os; print('env', os.environ.get('MKL_CBWR'), os.environ.get('MKL_DYNAMIC'))"
 )
 
 
@@ -34,16 +34,18 @@ needs_mkl = pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="Py
 
 @needs_mkl
 def test_mkl_runs_in_reproducible_mode_after_import() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
     out = _run(env)
-    assert "env AUTO,STRICT" in out
+    assert "env AUTO,STRICT FALSE" in out
     calls = [line for line in out.splitlines() if "SGEMM" in line]
-    assert calls and all("CNR:AUTO,STRICT" in line for line in calls), out[-2000:]
+    assert calls, out[-2000:]
+    assert all("CNR:AUTO,STRICT" in line and "Dyn:0" in line for line in calls), out[-2000:]
 
 
 @needs_mkl
 def test_a_user_setting_wins() -> None:
-    out = _run({**os.environ, "MKL_CBWR": "COMPATIBLE"})
-    assert "env COMPATIBLE" in out
+    out = _run({**os.environ, "MKL_CBWR": "COMPATIBLE", "MKL_DYNAMIC": "TRUE"})
+    assert "env COMPATIBLE TRUE" in out
     calls = [line for line in out.splitlines() if "SGEMM" in line]
-    assert calls and all("CNR:COMPATIBLE" in line for line in calls), out[-2000:]
+    assert calls, out[-2000:]
+    assert all("CNR:COMPATIBLE" in line and "Dyn:1" in line for line in calls), out[-2000:]

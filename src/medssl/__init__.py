@@ -4,10 +4,12 @@ import os
 
 __version__ = "0.1.0"
 
-# Intel MKL (PyTorch's CPU BLAS) may return different last bits from run to run for the
-# same inputs unless its conditional numerical reproducibility mode is on; without it, a
-# fine-tune (whose batched crop-resize is a batched matmul) ended differently in about
-# one process in five, so a resumed run could not match an uninterrupted one. MKL reads
-# the mode once, at its first call, so it is set here, before any computation; a value
-# the user exported wins. See docs/reliability.md.
+# Intel MKL (PyTorch's CPU BLAS, and its exp/log through MKL's vector maths) may return
+# different last bits from run to run for the same inputs: its conditional numerical
+# reproducibility mode is off by default, and with dynamic threading it picks how many
+# threads (hence how it splits the work) at each call. A CPU fine-tune then ended
+# differently in about one process in seven, so a resumed run could not match an
+# uninterrupted one. MKL reads both settings once, at its first call, so they are set
+# here, before any computation; values the user exported win. See docs/reliability.md.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
