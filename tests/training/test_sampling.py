@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 import torch
@@ -55,7 +54,9 @@ def test_single_pass_epochs_use_draw_zero() -> None:
 
 def test_ranks_partition_the_global_order() -> None:
     world = 3
-    shards = [list(EpochSampler(7, 2, seed=1, num_samples=20, rank=r, world=world)) for r in range(world)]
+    shards = [
+        list(EpochSampler(7, 2, seed=1, num_samples=20, rank=r, world=world)) for r in range(world)
+    ]
     assert len({len(s) for s in shards}) == 1  # same number of batches on every rank
     merged = [shards[p % world][p // world] for p in range(world * len(shards[0]))]
     single = EpochSampler(7, 2 * world, seed=1, num_samples=20)
@@ -81,7 +82,7 @@ def test_repeated_slices_get_fresh_augmentation(cache: SliceCache) -> None:
         seen = defaultdict(list)
         for batch in loader:
             key = "params" if params_only else "image"
-            for idx, item in zip(batch["index"].tolist(), batch[key]):
+            for idx, item in zip(batch["index"].tolist(), batch[key], strict=True):
                 seen[idx].append(item)
         assert sorted(len(v) for v in seen.values()) == [8, 8]
         for views in seen.values():

@@ -86,7 +86,8 @@ class EpochSampler(Sampler[tuple[int, int, int]]):
         if self._resume is not None and self._resume[0] == self.epoch:
             skip = self._resume[1] * self.batch_size
             self._resume = None
-        return iter([(self.epoch, i, d) for i, d in zip(mine[skip:], mine_draws[skip:])])
+        rest = zip(mine[skip:], mine_draws[skip:], strict=True)
+        return iter([(self.epoch, i, d) for i, d in rest])
 
 
 def resumable_loader(

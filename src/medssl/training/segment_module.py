@@ -101,9 +101,9 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
     def configure_optimizers(self):
         params = [p for p in self.unet.parameters()]
         # fused Adam (one kernel for all parameters) on GPUs only: on CPUs it coincided with
-        # intermittent last-bit differences between a run and its resume (cause not
-        # established; see docs/reliability.md), and not with fp16's GradScaler, whose unscaling
-        # Lightning must do before clipping
+        # intermittent last-bit differences between a run and its resume, later traced to
+        # MKL's non-reproducible defaults (see docs/reliability.md; not re-tried since), and
+        # not with fp16's GradScaler, whose unscaling Lightning must do before clipping
         fused = self.device.type == "cuda" and resolve_precision(self.cfg.runtime) != "16-mixed"
         opt = torch.optim.Adam(params, lr=self.cfg.lr, fused=fused)
         total, warmup = self.cfg.steps, self.cfg.warmup_steps
