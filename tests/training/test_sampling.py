@@ -3,28 +3,22 @@ augmentation each time an oversampled slice comes back."""
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 import torch
 
-from medssl.data.cache import prepare_cache
 from medssl.data.cache_index import SliceCache
 from medssl.data.datasets import LabelledSlices, TwoViews
 from medssl.data.splits import budget_slices, make_split
 from medssl.data.transforms import byol_view_config, segmentation_config
 from medssl.training.sampling import EpochSampler, resumable_loader
-from tests import builders
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> SliceCache:
-    root = tmp_path_factory.mktemp("sampling")
-    src = builders.make_acdc(root / "src", n_patients=4)
-    out = SliceCache.open(prepare_cache(src, root / "cache").path)
-    shutil.rmtree(src)
-    return out
+def cache(tiny_cache: Path) -> SliceCache:
+    return SliceCache.open(tiny_cache)
 
 
 def test_order_is_a_function_of_seed_and_epoch() -> None:
