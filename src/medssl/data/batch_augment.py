@@ -12,7 +12,8 @@ reproducible), and one call resamples a whole batch with tensor ops:
   sample's downscale factor), so they match the per-sample path to float rounding;
 - labels are nearest-neighbour at the output pixel centres, which is exactly
   torchvision's ``NEAREST_EXACT`` on the crop;
-- flips reverse the sample columns; jitter is ``(x − μ)·c + μ + b·σ`` per sample.
+- flips reverse the sample columns; jitter is the per-sample formula of
+  :func:`medssl.data.transforms.apply_jitter` (``std`` or ``albumentations`` style).
 
 Pixels outside a slice (zoom windows larger than the slice) read as the slice's
 minimum and label 0, as the per-sample path pads them.
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from medssl.data.cache_index import SliceCache
+from medssl.data.transforms import JITTER_CODES
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,23 @@ def resize_weights(
     return weights[..., -lo : -lo + extent]
 
 
+def _jitter_batch(
+    image: torch.Tensor, code: torch.Tensor, shift: torch.Tensor, factor: torch.Tensor
+) -> torch.Tensor:
+    """Per-sample brightness/contrast of ``(B, H, W)`` views, as
+    :func:`medssl.data.transforms.apply_jitter` (``code`` selects the style)."""
+    shift, factor = shift[:, None, None], factor[:, None, None]
+    mean = image.mean((1, 2), keepdim=True)
+    std = image.std((1, 2), keepdim=True).clamp_min(1e-6)
+    by_std = (image - mean) * factor + mean + shift * std
+    lo = image.amin((1, 2), keepdim=True)
+    hi = image.amax((1, 2), keepdim=True)
+    by_range = torch.minimum(torch.maximum(lo + factor * (image - lo) + shift * (hi - lo), lo), hi)
+    code = code[:, None, None]
+    out = torch.where(code == JITTER_CODES["std"], by_std, image)
+    return torch.where(code == JITTER_CODES["albumentations"], by_range, out)
+
+
 def augment_batch(
     bank: SliceBank, rows: torch.Tensor, views: torch.Tensor, size: int, with_labels: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -191,7 +210,7 @@ def augment_batch(
     rows = rows.to(dev, torch.int64)
     views = views.to(dev, torch.float32)
     top, left, bh, bw = views[:, 0], views[:, 1], views[:, 2], views[:, 3]
-    flip, applied, shift, factor = views[:, 4] > 0.5, views[:, 5] > 0.5, views[:, 6], views[:, 7]
+    flip, code, shift, factor = views[:, 4] > 0.5, views[:, 5], views[:, 6], views[:, 7]
     # padded to the bank's largest slice (host ints: no device sync); the padding
     # gets zero weight, so the views are those of the per-slice crops
     hm, wm = bank.max_height, bank.max_width
@@ -204,10 +223,7 @@ def augment_batch(
     rx = resize_weights(left, bw, size, wm)
     rx = torch.where(flip[:, None, None], rx.flip(1), rx)
     image = ry @ padded @ rx.transpose(1, 2) + fill[:, None, None]
-    mean = image.mean((1, 2), keepdim=True)
-    std = image.std((1, 2), keepdim=True).clamp_min(1e-6)
-    jittered = (image - mean) * factor[:, None, None] + mean + shift[:, None, None] * std
-    image = torch.where(applied[:, None, None], jittered, image)[:, None]
+    image = _jitter_batch(image, code, shift, factor)[:, None]
     if not with_labels:
         return image, None
     if bank.labels is None:

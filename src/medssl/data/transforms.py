@@ -2,11 +2,20 @@
 
 Training crops are random resized crops (the Inception/BYOL recipe), resampled with
 antialiased bilinear interpolation for images and nearest neighbour for labels.
-Intensity jitter works on normalised intensities: brightness adds ``δ·std`` and
-contrast scales around the mean, so it is meaningful for z-scored and min-max data
-alike (torchvision's ``ColorJitter`` clamps floats to ``[0, 1]`` and would destroy
-z-scored slices). No hue, saturation, grayscale or solarisation: the data is
-single-channel MRI.
+
+Two brightness/contrast jitters, chosen by :attr:`AugmentConfig.jitter_style`:
+
+- ``albumentations`` (the study's, ``paper`` presets): albumentations'
+  ``RandomBrightnessContrast`` as the original code calls it, on the view scaled to
+  ``[0, 1]`` by its own minimum and maximum: ``x ← lo + α·(x − lo) + β·(hi − lo)``,
+  clipped to ``[lo, hi]``, with ``α ∈ 1 ± contrast`` and ``β ∈ ±brightness``. (The
+  original applies it to raw ``uint16`` intensities, where ``brightness_by_max`` makes
+  the shift ``β·65535`` and saturates the slice; see ``docs/paper-protocol.md``.)
+- ``std`` (medssl's earlier recipe): brightness adds ``δ·std`` and contrast scales
+  around the mean, meaningful for z-scored and min-max data alike.
+
+No hue, saturation, grayscale or solarisation: the data is single-channel MRI (they
+are no-ops or absent in the original's ACDC pipeline too).
 """
 
 from __future__ import annotations
@@ -36,8 +45,14 @@ class AugmentConfig:
         ratio: range of the crop's aspect ratio.
         flip_p: probability of a horizontal flip.
         jitter_p: probability of applying brightness/contrast jitter.
-        brightness: maximum additive shift in units of the slice's std.
+        brightness: maximum brightness change (``albumentations``: a fraction of the
+            view's intensity range; ``std``: in units of the view's std).
         contrast: maximum relative change of contrast.
+        jitter_style: ``albumentations`` (the study's) or ``std`` (see the module doc).
+
+    The defaults are the study's views (the original's ``AlbuTransforms`` and
+    fine-tuning ``train_aug``): crop scale 0.08–1, flip 0.5, brightness and contrast
+    0.2 with probability 0.2.
     """
 
     mode: Literal["area", "zoom"] = "area"
@@ -46,19 +61,41 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
-    jitter_p: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
+    jitter_p: float = 0.2
+    brightness: float = 0.2
+    contrast: float = 0.2
+    jitter_style: Literal["albumentations", "std"] = "albumentations"
+
+
+#: ``ViewParams.jitter[0]`` codes: not applied, ``std`` style, ``albumentations`` style.
+JITTER_CODES = {"std": 1.0, "albumentations": 2.0}
 
 
 def byol_view_config(size: int = 224) -> AugmentConfig:
-    """The two-view recipe for BYOL on MRI slices (scale 0.08–1, jitter p=0.8, flip p=0.5)."""
+    """The study's BYOL views (``self_supervised/byol-acdc.sh`` + ``AlbuTransforms``):
+    crop scale 0.08–1, brightness/contrast 0.2 with p 0.2, flip 0.5."""
     return AugmentConfig(size=size)
 
 
 def segmentation_config(size: int = 224) -> AugmentConfig:
-    """Milder crops for segmentation training (the structures must stay in view)."""
-    return AugmentConfig(size=size, mode="zoom", jitter_p=0.5, brightness=0.2, contrast=0.2)
+    """The study's fine-tuning augmentation (``supervised_segmentation/train.py``):
+    ``RandomResizedCrop(224, 224)`` (scale 0.08–1), flip 0.5,
+    ``RandomBrightnessContrast(p=0.2)`` (limits 0.2)."""
+    return AugmentConfig(size=size)
+
+
+def medssl_byol_view_config(size: int = 224) -> AugmentConfig:
+    """medssl's earlier BYOL views (option): std-relative jitter 0.4 with p 0.8."""
+    return AugmentConfig(size=size, jitter_p=0.8, brightness=0.4, contrast=0.4, jitter_style="std")
+
+
+def medssl_segmentation_config(size: int = 224) -> AugmentConfig:
+    """medssl's zoom crops for fine-tuning (option): a window of ``size / z`` native
+    pixels, ``z`` in 0.8–1.25, so training sees anatomy at the scale of whole-slice
+    evaluation; std-relative jitter 0.2 with p 0.5."""
+    return AugmentConfig(
+        size=size, mode="zoom", jitter_p=0.5, brightness=0.2, contrast=0.2, jitter_style="std"
+    )
 
 
 def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
@@ -98,10 +135,22 @@ def jitter(image: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tor
     """Brightness/contrast jitter of a ``(1, H, W)`` slice with probability ``cfg.jitter_p``."""
     if float(torch.rand((), generator=gen)) >= cfg.jitter_p:
         return image
-    mean, std = image.mean(), image.std().clamp_min(1e-6)
-    shift = _uniform(gen, -cfg.brightness, cfg.brightness) * std
+    shift = _uniform(gen, -cfg.brightness, cfg.brightness)
     factor = _uniform(gen, 1 - cfg.contrast, 1 + cfg.contrast)
-    return (image - mean) * factor + mean + shift
+    return apply_jitter(image, JITTER_CODES[cfg.jitter_style], shift, factor)
+
+
+def apply_jitter(image: torch.Tensor, code: float, shift: float, factor: float) -> torch.Tensor:
+    """Brightness ``shift`` and contrast ``factor`` on one view (``code`` from
+    :data:`JITTER_CODES`; 0 leaves the view unchanged)."""
+    if code == JITTER_CODES["albumentations"]:
+        lo, hi = image.min(), image.max()
+        out = lo + factor * (image - lo) + shift * (hi - lo)
+        return torch.minimum(torch.maximum(out, lo), hi)
+    if code == JITTER_CODES["std"]:
+        mean, std = image.mean(), image.std().clamp_min(1e-6)
+        return (image - mean) * factor + mean + shift * std
+    return image
 
 
 def _zoom_window(cfg: AugmentConfig, gen: torch.Generator) -> int:
@@ -135,8 +184,8 @@ class ViewParams:
 
     ``box`` = ``(top, left, height, width)`` may extend past the slice (``zoom`` mode
     on slices smaller than the window: the outside reads as the slice's minimum).
-    ``jitter`` = ``(applied, brightness_draw, contrast_factor)``; the brightness shift
-    is ``brightness_draw · std`` of the resampled view.
+    ``jitter`` = ``(code, brightness_draw, contrast_factor)``, ``code`` 0 when no jitter
+    is applied, else the style's :data:`JITTER_CODES` value (see :func:`apply_jitter`).
     """
 
     box: tuple[int, int, int, int]
@@ -167,7 +216,7 @@ def sample_view(h: int, w: int, cfg: AugmentConfig, gen: torch.Generator) -> Vie
         return ViewParams(box, flip, (0.0, 0.0, 1.0))
     shift = _uniform(gen, -cfg.brightness, cfg.brightness)
     factor = _uniform(gen, 1 - cfg.contrast, 1 + cfg.contrast)
-    return ViewParams(box, flip, (1.0, shift, factor))
+    return ViewParams(box, flip, (JITTER_CODES[cfg.jitter_style], shift, factor))
 
 
 def apply_view(
@@ -192,11 +241,8 @@ def apply_view(
     if params.flip:
         out = out.flip(-1)
         out_label = None if out_label is None else out_label.flip(-1)
-    applied, shift, factor = params.jitter
-    if applied:
-        mean, std = out.mean(), out.std().clamp_min(1e-6)
-        out = (out - mean) * factor + mean + shift * std
-    return out, out_label
+    code, shift, factor = params.jitter
+    return apply_jitter(out, code, shift, factor), out_label
 
 
 def augment(

@@ -18,7 +18,7 @@ from medssl.training.lars import LARS, lars_param_groups
 from medssl.training.losses import representation_std, symmetric_byol_loss
 from medssl.training.runtime import world_size
 from medssl.training.sampling import ResumePosition, resumable_loader
-from medssl.training.schedules import momentum_schedule, warmup_cosine
+from medssl.training.schedules import linear_warmup_cosine, momentum_schedule
 
 
 class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
@@ -43,7 +43,10 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         self.world = world_size(cfg.runtime)
         self.steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * self.world))
         planned = cfg.epochs * self.steps_per_epoch
-        self.total_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
+        #: the schedules (lr, τ) span these steps; ``stop_epoch`` ends training earlier
+        self.schedule_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
+        stop = cfg.stop_epoch * self.steps_per_epoch if cfg.stop_epoch else planned
+        self.total_steps = min(self.schedule_steps, stop)
         self.collapse = CollapseMonitor(
             cfg.heads.proj_out, cfg.collapse_fraction, cfg.collapse_patience
         )
@@ -79,9 +82,9 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
             groups, lr=self.lr, momentum=cfg.momentum, eta=cfg.lars_eta, clip_lr=cfg.lars_clip
         )
         warmup = math.ceil(cfg.warmup_epochs * self.steps_per_epoch)
-        total = self.total_steps
+        total, start = self.schedule_steps, cfg.warmup_start_lr / self.lr
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: warmup_cosine(step, total, warmup)
+            opt, lambda step: linear_warmup_cosine(step, warmup, total, start_ratio=start)
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -97,7 +100,8 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         z1, p1 = self.byol.forward_online(v1)
         _z2, p2 = self.byol.forward_online(v2)
         t1, t2 = self.byol.forward_target(v1), self.byol.forward_target(v2)
-        loss = self.finite_or_skip(symmetric_byol_loss(p1, p2, t1, t2), self.cfg.max_bad_steps)
+        loss = symmetric_byol_loss(p1, p2, t1, t2, self.cfg.loss_reduction)
+        loss = self.finite_or_skip(loss, self.cfg.max_bad_steps)
         if loss is None:
             return None
         spread = representation_std(z1)
@@ -106,7 +110,7 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
             {
                 "loss": loss.detach(),
                 "tau": momentum_schedule(
-                    self.global_step, self.total_steps, self.cfg.tau_base, self.cfg.tau_end
+                    self.global_step, self.schedule_steps, self.cfg.tau_base, self.cfg.tau_end
                 ),
                 "lr": self.optimizers().param_groups[0]["lr"],
                 "online_std": spread,
@@ -144,5 +148,5 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         step = self.global_step
         super().optimizer_step(*args, **kwargs)
         self.byol.update_target(
-            momentum_schedule(step, self.total_steps, self.cfg.tau_base, self.cfg.tau_end)
+            momentum_schedule(step, self.schedule_steps, self.cfg.tau_base, self.cfg.tau_end)
         )

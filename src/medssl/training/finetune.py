@@ -19,6 +19,7 @@ import csv
 import json
 import logging
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +35,6 @@ from medssl.data.cache_index import SliceCache
 from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import Split, budget_patients, budget_slices, save_budget, split_for_cache
-from medssl.data.transforms import segmentation_config
 from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_weights
 from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
@@ -142,6 +142,10 @@ def finetune(
     )
     trainer.fit(module, ckpt_path=ckpt, weights_only=True)
     preemption.raise_if_preempted(run_dir)
+    if trainer.global_step >= cfg.steps and _last_curve_step(run_dir) != trainer.global_step:
+        # the last step is not a multiple of the validation interval: validate it too, so
+        # every run ends with a curve point and a best model
+        trainer.validate(module, verbose=False)
     if trainer.is_global_zero:
         _write_result(run_dir, trainer.global_step, len(budget), module.skipped_steps)
     return load_result(run_dir)
@@ -164,7 +168,7 @@ def build_segmentation_module(
         encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
     )
     train_set = LabelledSlices(
-        cache, budget, segmentation_config(cfg.crop), cfg.budget_seed, params_only=on_device
+        cache, budget, dataclasses.replace(cfg.augment, size=cfg.crop), cfg.budget_seed, params_only=on_device
     )
     bank = SliceBank.from_cache(cache, budget, with_labels=True) if on_device else None
     module = SegmentationModule(
@@ -194,6 +198,12 @@ def _write_inputs(
         patients=cfg.labelled_patients,
     )
     (run_dir / "init.json").write_text(json.dumps(asdict(report), indent=1, default=str))
+
+
+def _last_curve_step(run_dir: Path) -> int | None:
+    curve = read_curve(run_dir) if (run_dir / "curve.csv").exists() else {}
+    steps = curve.get("step", np.array([]))
+    return int(steps[-1]) if steps.size else None
 
 
 def read_curve(run_dir: Path) -> dict[str, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
@@ -24,11 +26,23 @@ def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def symmetric_byol_loss(
-    p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
+    p1: torch.Tensor,
+    p2: torch.Tensor,
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    reduction: Literal["sum", "mean"] = "sum",
 ) -> torch.Tensor:
-    """Symmetrised BYOL loss: view 1's prediction of view 2's target and vice versa,
-    averaged (range ``[0, 4]``)."""
-    return 0.5 * (byol_loss(p1, z2) + byol_loss(p2, z1))
+    """Symmetrised BYOL loss: view 1's prediction of view 2's target and vice versa.
+
+    ``sum`` (solo-learn's ``BYOL.training_step``, the study's; range ``[0, 8]``) adds the
+    two directions; ``mean`` averages them (range ``[0, 4]``, half the gradient).
+    """
+    total = byol_loss(p1, z2) + byol_loss(p2, z1)
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return 0.5 * total
+    raise ValueError(f"unknown reduction {reduction!r}")
 
 
 def representation_std(z: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,8 @@ weights, then BYOL on the target domain.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 from collections.abc import Sequence
@@ -33,7 +35,6 @@ from medssl.data.cache_index import SliceCache
 from medssl.data.datasets import TwoViews
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache, unlabelled_pool
-from medssl.data.transforms import byol_view_config
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
@@ -130,7 +131,7 @@ def build_byol_module(
     views are made on the training device."""
     on_device = cfg.runtime.augment == "device"
     dataset = TwoViews(
-        cache, pool, byol_view_config(cfg.crop), seed=cfg.runtime.seed, params_only=on_device
+        cache, pool, dataclasses.replace(cfg.views, size=cfg.crop), seed=cfg.runtime.seed, params_only=on_device
     )
     bank = SliceBank.from_cache(cache, pool) if on_device else None
     encoder = create_encoder(cfg.arch, in_chans=1)

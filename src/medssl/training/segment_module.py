@@ -23,14 +23,35 @@ from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import FiniteLoss
 from medssl.training.runtime import atomic_replace, resolve_precision, world_size
 from medssl.training.sampling import ResumePosition, resumable_loader
-from medssl.training.schedules import warmup_cosine
+from medssl.training.schedules import linear_warmup_cosine
 
 CURVE_FIELDS = ("step", "val_loss")
 
 
+def finetune_lr_factor(cfg: FinetuneConfig, step: int) -> float:
+    """Learning-rate multiplier at optimisation ``step``: pl_bolts'
+    ``LinearWarmupCosineAnnealingLR`` advanced once every ``cfg.lr_interval`` steps
+    (the study: once per 7-step epoch, 10 warmup epochs from 1e-6, 150 epochs)."""
+    interval = max(1, cfg.lr_interval)
+    return linear_warmup_cosine(
+        step // interval,
+        cfg.warmup_steps // interval,
+        -(-cfg.steps // interval),
+        start_ratio=cfg.warmup_start_lr / cfg.lr,
+    )
+
+
 def segmentation_loss(name: str, classes: tuple[int, ...]):
-    """Loss on ``(B, C, H, W)`` logits and ``(B, H, W)`` labels, over foreground classes."""
+    """Loss on ``(B, C, H, W)`` logits and ``(B, H, W)`` labels.
+
+    ``jaccard``: the study's smp ``JaccardLoss(mode="multiclass")`` over every class,
+    background included (``classes=None``); ``jaccard_fg``: the soft Jaccard over the
+    foreground ``classes`` only; ``dice`` and ``dice_ce`` over ``classes``.
+    """
     if name == "jaccard":
+        jaccard = smp.losses.JaccardLoss(mode="multiclass", classes=None, from_logits=True)
+        return lambda logits, y: jaccard(logits.float(), y)
+    if name == "jaccard_fg":
         return lambda logits, y: soft_jaccard_loss_from_logits(logits, y, classes)
     dice = smp.losses.DiceLoss(mode="multiclass", classes=list(classes), from_logits=True)
     if name == "dice":
@@ -106,8 +127,7 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
         # not with fp16's GradScaler, whose unscaling Lightning must do before clipping
         fused = self.device.type == "cuda" and resolve_precision(self.cfg.runtime) != "16-mixed"
         opt = torch.optim.Adam(params, lr=self.cfg.lr, fused=fused)
-        total, warmup = self.cfg.steps, self.cfg.warmup_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: finetune_lr_factor(self.cfg, s))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def configure_gradient_clipping(
@@ -155,8 +175,12 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
         self._val_losses.append(self.loss_fn(logits.float(), label).detach())
         self.counts.update(logits.argmax(1), label)
 
+    def _scheduled(self, step: int, every: int) -> bool:
+        """A validation at ``step`` is a curve point every ``every`` steps and at the end."""
+        return step >= self.cfg.steps or not every or step % every == 0
+
     def on_validation_epoch_end(self) -> None:
-        if self.global_step % self.cfg.val_every_steps:
+        if not self._scheduled(int(self.global_step), self.cfg.val_every_steps):
             # an unscheduled validation (Lightning validates when a run stops early, e.g.
             # on pre-emption): not a learning-curve point, it would not be replayed on resume
             self.counts.reset()
@@ -170,7 +194,8 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
         self.log("val_iou", scores["slice_iou/mean"], prog_bar=True)
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             self._append_curve(row)
-            if scores["slice_iou/mean"] > self.best_iou:
+            selectable = self._scheduled(int(self.global_step), self.cfg.best_every_steps)
+            if selectable and scores["slice_iou/mean"] > self.best_iou:
                 self.best_iou = scores["slice_iou/mean"]
                 self._save_best(row)
 
