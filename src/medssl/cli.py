@@ -67,9 +67,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         f"cache {result.path}: {state}; {len(cache)} slices, {stats['labelled_slices']} labelled,"
         f" {stats['series_frames']} cine frames"
     )
+    held_out = f" / {len(split.official_test)} official-test" if split.official_test else ""
     print(
         f"split ({split.scheme}): {len(split.train)} train / {len(split.val)} val /"
-        f" {len(split.test)} test patients -> {result.path / 'split.json'}"
+        f" {len(split.test)} test{held_out} patients -> {result.path / 'split.json'}"
     )
     return 0
 
@@ -93,6 +94,10 @@ def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dic
         "runtime.devices": "devices",
         "runtime.num_nodes": "num_nodes",
     }
+    if args.seed is not None:
+        explicit["runtime.seed"] = str(args.seed)
+        if cls.__name__ == "FinetuneConfig":
+            explicit["budget_seed"] = str(args.seed)
     for key, attr in {**options, **common}.items():
         if getattr(args, attr) is not None:
             explicit[key] = str(getattr(args, attr))
@@ -113,7 +118,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     result = pretrain(_pretrain_config(args), resume=args.resume)
     print(f"pretraining finished: {result.steps} steps, final loss {result.final_loss}")
-    print(f"encoders: {len(result.encoders)} files in {result.run_dir} (encoder_last.safetensors)")
+    last = result.run_dir / "encoder_last.safetensors"
+    named = f" ({last.name})" if last.exists() else ""
+    print(f"encoders: {len(result.encoders)} files in {result.run_dir}{named}")
     return 0
 
 
@@ -127,7 +134,7 @@ def _finetune_config(args: argparse.Namespace):
         {
             "steps": "steps",
             "arch": "arch",
-            "budget_seed": "seed",
+            "budget_seed": "budget_seed",
             "labelled_slices": "labelled_slices",
             "labelled_patients": "labelled_patients",
         },
@@ -143,7 +150,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         f"val mean IoU best {r.best_val_iou:.4f}, final {r.final_val_iou:.4f}, "
         f"steps to 95% {r.steps_to_95:g}, curve AUC {r.curve_auc:.4f}"
     )
-    print(f"run directory: {r.run_dir} (curve.csv, best.safetensors)")
+    written = [n for n in ("curve.csv", "best.safetensors", "result.json") if (r.run_dir / n).exists()]
+    print(f"run directory: {r.run_dir} ({', '.join(written) or 'no results written'})")
     return 0
 
 
@@ -154,7 +162,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     iou = m["slice_iou"]
     print(f"{m['split']}: {m['volumes']} volumes, {m['slices']} slices")
     print(
-        "2D IoU  "
+        f"the study's 2D (4 classes incl. background, padded to 224): IoU {m['paper_iou']:.4f}"
+        f"  Jaccard loss {m['paper_jaccard_loss']:.4f}"
+    )
+    print(
+        "2D IoU  foreground mean IoU (medssl) "
         + "  ".join(f"{k} {v:.4f}" for k, v in iou.items())
         + f"  Jaccard loss {m['jaccard_loss']:.4f}"
     )
@@ -212,7 +224,11 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--labelled-slices", type=int, help="slice budget (default: all)")
     budget.add_argument("--labelled-patients", type=int, help="patient budget (ED+ES)")
-    p.add_argument("--seed", type=int, help="budget seed")
+    p.add_argument(
+        "--budget-seed",
+        type=int,
+        help="seed of the label budget and its sampling/augmentation (default: --seed)",
+    )
     p.add_argument("--steps", type=int, help="optimisation steps (same for every budget)")
     p.add_argument("--arch")
     _add_runtime_args(p)
@@ -220,7 +236,12 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="test metrics of a fine-tuning run")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--split", default="test", choices=["test", "val", "train"])
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "val", "train", "official-test"],
+        help="patients to score; official-test: the official ACDC testing/ patients",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="segment new volumes (NIfTI or h5)")
@@ -297,7 +318,17 @@ def _add_study_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="paper", help="paper | cpu-small")
+    p.add_argument(
+        "--preset",
+        default="paper",
+        help="paper (the study's protocol, docs/paper-protocol.md) | medssl | cpu-small",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of every random choice of the run (initialisation, sampling, "
+        "augmentation and, for fine-tuning, the label budget unless --budget-seed is given)",
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -153,3 +153,28 @@ def test_best_model_is_chosen_only_at_its_interval_and_the_last_step(tiny_cache,
     candidates = [(iou, s) for s, iou in rows if s in (4, 6)]
     best_step = max(candidates)[1]
     assert json.loads((out / "best.json").read_text())["step"] == best_step
+
+
+def test_stop_epoch_ends_training_early_but_keeps_the_full_schedule(tiny_cache, tmp_path) -> None:
+    import csv
+    import json
+
+    from medssl.training.pretrain import pretrain
+    from tests.conftest import tiny_pretrain_config
+
+    out = tmp_path / "stopped"
+    cfg = tiny_pretrain_config(tiny_cache, out, "epochs=6", "stop_epoch=2", "warmup_epochs=1")
+    result = pretrain(cfg, progress=False)
+    spe = json.loads((out / "pool.json").read_text())["steps_per_epoch"]
+    assert result.steps == 2 * spe
+    names = sorted(p.name for p in out.glob("encoder_epoch_*.safetensors"))
+    assert names == [f"encoder_epoch_{e:03d}.safetensors" for e in range(3)]
+    with (out / "logs" / "metrics.csv").open() as fh:
+        lrs = [(int(r["step"]), float(r["lr"])) for r in csv.DictReader(fh) if r.get("lr")]
+    base = cfg.base_lr * cfg.batch_size / 256
+    step, lr = lrs[-1]
+    # the 6-epoch schedule, not one squeezed into the 2 epochs that ran
+    expected = base * linear_warmup_cosine(step, spe, 6 * spe, start_ratio=cfg.warmup_start_lr / base)
+    assert lr == pytest.approx(expected, rel=1e-5)
+    squeezed = base * linear_warmup_cosine(step, spe, 2 * spe, start_ratio=cfg.warmup_start_lr / base)
+    assert not math.isclose(lr, squeezed, rel_tol=1e-3)
