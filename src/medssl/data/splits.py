@@ -2,7 +2,14 @@
 
 Default split for ACDC-style ids (``patientNNN``): the study's split, test patients
 1, 11, …, 91 (``N % 10 == 1``), validation 2, 12, …, 92 (``N % 10 == 2``), training
-the rest. Other ids get a seeded 80/10/10 split.
+the rest — the rule of the original code (``TEST_PATIENTS`` / ``VAL_PATIENTS`` in
+``data/acdc_dataset.py`` of kaland313/SSL-MedSeg). Other ids get a seeded 80/10/10 split.
+
+The study's split is computed over the official ``training/`` patients (001–100) only.
+Patients of the official ``testing/`` folder (101–150) go to a separate split,
+``official-test``: never in train, val or test, never in a label budget or in the
+unlabelled pretraining pool (those draw from ``train`` only). ``medssl evaluate
+--split official-test`` scores a run on them.
 
 Label budgets are drawn from a seeded permutation of the training patients' labelled
 slices (or of the training patients), keyed by ``(patient, frame, slice)`` rather than
@@ -25,27 +32,60 @@ from medssl.data.cache_index import SliceCache
 
 _ACDC_ID = re.compile(r"^patient(\d+)$")
 
+#: Name of the split holding the official ACDC ``testing/`` patients (key in split.json).
+OFFICIAL_TEST = "official-test"
+
+#: Names accepted by :meth:`Split.of`.
+SPLIT_NAMES = ("train", "val", "test", OFFICIAL_TEST)
+
 
 @dataclass(frozen=True)
 class Split:
-    """Patient ids per split and how they were chosen."""
+    """Patient ids per split and how they were chosen.
+
+    ``official_test`` holds the patients of an official held-out folder (ACDC
+    ``testing/``); they are kept out of ``train``/``val``/``test``. In ``split.json``
+    its key is ``"official-test"`` (absent from files written before it existed).
+    """
 
     train: tuple[str, ...]
     val: tuple[str, ...]
     test: tuple[str, ...]
     scheme: str
     seed: int | None = None
+    official_test: tuple[str, ...] = ()
 
     def of(self, name: str) -> tuple[str, ...]:
-        return {"train": self.train, "val": self.val, "test": self.test}[name]
+        table = {
+            "train": self.train,
+            "val": self.val,
+            "test": self.test,
+            OFFICIAL_TEST: self.official_test,
+            "official_test": self.official_test,
+        }
+        if name not in table:
+            raise KeyError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
+        return table[name]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d[OFFICIAL_TEST] = list(d.pop("official_test"))
+        return d
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1))
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
         d = json.loads(Path(path).read_text())
-        return cls(tuple(d["train"]), tuple(d["val"]), tuple(d["test"]), d["scheme"], d["seed"])
+        return cls(
+            tuple(d["train"]),
+            tuple(d["val"]),
+            tuple(d["test"]),
+            d["scheme"],
+            d["seed"],
+            tuple(d.get(OFFICIAL_TEST, ())),
+        )
 
 
 def make_split(
@@ -53,8 +93,33 @@ def make_split(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     scheme: Literal["auto", "acdc-study", "random"] = "auto",
+    official_test: list[str] | tuple[str, ...] = (),
 ) -> Split:
-    """Split patient ids (see the module docstring for the rules)."""
+    """Split patient ids (see the module docstring for the rules).
+
+    Args:
+        patients: all patient ids (may include the ``official_test`` ones).
+        seed: seed of a random split.
+        fractions: train/val/test fractions of a random split.
+        scheme: ``acdc-study``, ``random`` or ``auto`` (the study's rule when every id
+            is ``patientNNN``).
+        official_test: ids of an official held-out set; they are removed before the
+            split is computed and returned as ``Split.official_test``.
+    """
+    held_out = tuple(sorted(set(official_test)))
+    if not held_out:
+        return _make_split(patients, seed, fractions, scheme)
+    kept = [p for p in patients if p not in set(held_out)]
+    split = _make_split(kept, seed, fractions, scheme)
+    return Split(split.train, split.val, split.test, split.scheme, split.seed, held_out)
+
+
+def _make_split(
+    patients: list[str],
+    seed: int,
+    fractions: tuple[float, float, float],
+    scheme: Literal["auto", "acdc-study", "random"],
+) -> Split:
     ids = sorted(set(patients))
     numbers = [_ACDC_ID.match(p) for p in ids]
     if scheme == "acdc-study" or (scheme == "auto" and ids and all(numbers)):
@@ -73,9 +138,33 @@ def make_split(
     return Split(train, val, test, "random", seed)
 
 
+def official_test_patients(cache: SliceCache) -> tuple[str, ...]:
+    """Patients of an ACDC cache read from the official ``testing/`` folder.
+
+    A patient counts when every one of its volumes comes from
+    ``testing/<patient>/`` under the source root (the paths the cache stores are
+    relative to that root). Other formats have no official test folder: ``()``.
+    """
+    from medssl.data.readers.acdc import OFFICIAL_TEST_DIR
+
+    if cache.manifest.get("format") != "acdc":
+        return ()
+    origin: dict[str, set[bool]] = {}
+    for v in cache.volumes:
+        first = Path(v.sources[0]).parts[0] if v.sources else ""
+        origin.setdefault(v.patient, set()).add(first == OFFICIAL_TEST_DIR)
+    return tuple(sorted(p for p, flags in origin.items() if flags == {True}))
+
+
 def split_for_cache(cache: SliceCache, seed: int = 0) -> Split:
-    """Default split of the patients in a cache."""
-    return make_split([v.patient for v in cache.volumes], seed)
+    """Default split of the patients in a cache.
+
+    For an ACDC cache with the official layout the study's split is computed over the
+    ``training/`` patients only; ``testing/`` patients form ``official-test``.
+    """
+    return make_split(
+        [v.patient for v in cache.volumes], seed, official_test=official_test_patients(cache)
+    )
 
 
 def _slice_key(cache: SliceCache, i: int) -> tuple[str, int, int]:

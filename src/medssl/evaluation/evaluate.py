@@ -1,10 +1,22 @@
-"""Test evaluation of a fine-tuning run: 2D (the study's), 3D (ACDC) and clinical metrics.
+"""Test evaluation of a fine-tuning run: the study's 2D metrics, medssl's foreground 2D
+metrics, ACDC-standard 3D metrics and clinical indices.
 
 Writes into the run directory:
 
-* ``metrics.json`` — aggregate figures: per-slice 2D IoU per class and mean, Jaccard
-  loss; per phase (ED/ES) and structure the mean 3D Dice, HD95 and ASSD with their
-  units (``mm``, or ``px`` when the source has no spacing); clinical-index errors.
+* ``metrics.json`` — aggregate figures, always both families:
+
+  - **the study's** (Kalapos & Gyires-Tóth 2022, ``inference_acdc.py``):
+    ``paper_iou`` / ``paper_jaccard_loss`` — per slice, all classes *including
+    background*, a class absent from both prediction and target scoring 1.0, on the
+    slice padded top-left to 224 × 224 like the original, mean over all slices (with
+    ``paper_iou_std`` / ``paper_jaccard_loss_std``, ``paper_class_iou`` per class with
+    absent-from-both left out, and ``paper_protocol`` describing it);
+  - **foreground mean IoU (medssl)**: ``slice_iou`` per foreground class and mean
+    (classes absent from both left out), ``jaccard_loss`` (soft Jaccard over the
+    foreground classes per volume), on the unpadded slices;
+  - **ACDC-standard 3D**: per phase (ED/ES) and structure the mean 3D Dice, HD95 and
+    ASSD (``by_phase``, ``dice_3d``) with their units (``mm``, or ``px`` when the
+    source has no spacing); clinical-index errors.
 * ``per_case.csv`` — one row per test volume.
 * ``clinical.csv`` — per patient: predicted and reference indices and their errors
   (only when spacing is known), plus the phantom's stored truth when present.
@@ -17,6 +29,7 @@ import csv
 import json
 import logging
 import math
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,12 +37,16 @@ import numpy as np
 import torch
 
 from medssl.data.cache_index import SliceCache
-from medssl.data.splits import Split
+from medssl.data.splits import OFFICIAL_TEST, Split, official_test_patients
 from medssl.evaluation.clinical import clinical_indices, index_errors
 from medssl.evaluation.inference import predict_logits
 from medssl.evaluation.metrics import (
+    PAPER_PAD_TO,
     class_means,
     iou_2d,
+    pad_like_paper,
+    paper_class_ious,
+    paper_slice_jaccard_loss,
     soft_jaccard_loss_from_logits,
     volume_metrics,
 )
@@ -38,30 +55,85 @@ from medssl.evaluation.run_model import RunModel, load_run_model
 
 log = logging.getLogger(__name__)
 
+#: What ``paper_iou`` / ``paper_jaccard_loss`` are (copied into ``metrics.json``).
+PAPER_PROTOCOL = (
+    "Kalapos & Gyires-Toth 2022 (kaland313/SSL-MedSeg inference_acdc.py): per 2D slice, "
+    "IoU averaged over all classes including background, a class absent from both "
+    "prediction and target scores 1.0 (torchmetrics iou absent_score=1.0); loss = smp "
+    "JaccardLoss(mode='multiclass', classes=None, from_logits=True) per slice; slices "
+    f"padded top-left to {PAPER_PAD_TO}x{PAPER_PAD_TO} (image with the normalised value of "
+    "raw intensity 0, label with background) and scored on the padded slice; mean over "
+    "all slices"
+)
+
+
+def raw_zero_value(norm_stats: dict, norm: str) -> float:
+    """The normalised value of raw intensity 0 in a volume normalised with ``norm_stats``.
+
+    The original pads the raw image with 0 *before* normalising; the cache holds
+    normalised slices, so padding uses what 0 becomes under the volume's own
+    normalisation (clipped to the volume's clip range like every other voxel).
+    """
+    low, high = float(norm_stats["low"]), float(norm_stats["high"])
+    zero = min(max(0.0, low), high)
+    if norm == "zscore":
+        std = float(norm_stats["std"])
+        return (zero - float(norm_stats["mean"])) / std if std > 0 else 0.0
+    if norm == "minmax":
+        return (zero - low) / (high - low) if high > low else 0.0
+    raise ValueError(f"unknown normalisation {norm!r}")
+
+
+def _paper_slices(
+    model: RunModel, image: torch.Tensor, truth: np.ndarray, logits: torch.Tensor, fill: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The study's per-slice IoU, per-class IoU and Jaccard loss of one volume.
+
+    Slices are padded top-left to 224 like the original; when no padding is needed the
+    unpadded logits are reused.
+    """
+    pad_image, pad_truth = pad_like_paper(image, truth, image_value=fill)
+    if tuple(pad_image.shape) != tuple(image.shape):
+        logits = predict_logits(model.model, pad_image, precision=model.precision)
+    pred = logits.argmax(1).numpy()
+    target = torch.from_numpy(np.ascontiguousarray(pad_truth)).long()
+    class_iou = np.stack(
+        [paper_class_ious(pred[k], pad_truth[k], logits.shape[1]) for k in range(len(pred))]
+    )
+    loss = np.array([paper_slice_jaccard_loss(logits[k], target[k]) for k in range(len(pred))])
+    # per-class table for reporting: the original's absent_score=NaN, then nanmean
+    cls = np.arange(logits.shape[1]).reshape(1, -1, 1)
+    flat = (len(pred), 1, -1)
+    present = ((pred.reshape(flat) == cls) | (pad_truth.reshape(flat) == cls)).any(-1)
+    return class_iou.mean(1), np.where(present, class_iou, np.nan), loss
+
 
 def _volume_row(
     model: RunModel, cache: SliceCache, vid: int, classes: tuple[int, ...]
-) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     vol = cache.volumes[vid]
     rows = cache.volume_slices(vid)
-    image = torch.from_numpy(np.stack([cache.image(k) for k in rows]))
+    image = torch.from_numpy(np.stack([cache.image(k) for k in rows]).astype(np.float32))
     truth = np.stack([cache.label(k) for k in rows])
     logits = predict_logits(model.model, image, precision=model.precision)
     pred = logits.argmax(1).numpy().astype(np.uint8)
     jac = float(soft_jaccard_loss_from_logits(logits, torch.from_numpy(truth).long(), classes))
     ious = iou_2d(pred, truth, classes)
     vm = volume_metrics(pred, truth, vol.spacing, classes)
+    paper = _paper_slices(model, image, truth, logits, raw_zero_value(vol.norm, model.prepare.norm))
     row = {
         "patient": vol.patient,
         "phase": vol.phase,
         "frame": vol.frame,
         "slices": vol.n_slices,
         "jaccard_loss": jac,
+        "paper_iou": float(paper[0].mean()),
+        "paper_jaccard_loss": float(paper[2].mean()),
         "units": vm.units,
         **{f"slice_iou_{k}": v for k, v in class_means(ious, classes).items()},
         **vm.flat(),
     }
-    return row, ious, pred, truth
+    return row, ious, pred, truth, paper
 
 
 def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dict:
@@ -69,23 +141,30 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
 
     Args:
         run_dir: fine-tuning run directory.
-        split: ``test`` (default), ``val`` or ``train``.
+        split: ``test`` (default), ``val``, ``train`` or ``official-test`` (the official
+            ACDC ``testing/`` patients, never used in training).
         overlays: number of volumes to draw as PNG overlays.
 
     Returns:
-        The aggregate metrics (also written to ``metrics.json``).
+        The aggregate metrics (also written to ``metrics.json``); see the module
+        docstring for the two metric families it always holds.
     """
     model = load_run_model(run_dir)
     cache = SliceCache.open(model.cache)
-    patients = set(Split.load(model.run_dir / "split.json").of(split))
+    run_split = Split.load(model.run_dir / "split.json")
+    patients = set(run_split.of(split))
+    if split == OFFICIAL_TEST and not patients:
+        # split.json written before official-test existed: take them from the cache
+        patients = set(official_test_patients(cache)) - set(run_split.train)
     classes = tuple(range(1, model.num_classes))
-    rows, all_ious, labels = [], [], {}
+    rows, all_ious, labels, paper = [], [], {}, []
     for vid, vol in enumerate(cache.volumes):
         if not vol.labelled or vol.patient not in patients:
             continue
-        row, ious, pred, truth = _volume_row(model, cache, vid, classes)
+        row, ious, pred, truth, paper_scores = _volume_row(model, cache, vid, classes)
         rows.append(row)
         all_ious.append(ious)
+        paper.append(paper_scores)
         labels[(vol.patient, vol.phase)] = (pred, truth, vol)
         if len(rows) <= overlays:
             image = np.stack([cache.image(k) for k in cache.volume_slices(vid)])
@@ -101,6 +180,7 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
         raise ValueError(f"{run_dir}: no labelled volumes of the {split} split in {cache.path}")
     clinical = _clinical(labels, _phantom_truth(cache))
     metrics = _aggregate(rows, np.concatenate(all_ious), classes, clinical, split)
+    metrics.update(_paper_aggregate(paper, model.label_names))
     _write_csv(model.run_dir / "per_case.csv", rows)
     if clinical:
         _write_csv(model.run_dir / "clinical.csv", clinical)
@@ -195,6 +275,33 @@ def _aggregate(
                 k[len("phantom_") : -len("_abs_error")]: mean(k, clinical) for k in truth_keys
             }
     return metrics
+
+
+def _paper_aggregate(
+    paper: list[tuple[np.ndarray, np.ndarray, np.ndarray]], label_names: dict[int, str]
+) -> dict:
+    """The study's figures: means (and standard deviations) over all scored slices."""
+    iou = np.concatenate([p[0] for p in paper])
+    per_class = np.concatenate([p[1] for p in paper])
+    loss = np.concatenate([p[2] for p in paper])
+    names = [
+        label_names.get(c, "background" if c == 0 else f"class{c}")
+        for c in range(per_class.shape[1])
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class never seen: NaN
+        class_iou = np.nanmean(per_class, axis=0)
+    return {
+        "paper_iou": float(iou.mean()),
+        "paper_iou_std": float(iou.std()),
+        "paper_jaccard_loss": float(loss.mean()),
+        "paper_jaccard_loss_std": float(loss.std()),
+        "paper_class_iou": {n: float(v) for n, v in zip(names, class_iou, strict=True)},
+        "paper_slices": int(iou.shape[0]),
+        "paper_protocol": PAPER_PROTOCOL,
+        "slice_iou_family": "foreground mean IoU (medssl): classes 1..C-1, absent-from-both "
+        "left out, unpadded slices",
+    }
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

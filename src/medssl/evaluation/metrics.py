@@ -2,8 +2,14 @@
 validation accumulator, and ACDC-style 3D Dice / HD95 / ASSD per volume.
 
 Label maps use the ACDC convention 0 background, 1 RV, 2 MYO, 3 LV. Background is
-never scored: every function takes the foreground ``classes`` (default ``(1, 2, 3)``)
-and refuses class 0.
+never scored by medssl's own metrics: they take the foreground ``classes`` (default
+``(1, 2, 3)``) and refuse class 0 (``slice_iou`` = *foreground mean IoU (medssl)*).
+
+The study's figures are a different family, reproduced exactly by
+:func:`paper_slice_iou` and :func:`paper_slice_jaccard_loss` (section "the study's
+per-slice metrics" below): all classes *including background*, a class absent from
+both prediction and target scoring 1.0, on slices padded top-left to 224 × 224
+(:func:`pad_like_paper`). They are not comparable with the foreground numbers.
 
 Empty-structure conventions (the same everywhere in this module):
 
@@ -18,7 +24,8 @@ Empty-structure conventions (the same everywhere in this module):
 
 References:
     Kalapos & Gyires-Tóth, "Self-supervised pretraining for 2D medical image
-    segmentation", ECCV-W 2022 (per-slice IoU, Jaccard loss).
+    segmentation", ECCV-W 2022 (per-slice IoU, Jaccard loss; code
+    kaland313/SSL-MedSeg, ``supervised_segmentation/inference_acdc.py``).
     Bernard et al., "Deep learning techniques for automatic MRI cardiac multi-structures
     segmentation and diagnosis: is the problem solved?", IEEE TMI 2018 (ACDC metrics).
 """
@@ -276,6 +283,115 @@ class SegmentationCounts:
                 out[f"{metric}/{class_name(c)}"] = float(v)
             out[f"{metric}/mean"] = float(_nanmean(values))
         return out
+
+
+# ------------------------------------------------------------- the study's per-slice metrics
+
+#: Side the original pads test slices to (``A.PadIfNeeded(224, 224, position="top_left")``).
+PAPER_PAD_TO = 224
+
+
+def pad_like_paper(
+    image: np.ndarray | torch.Tensor,
+    label: np.ndarray | torch.Tensor | None = None,
+    min_size: int = PAPER_PAD_TO,
+    image_value: float = 0.0,
+):
+    """Pad slices at the bottom and right to at least ``min_size × min_size``.
+
+    The original evaluation (``A.PadIfNeeded(224, 224, border_mode=BORDER_CONSTANT,
+    value=0, position="top_left")``) pads the raw image with 0 before normalising and
+    the label with 0 (background), and scores the padded slice. Sides already
+    ``≥ min_size`` are left as they are; nothing is cropped.
+
+    Args:
+        image: ``(..., H, W)`` array or tensor.
+        label: optional ``(..., H, W)`` label map, padded with 0.
+        min_size: minimum height and width.
+        image_value: fill value of the image (the original's raw 0; pass the
+            normalised value of the darkest intensity for an already normalised slice).
+
+    Returns:
+        ``(image, label)`` padded (``label`` ``None`` when not given), same types.
+    """
+    h, w = image.shape[-2:]
+    ph, pw = max(0, min_size - h), max(0, min_size - w)
+
+    def pad(x, value):
+        if x is None or (ph == 0 and pw == 0):
+            return x
+        if isinstance(x, torch.Tensor):
+            return torch.nn.functional.pad(x, (0, pw, 0, ph), value=value)
+        widths = [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)]
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    if label is not None and tuple(label.shape[-2:]) != (h, w):
+        raise ValueError(f"image {tuple(image.shape)} and label {tuple(label.shape)} differ")
+    return pad(image, image_value), pad(label, 0)
+
+
+def paper_slice_iou(
+    pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, num_classes: int = 4
+) -> float:
+    """The study's per-slice IoU: mean over all ``num_classes`` classes, background included.
+
+    Exactly ``torchmetrics.functional.iou(pred, target, ignore_index=None,
+    absent_score=1.0, num_classes=num_classes)`` of torchmetrics < 0.10, as the original
+    ``inference_acdc.py`` calls it: per class ``|P∩G| / |P∪G|``, 1.0 for a class absent
+    from both, 0 for a class in only one of them, then the plain mean over the classes.
+    (torchmetrics ≥ 1.0 ``multiclass_jaccard_index(average="macro")`` leaves classes
+    absent from both out of the mean, so it differs; ``average="none",
+    zero_division=1.0`` then ``.mean()`` equals this function.)
+
+    Args:
+        pred: ``(H, W)`` integer label map.
+        target: ``(H, W)`` integer label map.
+        num_classes: number of classes, background (0) included.
+
+    Returns:
+        IoU in ``[0, 1]``.
+    """
+    return float(paper_class_ious(pred, target, num_classes).mean())
+
+
+def paper_class_ious(
+    pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, num_classes: int = 4
+) -> np.ndarray:
+    """``(num_classes,)`` per-class IoU of one slice with :func:`paper_slice_iou`'s rules."""
+    pred = pred.cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
+    target = target.cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
+    pred, target = _check_pair(pred, target, ndim=2)
+    cls = np.arange(num_classes).reshape(-1, 1)
+    p, g = pred.reshape(1, -1) == cls, target.reshape(1, -1) == cls
+    inter = (p & g).sum(-1)
+    union = p.sum(-1) + g.sum(-1) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def paper_slice_jaccard_loss(logits: torch.Tensor, target: torch.Tensor | np.ndarray) -> float:
+    """The study's per-slice loss: smp's soft Jaccard over all classes, background included.
+
+    ``segmentation_models_pytorch.losses.JaccardLoss(mode="multiclass", classes=None,
+    from_logits=True)`` (log_loss False, smooth 0, eps 1e-7) of one slice: softmax of
+    the logits, per class ``1 − Σpg / max(Σp + Σg − Σpg, eps)``, multiplied by 0 for a
+    class absent from the target, mean over all ``C`` classes.
+
+    Args:
+        logits: ``(C, H, W)`` float logits.
+        target: ``(H, W)`` integer label map.
+    """
+    import segmentation_models_pytorch as smp
+
+    if not isinstance(target, torch.Tensor):
+        target = torch.from_numpy(np.asarray(target))
+    if logits.ndim != 3 or tuple(logits.shape[-2:]) != tuple(target.shape):
+        raise ValueError(
+            f"logits must be (C, H, W) and target (H, W), got {tuple(logits.shape)}"
+            f" and {tuple(target.shape)}"
+        )
+    loss = smp.losses.JaccardLoss(mode="multiclass", classes=None, from_logits=True)
+    return float(loss(logits[None].float(), target[None].long().to(logits.device)))
 
 
 # --------------------------------------------------------------------------- 3D, per volume

@@ -5,6 +5,11 @@ NbFrame, Weight; ED and ES are 1-based frame numbers), the labelled frames
 ``patientXXX_frameYY.nii.gz`` with ``patientXXX_frameYY_gt.nii.gz``, and the cine
 series ``patientXXX_4d.nii.gz`` of shape ``(X, Y, Z, T)`` whose frames form the
 unlabelled pool. Patient folders directly under the root are accepted too.
+
+All three places are read into the cache, but patients of ``testing/`` (the official
+test set, 101–150) are never mixed into the study's split: the split
+(:func:`medssl.data.splits.split_for_cache`) puts them in ``official-test`` and
+computes train/val/test over the ``training/`` (or root-level) patients only.
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ from medssl.errors import DataError
 
 REQUIRED_KEYS = ("ED", "ES", "NbFrame", "Height", "Weight")
 
+#: Folders of the official layout: training patients (001–100), test patients (101–150).
+OFFICIAL_TRAIN_DIR = "training"
+OFFICIAL_TEST_DIR = "testing"
+
 
 def find_patient_dirs(root: Path) -> list[Path]:
     """Patient folders (holding ``Info.cfg``) under ``root``, ``training/``, ``testing/``."""
     dirs: list[Path] = []
-    for base in (root, root / "training", root / "testing"):
+    for base in (root, root / OFFICIAL_TRAIN_DIR, root / OFFICIAL_TEST_DIR):
         if base.is_dir():
             dirs.extend(p.parent for p in base.glob("*/Info.cfg"))
     return sorted(set(dirs), key=lambda p: (p.name, str(p)))
@@ -126,7 +135,9 @@ def read_acdc(root: Path) -> Source:
     problems: list[DataError] = []
     for pdir in find_patient_dirs(root):
         try:
-            meta = parse_info_cfg(pdir / "Info.cfg", need_group=pdir.parent.name != "testing")
+            meta = parse_info_cfg(
+                pdir / "Info.cfg", need_group=pdir.parent.name != OFFICIAL_TEST_DIR
+            )
         except DataError as err:
             problems.append(err)
             continue
