@@ -85,7 +85,32 @@ PRETRAIN = [
 # --- the studies: sweeps/grid_search_helper.py, pretraining_epochs_byolbyol.sh -------
 STUDY_BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)  # round(1498 × subset_ratios)
 STUDY_SEED_LIST = (0, 13, 42, 123, 1111, 77, 62, 91, 7, 5)
-FIG8_EPOCHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 22, 24, 25, 50, 100, 200, 300, 400)
+FIG8_EPOCHS = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    12,
+    14,
+    16,
+    18,
+    20,
+    22,
+    24,
+    25,
+    50,
+    100,
+    200,
+    300,
+    400,
+)
 TEST_PATIENTS = (1, 11, 21, 31, 41, 51, 61, 71, 81, 91)
 VAL_PATIENTS = (2, 12, 22, 32, 42, 52, 62, 72, 82, 92)
 

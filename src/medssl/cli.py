@@ -150,7 +150,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         f"val mean IoU best {r.best_val_iou:.4f}, final {r.final_val_iou:.4f}, "
         f"steps to 95% {r.steps_to_95:g}, curve AUC {r.curve_auc:.4f}"
     )
-    written = [n for n in ("curve.csv", "best.safetensors", "result.json") if (r.run_dir / n).exists()]
+    written = [
+        n for n in ("curve.csv", "best.safetensors", "result.json") if (r.run_dir / n).exists()
+    ]
     print(f"run directory: {r.run_dir} ({', '.join(written) or 'no results written'})")
     return 0
 

@@ -174,7 +174,11 @@ def test_stop_epoch_ends_training_early_but_keeps_the_full_schedule(tiny_cache, 
     base = cfg.base_lr * cfg.batch_size / 256
     step, lr = lrs[-1]
     # the 6-epoch schedule, not one squeezed into the 2 epochs that ran
-    expected = base * linear_warmup_cosine(step, spe, 6 * spe, start_ratio=cfg.warmup_start_lr / base)
+    expected = base * linear_warmup_cosine(
+        step, spe, 6 * spe, start_ratio=cfg.warmup_start_lr / base
+    )
     assert lr == pytest.approx(expected, rel=1e-5)
-    squeezed = base * linear_warmup_cosine(step, spe, 2 * spe, start_ratio=cfg.warmup_start_lr / base)
+    squeezed = base * linear_warmup_cosine(
+        step, spe, 2 * spe, start_ratio=cfg.warmup_start_lr / base
+    )
     assert not math.isclose(lr, squeezed, rel_tol=1e-3)

@@ -16,10 +16,10 @@ Run directory::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -168,7 +168,11 @@ def build_segmentation_module(
         encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
     )
     train_set = LabelledSlices(
-        cache, budget, dataclasses.replace(cfg.augment, size=cfg.crop), cfg.budget_seed, params_only=on_device
+        cache,
+        budget,
+        dataclasses.replace(cfg.augment, size=cfg.crop),
+        cfg.budget_seed,
+        params_only=on_device,
     )
     bank = SliceBank.from_cache(cache, budget, with_labels=True) if on_device else None
     module = SegmentationModule(

@@ -18,7 +18,6 @@ weights, then BYOL on the target domain.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import logging
 from collections.abc import Sequence
@@ -131,7 +130,11 @@ def build_byol_module(
     views are made on the training device."""
     on_device = cfg.runtime.augment == "device"
     dataset = TwoViews(
-        cache, pool, dataclasses.replace(cfg.views, size=cfg.crop), seed=cfg.runtime.seed, params_only=on_device
+        cache,
+        pool,
+        dataclasses.replace(cfg.views, size=cfg.crop),
+        seed=cfg.runtime.seed,
+        params_only=on_device,
     )
     bank = SliceBank.from_cache(cache, pool) if on_device else None
     encoder = create_encoder(cfg.arch, in_chans=1)

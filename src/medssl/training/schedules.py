@@ -33,7 +33,11 @@ def momentum_schedule(step: int, total: int, base: float = 0.99, end: float = 1.
 
 
 def linear_warmup_cosine(
-    epoch: int, warmup_epochs: int, max_epochs: int, start_ratio: float = 0.0, end_ratio: float = 0.0
+    epoch: int,
+    warmup_epochs: int,
+    max_epochs: int,
+    start_ratio: float = 0.0,
+    end_ratio: float = 0.0,
 ) -> float:
     """Learning-rate multiplier of pl_bolts' ``LinearWarmupCosineAnnealingLR`` (closed form).
 
@@ -55,4 +59,6 @@ def linear_warmup_cosine(
     if epoch < warmup_epochs:
         return start_ratio + epoch * (1 - start_ratio) / max(1, warmup_epochs - 1)
     span = max(1, max_epochs - warmup_epochs)
-    return end_ratio + (1 - end_ratio) * 0.5 * (1 + math.cos(math.pi * (epoch - warmup_epochs) / span))
+    return end_ratio + (1 - end_ratio) * 0.5 * (
+        1 + math.cos(math.pi * (epoch - warmup_epochs) / span)
+    )
