@@ -68,7 +68,7 @@ def test_expansion_and_content_addressing(
         tiny_cache,
         pipelines=["random", "byol-tiny", "supervised-imagenet", "byol-imagenet+byol-tiny"],
         seeds=[0, 13],
-        pretraining_length={"pipeline": "byol-tiny", "budget": 2},
+        pretraining_length={"pipeline": "byol-tiny", "budget": 2, "seeds": [0], "epochs": "all"},
     )
     study = parse_study(raw)
     a, b = expand(study, tmp_path / "a"), expand(study, tmp_path / "b")
@@ -79,12 +79,18 @@ def test_expansion_and_content_addressing(
     main = [j for j in a.jobs if j.kind == "finetune" and j.meta["study"] == "main"]
     assert len(main) == 2 * 2 * 2  # pipelines × budgets × seeds
     assert all(j.depends == (pre[0].id,) for j in main if j.meta["pipeline"] == "byol-tiny")
-    length = [j for j in a.jobs if j.meta.get("study") == "length"]
-    assert sorted(j.meta["pretrain_epoch"] for j in length) == [0, 1]
+    cells = [(j, c) for j in a.jobs for c in [j.meta, *j.meta.get("also", [])]]
+    length = [(j, c) for j, c in cells if c.get("study") == "length"]
+    assert sorted(c["pretrain_epoch"] for _, c in length) == [0, 1]
+    # epoch 0 = the initial (random) weights: the random pipeline's run at that cell
+    zero = next(j for j, c in length if c["pretrain_epoch"] == 0)
+    assert zero.depends == () and zero.meta["pipeline"] == "random"
+    assert zero.meta["budget"] == 2 and zero.meta["seed"] == 0
     assert set(a.skipped) == {"supervised-imagenet", "byol-imagenet+byol-tiny"}
     assert "BYOL-ImageNet" in a.skipped["byol-imagenet+byol-tiny"]
     changed = expand(parse_study({**raw, "seeds": [0, 14]}), tmp_path / "a")
-    assert len({j.id for j in changed.jobs} & {j.id for j in a.jobs}) == 1 + 4 + 2  # seed 0 + pre
+    # pretraining + seed-0 main fine-tunes (epoch 0 of the length study among them) + epoch 1
+    assert len({j.id for j in changed.jobs} & {j.id for j in a.jobs}) == 1 + 4 + 1
 
 
 def test_study_runs_shared_stage_once_and_collects(tiny_cache: Path, tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
 """Study figures (numbered as in Kalapos & Gyires-Tóth, ECCV-W 2022), PNG + SVG.
 
 Every ``plot_*`` function takes the study tables and an output path stem (``figures/fig6``),
-writes ``<stem>.png`` and ``<stem>.svg`` and returns the written paths; when its data are
-missing it logs why and returns ``[]``. Figures are built on :class:`matplotlib.figure.Figure`
-with the Agg canvas, never through ``pyplot``, so no global figure state or backend is touched.
+writes ``<stem>.png`` and ``<stem>.svg`` and returns the written paths as a :class:`Plotted`
+list whose ``figure`` attribute is the drawn :class:`~matplotlib.figure.Figure` (for tests
+and further editing); when its data are missing it logs why and returns an empty list.
+Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never through
+``pyplot``, so no global figure state or backend is touched.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, ScalarFormatter
 
-from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, error_values, fit_pipelines
+from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines
 from medssl.analysis.stats import main_study, with_curve_summaries
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,83 @@ STYLE = {
 }
 
 
+#: Fig. 6 quantities: results column → (error name, whether the error is 1 − column).
+QUANTITIES: dict[str, tuple[str, bool]] = {
+    "paper_iou": ("1 − IoU (study metric)", True),
+    "paper_jaccard_loss": ("Jaccard loss (study metric)", False),
+    **{column: (name, one_minus) for name, (column, one_minus) in ERRORS.items()},
+}
+#: The study's quantity (per-slice IoU as the paper computes it): figures 6 and 8 default.
+STUDY_METRIC = "paper_iou"
+#: Older results have no study metrics: the metric each falls back to.
+FALLBACK = {"paper_iou": "test_slice_iou_mean", "paper_jaccard_loss": "test_jaccard_loss"}
+METRIC_LABELS = {
+    "paper_iou": "test IoU (study metric)",
+    "paper_jaccard_loss": "test Jaccard loss (study metric)",
+    "test_slice_iou_mean": "test mean IoU",
+    "test_jaccard_loss": "test Jaccard loss",
+    "test_dice_3d_mean": "test mean 3D Dice",
+}
+
+
+class Plotted(list):
+    """The paths a ``plot_*`` function wrote, with the drawn figure as ``figure``."""
+
+    def __init__(self, paths: Iterable[Path] = (), figure: Figure | None = None) -> None:
+        super().__init__(paths)
+        self.figure = figure
+
+
+def _has(df: pd.DataFrame, column: str) -> bool:
+    return column in df and df[column].notna().any()
+
+
+def study_metric(df: pd.DataFrame, metric: str = STUDY_METRIC, what: str = "figure") -> str | None:
+    """``metric`` if ``df`` has values of it, else its fallback (logged as a warning), else
+    ``None``."""
+    if _has(df, metric):
+        return metric
+    fallback = FALLBACK.get(metric)
+    if fallback and _has(df, fallback):
+        log.warning(
+            "%s: the results have no %s values (runs evaluated before the study metrics "
+            "existed?); using %s instead",
+            what,
+            metric,
+            fallback,
+        )
+        return fallback
+    return None
+
+
+def error_of(df: pd.DataFrame, column: str) -> pd.Series:
+    """The Fig. 6 error of results ``column`` (``1 − column`` for IoU/Dice-like ones)."""
+    one_minus = QUANTITIES[column][1]
+    values = df[column].astype(float)
+    return 1.0 - values if one_minus else values
+
+
+def fit_metric(
+    results: pd.DataFrame, column: str, *, rng: np.random.Generator, n_boot: int = 200
+) -> tuple[dict[str, PowerLawBootstrap], list[str]]:
+    """Power-law fits per pipeline of the error of any :data:`QUANTITIES` column.
+
+    :func:`~medssl.analysis.powerlaw.fit_pipelines` reads an error through
+    :data:`~medssl.analysis.powerlaw.ERRORS`; a column it does not list is handed over in
+    place of an entry's column (with the same 1 − x convention), and the notes renamed.
+    """
+    name, one_minus = QUANTITIES[column]
+    native = next((e for e, (c, om) in ERRORS.items() if c == column and om == one_minus), None)
+    if native is not None:
+        fits, notes = fit_pipelines(results, native, rng=rng, n_boot=n_boot)
+        return fits, [n.replace(native, name, 1) for n in notes]
+    carrier = next(e for e, (_, om) in ERRORS.items() if om == one_minus)
+    carrier_col = ERRORS[carrier][0]
+    df = results.assign(**{carrier_col: results[column].astype(float)})
+    fits, notes = fit_pipelines(df, carrier, rng=rng, n_boot=n_boot)
+    return fits, [n.replace(carrier, name, 1) for n in notes]
+
+
 def _styled(fn: Callable[..., list[Path]]) -> Callable[..., list[Path]]:
     """Run a plotting function inside the figure style (restored afterwards)."""
 
@@ -65,13 +144,13 @@ def pipeline_colors(pipelines: Iterable[str]) -> dict[str, Any]:
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
-def _save(fig: Figure, stem: Path) -> list[Path]:
+def _save(fig: Figure, stem: Path) -> Plotted:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=200, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
-    return paths
+    return Plotted(paths, fig)
 
 
 def _grid(n: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list[Axes]]:
@@ -138,7 +217,7 @@ def plot_learning_curves(
         df = df[df["budget"].isin(budgets)]
     if df.empty:
         log.info("figure 5a skipped: no main-study learning curves")
-        return []
+        return Plotted()
     colors = colors or pipeline_colors(df["pipeline"])
     groups = list(df.groupby("budget", sort=True))
     fig, axes = _grid(len(groups), ncols, (2.6, 2.1))
@@ -191,7 +270,7 @@ def plot_auc_violins(
     df = df[np.isfinite(df["curve_auc"].astype(float))]
     if df.empty:
         log.info("figure 5b skipped: no learning-curve AUCs")
-        return []
+        return Plotted()
     colors = colors or pipeline_colors(df["pipeline"])
     groups = list(df.groupby("budget", sort=True))
     k = df["pipeline"].nunique()
@@ -236,9 +315,10 @@ def _fit_overlay(
 
 
 def _efficiency_panel(
-    ax: Axes, df: pd.DataFrame, error: str, colors: Colors, fits: Mapping[str, PowerLawBootstrap]
+    ax: Axes, df: pd.DataFrame, column: str, colors: Colors, fits: Mapping[str, PowerLawBootstrap]
 ) -> None:
-    df = df.assign(_err=error_values(df, error), _x=np.log10(df["labelled_slices"]))
+    error = QUANTITIES[column][0]
+    df = df.assign(_err=error_of(df, column), _x=np.log10(df["labelled_slices"]))
     df = df[np.isfinite(df["_err"]) & (df["_err"] > 0)]
     budget_x = df.groupby("budget")["_x"].median()
     names = sorted(df["pipeline"].unique())
@@ -247,7 +327,7 @@ def _efficiency_panel(
         sub = df[df["pipeline"] == name]
         data = [g["_err"].to_numpy() for _, g in sub.groupby("budget", sort=True)]
         pos = budget_x.loc[sorted(sub["budget"].unique())].to_numpy() + off
-        ax.boxplot(
+        parts = ax.boxplot(
             data,
             positions=pos,
             widths=width,
@@ -259,6 +339,8 @@ def _efficiency_panel(
             capprops={"lw": 0.6},
             flierprops={"ms": 2, "mec": colors[name]},
         )
+        for box in parts["boxes"]:
+            box.set_gid(f"box:{name}")
     x_range = (budget_x.min() - 0.25, budget_x.max() + 0.25)
     for name in names:
         if name in fits:
@@ -274,37 +356,66 @@ def _efficiency_panel(
     ax.set(title=error, xlabel="labelled slices (log scale)", ylabel=f"test {error} (log scale)")
 
 
+def efficiency_columns(df: pd.DataFrame, metric: str | Sequence[str] = STUDY_METRIC) -> list[str]:
+    """The results columns figure 6 plots for ``metric``: a :data:`QUANTITIES` column or an
+    error name of :data:`~medssl.analysis.powerlaw.ERRORS`, a list of them, or ``"all"``
+    (the three test errors of ERRORS). A study metric without values falls back to its
+    older counterpart with a logged warning; columns without values are left out."""
+    if isinstance(metric, str):
+        requested = [c for c, _ in ERRORS.values()] if metric == "all" else [metric]
+    else:
+        requested = list(metric)
+    columns: list[str] = []
+    for name in requested:
+        column = ERRORS[name][0] if name in ERRORS else name
+        if column not in QUANTITIES:
+            raise ValueError(f"unknown figure-6 metric {name!r} (known: {', '.join(QUANTITIES)})")
+        column = study_metric(df, column, "figure 6") if column in FALLBACK else column
+        if column is not None and _has(df, column) and column not in columns:
+            columns.append(column)
+    return columns
+
+
 @_styled
 def plot_data_efficiency(
     results: pd.DataFrame,
     stem: Path,
     *,
+    metric: str | Sequence[str] = STUDY_METRIC,
     fits: Mapping[str, Mapping[str, PowerLawBootstrap]] | None = None,
     colors: Colors | None = None,
     n_boot: int = 200,
     seed: int = 0,
-) -> list[Path]:
+) -> Plotted:
     """Fig. 6: test error vs labelled slices, log-log, boxes over seeds per pipeline (dodged).
 
-    Three panels (1 − mean IoU, Jaccard loss, 1 − 3D Dice) with the power-law fit of every
-    pipeline, its pointwise 95 % bootstrap band and the transition n* (diamond, horizontal
-    bar: its bootstrap CI). ``fits`` maps error name → pipeline → fit; missing ones are fitted
-    here with ``n_boot`` replicates from ``np.random.default_rng(seed)``.
+    One panel per metric (see :func:`efficiency_columns`; default the study metric
+    ``paper_iou``, plotted as 1 − IoU, falling back to ``test_slice_iou_mean`` for results
+    without it; ``"all"``: 1 − mean IoU, Jaccard loss and 1 − 3D Dice) with the power-law
+    fit of every pipeline, its pointwise 95 % bootstrap band and the transition n*
+    (diamond, horizontal bar: its bootstrap CI). ``fits`` maps error name (the panel title,
+    :data:`QUANTITIES`) → pipeline → fit; missing ones are fitted here with ``n_boot``
+    replicates from ``np.random.default_rng(seed)``.
     """
     df = main_study(results)
-    errors = [e for e, (col, _) in ERRORS.items() if col in df and df[col].notna().any()]
-    if df.empty or not errors:
+    columns = efficiency_columns(df, metric) if not df.empty else []
+    if not columns:
         log.info("figure 6 skipped: no main-study test metrics")
-        return []
+        return Plotted()
     colors = colors or pipeline_colors(df["pipeline"])
     fits = dict(fits or {})
     rng = np.random.default_rng(seed)
     k = df["pipeline"].nunique()  # many pipelines: one wide row each
-    fig, axes = _grid(len(errors), *((3, (3.6, 3.1)) if k <= 4 else (1, (1.4 * k, 3.2))))
-    for ax, error in zip(axes, errors, strict=True):
+    if len(columns) == 1:
+        layout = (1, (max(4.2, 0.09 * k * df["budget"].nunique() + 2.0), 3.4))
+    else:
+        layout = (3, (3.6, 3.1)) if k <= 4 else (1, (1.4 * k, 3.2))
+    fig, axes = _grid(len(columns), *layout)
+    for ax, column in zip(axes, columns, strict=True):
+        error = QUANTITIES[column][0]
         if error not in fits:
-            fits[error] = fit_pipelines(df, error, rng=rng, n_boot=n_boot)[0]
-        _efficiency_panel(ax, df, error, colors, fits[error])
+            fits[error] = fit_metric(df, column, rng=rng, n_boot=n_boot)[0]
+        _efficiency_panel(ax, df, column, colors, fits[error])
     law = r"power law $\alpha n^{\beta} + \gamma$ (95 % band)"
     extra = [
         Line2D([], [], color="grey", lw=1.3, label=law),
@@ -333,23 +444,33 @@ def _length_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 @_styled
 def plot_pretraining_length(
-    curves: pd.DataFrame, stem: Path, *, results: pd.DataFrame | None = None
-) -> list[Path]:
-    """Fig. 8: fine-tuning curves per domain-pretraining epoch (colour = epoch).
+    curves: pd.DataFrame,
+    stem: Path,
+    *,
+    results: pd.DataFrame | None = None,
+    metric: str = STUDY_METRIC,
+) -> Plotted:
+    """Fig. 8: downstream performance against the domain-pretraining epoch.
 
-    One panel per (pipeline, budget) of the ``length`` study, mean ± std over seeds; with
-    ``results`` a last panel shows test mean IoU against the pretraining epoch.
+    With ``results``, a panel of the test ``metric`` (default the study metric
+    ``paper_iou``, falling back to ``test_slice_iou_mean`` with a warning) against the
+    pretraining epoch: one point per epoch (mean over seeds, bar: s.d.) and pipeline, on a
+    symmetric-log axis when the epochs reach beyond 50. Before it, one panel of fine-tuning
+    curves per (pipeline, budget) of the ``length`` study, coloured by epoch (mean ± s.d.
+    over seeds).
     """
-    df = _length_runs(curves)
-    if df.empty:
-        log.info("figure 8 skipped: no pretraining-length study in the curves table")
-        return []
-    epochs = np.sort(df["pretrain_epoch"].unique())
+    df = _length_runs(curves if curves is not None else pd.DataFrame())
+    res = _length_runs(results) if results is not None else pd.DataFrame()
+    column = None if res.empty else study_metric(res, metric, "figure 8")
+    if df.empty and column is None:
+        log.info("figure 8 skipped: no pretraining-length study in the curves or results")
+        return Plotted()
+    seen = [t["pretrain_epoch"].to_numpy(float) for t in (df, res) if not t.empty]
+    epochs = np.unique(np.concatenate(seen))
     norm = mpl.colors.Normalize(epochs.min(), max(epochs.max(), epochs.min() + 1e-9))
     cmap = mpl.colormaps["viridis"]
-    groups = list(df.groupby(["pipeline", "budget"], sort=True))
-    res = None if results is None else _length_runs(results)
-    extra = int(res is not None and not res.empty and "test_slice_iou_mean" in res)
+    groups = list(df.groupby(["pipeline", "budget"], sort=True)) if not df.empty else []
+    extra = int(column is not None)
     fig, axes = _grid(len(groups) + extra, 3, (3.0, 2.4))
     for ax, ((pipeline, budget), sub) in zip(axes, groups, strict=False):
         _curve_panel(ax, sub, "pretrain_epoch", lambda e: cmap(norm(e)))
@@ -358,25 +479,33 @@ def plot_pretraining_length(
             xlabel="fine-tuning step",
             ylabel="validation mean IoU",
         )
-    if extra:
+    if column is not None:
         ax = axes[-1]
+        label = METRIC_LABELS.get(column, column)
         for pipeline, sub in res.groupby("pipeline"):
-            agg = sub.groupby("pretrain_epoch")["test_slice_iou_mean"].agg(["mean", "std"])
-            ax.errorbar(
-                agg.index,
-                agg["mean"],
-                yerr=agg["std"].fillna(0),
+            agg = sub.groupby("pretrain_epoch")[column].agg(["mean", "std"]).sort_index()
+            bars = ax.errorbar(
+                agg.index.to_numpy(float),
+                agg["mean"].to_numpy(float),
+                yerr=agg["std"].fillna(0).to_numpy(float),
                 marker="o",
                 ms=3,
                 capsize=2,
                 lw=1,
                 label=pipeline,
             )
-        ax.set(title="test mean IoU", xlabel="pretraining epoch", ylabel="test mean IoU")
+            bars.lines[0].set_gid(f"epochs:{pipeline}")  # the points, one per epoch
+        if epochs.max() > 50:
+            ax.set_xscale("symlog", linthresh=10, linscale=1.0)
+        ax.set(title=label, xlabel="pretraining epoch", ylabel=label)
         ax.legend(frameon=False)
-    fig.colorbar(
-        mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="pretraining epoch", shrink=0.9
-    )
+    if groups:
+        fig.colorbar(
+            mpl.cm.ScalarMappable(norm=norm, cmap=cmap),
+            ax=axes[: len(groups)],
+            label="pretraining epoch",
+            shrink=0.9,
+        )
     return _save(fig, stem)
 
 
@@ -389,22 +518,66 @@ def _overlay_title(path: Path) -> str:
 
 @_styled
 def plot_overlays(
-    paths: Sequence[Path], stem: Path, *, titles: Sequence[str] | None = None, ncols: int = 3
-) -> list[Path]:
+    paths: Sequence[Path] | Mapping[str, Sequence[Path]],
+    stem: Path,
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int = 3,
+    max_rows: int | None = None,
+) -> Plotted:
     """Fig. 7: tile existing example-overlay images into one figure (missing files skipped).
 
-    Titles default to the run folder and file stem for ``<run_dir>/overlays/*.png``.
+    ``paths`` as a mapping pipeline → images (the study report's default: every pipeline
+    of the study) gives one panel column per pipeline, in the mapping's order, and one row
+    per example (images matched across pipelines by file name, at most ``max_rows``); a
+    pipeline without an image of a row gets an empty panel. A plain sequence is tiled
+    ``ncols`` wide, titles defaulting to the run folder and file stem for
+    ``<run_dir>/overlays/*.png``.
     """
+    if isinstance(paths, Mapping):
+        return _overlay_columns(paths, stem, max_rows)
     titles = titles or [_overlay_title(Path(p)) for p in paths]
     found = [(Path(p), t) for p, t in zip(paths, titles, strict=True) if Path(p).is_file()]
     if len(found) < len(paths):
         log.info("figure 7: %d of %d overlay images missing", len(paths) - len(found), len(paths))
     if not found:
         log.info("figure 7 skipped: no overlay images")
-        return []
+        return Plotted()
     fig, axes = _grid(len(found), ncols, (3.0, 3.0))
     for ax, (path, title) in zip(axes, found, strict=True):
         ax.imshow(mpimg.imread(path))
         ax.set_title(title)
         ax.set_axis_off()
+    return _save(fig, stem)
+
+
+def _overlay_columns(
+    columns: Mapping[str, Sequence[Path]], stem: Path, max_rows: int | None
+) -> Plotted:
+    found = {p: [Path(x) for x in xs if Path(x).is_file()] for p, xs in columns.items()}
+    if not any(found.values()):
+        log.info("figure 7 skipped: no overlay images")
+        return Plotted()
+    for pipeline, images in found.items():
+        if not images:
+            log.info("figure 7: no overlay image of pipeline %s", pipeline)
+    rows: list[str] = []
+    for images in found.values():
+        rows += [p.stem for p in images if p.stem not in rows]
+    rows = rows[:max_rows] if max_rows else rows
+    by_stem = {p: {x.stem: x for x in xs} for p, xs in found.items()}
+    ncols = len(found)
+    fig = Figure(figsize=(2.6 * ncols, 2.8 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for c, pipeline in enumerate(found):
+        for r, row in enumerate(rows):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            ax.set_gid(f"overlay:{pipeline}")
+            ax.set_title(f"{pipeline}\n{row}" if r == 0 else row)
+            path = by_stem[pipeline].get(row)
+            if path is None:
+                ax.text(0.5, 0.5, "no overlay", ha="center", va="center", transform=ax.transAxes)
+            else:
+                ax.imshow(mpimg.imread(path))
     return _save(fig, stem)

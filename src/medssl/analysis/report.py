@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +128,9 @@ def power_law_display(table: pd.DataFrame, max_budget: float) -> pd.DataFrame:
 
 
 def _summary(
-    results: pd.DataFrame, curves: pd.DataFrame, fits: dict[str, PowerLawBootstrap]
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    fits: tuple[str, dict[str, PowerLawBootstrap]],
 ) -> Section:
     sec = Section("Summary")
     main = main_study(results)
@@ -141,22 +143,23 @@ def _summary(
         f"({', '.join(sorted(main['budget_kind'].unique()))}); seeds per cell: "
         f"{_seed_range(main)}."
     )
-    if not main.empty and "test_slice_iou_mean" in main:
-        means = main.groupby(["budget", "pipeline"])["test_slice_iou_mean"].mean().reset_index()
-        best = means.loc[means.groupby("budget")["test_slice_iou_mean"].idxmax()]
+    metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "report")
+    if metric is not None:
+        label = figs.METRIC_LABELS.get(metric, metric)
+        means = main.groupby(["budget", "pipeline"])[metric].mean().reset_index()
+        best = means.loc[means.groupby("budget")[metric].idxmax()]
         sec.table(
-            best.rename(
-                columns={"test_slice_iou_mean": "mean test IoU", "pipeline": "best pipeline"}
-            ),
-            "Best pipeline per budget by mean test IoU over seeds:",
+            best.rename(columns={metric: f"mean {label}", "pipeline": "best pipeline"}),
+            f"Best pipeline per budget by mean {label} over seeds:",
         )
-    if fits:
+    error, per_pipeline = fits
+    if per_pipeline:
         ts = "; ".join(
             f"{p}: {_with_ci(b.fit.transition(b.fraction), *b.ci(b.transitions()), 0)}"
-            for p, b in fits.items()
+            for p, b in per_pipeline.items()
         )
         sec.p(
-            f"Estimated transition budget n* (1 − mean IoU, slices, 95 % CI): {ts}. "
+            f"Estimated transition budget n* ({error}, slices, 95 % CI): {ts}. "
             "The paper reports the transition at 30–75 labelled slices."
         )
     return sec
@@ -171,14 +174,17 @@ def _seed_range(main: pd.DataFrame) -> str:
 
 
 def _efficiency(
-    results: pd.DataFrame, paths: list[Path], fits: dict[str, dict[str, PowerLawBootstrap]]
+    results: pd.DataFrame,
+    paths: list[Path],
+    fits: dict[str, dict[str, PowerLawBootstrap]],
+    errors: Sequence[str] = (),
 ) -> Section:
     sec = Section("Data efficiency")
     sec.figure(
         paths,
-        "Figure 6. Test error vs labelled slices (log-log): boxes over seeds per "
-        "pipeline, power-law fits with 95 % bootstrap bands, transition n* (diamonds "
-        "with 95 % CI).",
+        f"Figure 6. Test {', '.join(errors) or 'error'} vs labelled slices (log-log): "
+        "boxes over seeds per pipeline, power-law fits with 95 % bootstrap bands, "
+        "transition n* (diamonds with 95 % CI).",
         "No main-study test metrics: figure 6 skipped.",
     )
     sec.p(TRANSITION_TEXT)
@@ -197,12 +203,16 @@ def _length(results: pd.DataFrame, paths: list[Path]) -> Section:
     sec.figure(
         paths,
         "Figure 8. Fine-tuning curves per domain-pretraining epoch (mean ± s.d. "
-        "over seeds) and test mean IoU against the epoch.",
+        "over seeds) and the test metric against the epoch (one point per epoch).",
         "No pretraining-length study in the results: figure 8 skipped.",
     )
     length = results[results["study"] == "length"] if "study" in results else results.iloc[:0]
     if not length.empty:
-        cols = [c for c in ("test_slice_iou_mean", "test_dice_3d_mean") if c in length]
+        cols = [
+            c
+            for c in ("paper_iou", "test_slice_iou_mean", "test_dice_3d_mean")
+            if c in length and length[c].notna().any()
+        ]
         agg = length.groupby(["pipeline", "budget", "pretrain_epoch"])[cols].agg(["mean", "std"])
         agg.columns = [f"{c}_{s}" for c, s in agg.columns]
         sec.table(format_mean_std(agg.reset_index()), "Test metrics per pretraining epoch:")
@@ -242,18 +252,25 @@ def _sections(
     results: pd.DataFrame,
     curves: pd.DataFrame,
     fig_dir: Path,
-    overlays: Sequence[Path],
+    overlays: Sequence[Path] | Mapping[str, Sequence[Path]],
     fits: dict[str, dict[str, PowerLawBootstrap]],
     reference: str | None,
+    fig6_columns: Sequence[str] = (),
 ) -> tuple[list[Section], list[Path]]:
     colors = figs.pipeline_colors(results["pipeline"])
     p5a = figs.plot_learning_curves(curves, fig_dir / "fig5a_learning_curves", colors=colors)
     p5b = figs.plot_auc_violins(results, fig_dir / "fig5b_auc", curves=curves, colors=colors)
     p6 = figs.plot_data_efficiency(
-        results, fig_dir / "fig6_data_efficiency", fits=fits, colors=colors
+        results,
+        fig_dir / "fig6_data_efficiency",
+        metric=list(fig6_columns) or figs.STUDY_METRIC,
+        fits=fits,
+        colors=colors,
     )
     p8 = figs.plot_pretraining_length(curves, fig_dir / "fig8_pretraining_length", results=results)
-    p7 = figs.plot_overlays(list(overlays), fig_dir / "fig7_overlays")
+    p7 = figs.plot_overlays(
+        overlays if isinstance(overlays, Mapping) else list(overlays), fig_dir / "fig7_overlays"
+    )
     curves_sec = Section("Learning curves")
     curves_sec.figure(
         p5a,
@@ -279,14 +296,19 @@ def _sections(
     over = Section("Example overlays")
     over.figure(
         p7,
-        "Figure 7. Example predictions overlaid on test images.",
+        "Figure 7. Example predictions overlaid on test images"
+        + (", one column per pipeline." if isinstance(overlays, Mapping) else "."),
         "No overlay images given: figure 7 skipped.",
     )
+    headline = next(
+        (figs.QUANTITIES[c][0] for c in fig6_columns if figs.QUANTITIES[c][0] in fits),
+        "1 − mean IoU",
+    )
     sections = [
-        _summary(results, curves, fits.get("1 − mean IoU", {})),
+        _summary(results, curves, (headline, fits.get(headline, {}))),
         curves_sec,
         auc,
-        _efficiency(results, p6, fits),
+        _efficiency(results, p6, fits, [figs.QUANTITIES[c][0] for c in fig6_columns]),
         _length(results, p8),
         over,
         _statistics(results, reference),
@@ -369,7 +391,7 @@ def write_report(
     out: Path,
     title: str,
     synthetic: bool,
-    overlays: Sequence[Path] = (),
+    overlays: Sequence[Path] | Mapping[str, Sequence[Path]] = (),
     notes: Sequence[str] = (),
     *,
     n_boot: int = 200,
@@ -384,7 +406,8 @@ def write_report(
         out: output folder (created).
         title: report title.
         synthetic: put a "SYNTHETIC DATA" banner at the top of both files.
-        overlays: existing PNG images of example predictions (figure 7).
+        overlays: existing PNG images of example predictions (figure 7): a list, or a
+            mapping pipeline → images for one panel column per pipeline.
         notes: extra notes for the last section (e.g. pipelines the study skipped and why).
         n_boot: bootstrap replicates per power-law fit.
         seed: seed of the bootstrap generator.
@@ -404,12 +427,20 @@ def write_report(
         return _write(out, title, banner, [_notes(["No finished fine-tune runs.", *all_notes])], [])
     fits: dict[str, dict[str, PowerLawBootstrap]] = {}
     main = main_study(results)
-    rngs = np.random.default_rng(seed).spawn(len(ERRORS))
-    for (error, (col, _)), rng in zip(ERRORS.items(), rngs, strict=True):
+    rngs = np.random.default_rng(seed).spawn(len(ERRORS) + len(figs.FALLBACK))
+    for (error, (col, _)), rng in zip(ERRORS.items(), rngs, strict=False):
         if col in main and main[col].notna().any():
             fits[error], skipped = fit_pipelines(main, error, rng=rng, n_boot=n_boot)
             all_notes += skipped
-    sections, fig_paths = _sections(results, curves, fig_dir, overlays, fits, reference)
+    fig6 = figs.efficiency_columns(main, figs.STUDY_METRIC) if not main.empty else []
+    for column, rng in zip(fig6, rngs[len(ERRORS) :], strict=False):
+        error = figs.QUANTITIES[column][0]
+        if error not in fits:
+            fits[error], skipped = figs.fit_metric(main, column, rng=rng, n_boot=n_boot)
+            all_notes += skipped
+    sections, fig_paths = _sections(
+        results, curves, fig_dir, overlays, fits, reference, fig6_columns=fig6
+    )
     return _write(out, title, banner, [*sections, _notes(all_notes)], fig_paths)
 
 

@@ -12,19 +12,44 @@ import pandas as pd
 from medssl.experiments import store
 
 STRUCTURES = ("RV", "MYO", "LV")
+#: Per-slice study metrics (the paper's quantities), carried when the evaluation wrote them.
+STUDY_METRICS = ("paper_iou", "paper_jaccard_loss")
 
 
-def _row(job: dict, run: Path) -> dict:
+def _cells(job: dict) -> list[dict]:
+    """The study cells a job stands for: its meta, then any ``also`` cells (a run shared by
+    two parts of a study, e.g. epoch 0 of the length study and its base pipeline)."""
+    meta = {k: v for k, v in job["meta"].items() if k != "also"}
+    return [meta, *job["meta"].get("also", [])]
+
+
+def _budget(meta: dict, result: dict) -> int:
+    """The cell's budget; ``None`` (every labelled slice) is reported as that count."""
+    return int(result["labelled_slices"] if meta.get("budget") is None else meta["budget"])
+
+
+def _study_metric(metrics: dict, result: dict, key: str) -> float:
+    """``key`` from metrics.json (or result.json): a number or a ``{"mean": ...}`` summary."""
+    for source in (metrics, result):
+        value = source.get(key)
+        if isinstance(value, dict):
+            value = value.get("mean")
+        if isinstance(value, int | float):
+            return float(value)
+    return math.nan
+
+
+def _row(job: dict, run: Path, meta: dict | None = None) -> dict:
     result = json.loads((run / "result.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
-    meta = job["meta"]
+    meta = _cells(job)[0] if meta is None else meta
     epoch = meta.get("pretrain_epoch")
     row = {
         "run_id": job["id"],
         "study": meta.get("study", "main"),
         "pipeline": meta["pipeline"],
         "budget_kind": meta.get("budget_kind", "slices"),
-        "budget": int(meta["budget"]),
+        "budget": _budget(meta, result),
         "labelled_slices": int(result["labelled_slices"]),
         "seed": int(meta["seed"]),
         "pretrain_epoch": math.nan if epoch is None else float(epoch),
@@ -39,6 +64,9 @@ def _row(job: dict, run: Path) -> dict:
         "distance_units": metrics["distance_units"],
         "run_dir": str(run),
     }
+    for key in STUDY_METRICS:
+        if key in metrics or key in result:
+            row[key] = _study_metric(metrics, result, key)
     for s in STRUCTURES:
         row[f"test_slice_iou_{s}"] = metrics["slice_iou"].get(s, math.nan)
         row[f"test_dice_3d_{s}"] = metrics["dice_3d"].get(s, math.nan)
@@ -51,8 +79,7 @@ def _row(job: dict, run: Path) -> dict:
     return row
 
 
-def _curve_rows(job: dict, run: Path) -> list[dict]:
-    meta = job["meta"]
+def _curve_rows(job: dict, run: Path, meta: dict, budget: int) -> list[dict]:
     epoch = meta.get("pretrain_epoch")
     with (run / "curve.csv").open() as fh:
         return [
@@ -60,7 +87,7 @@ def _curve_rows(job: dict, run: Path) -> list[dict]:
                 "run_id": job["id"],
                 "study": meta.get("study", "main"),
                 "pipeline": meta["pipeline"],
-                "budget": int(meta["budget"]),
+                "budget": budget,
                 "seed": int(meta["seed"]),
                 "pretrain_epoch": math.nan if epoch is None else float(epoch),
                 "step": int(r["step"]),
@@ -72,8 +99,11 @@ def _curve_rows(job: dict, run: Path) -> list[dict]:
 
 
 def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build ``results`` (one row per finished fine-tune) and ``curves`` (long format) and
-    write them as Parquet and CSV into the study folder."""
+    """Build ``results`` (one row per finished fine-tune and study cell it stands for) and
+    ``curves`` (long format) and write them as Parquet and CSV into the study folder.
+
+    ``paper_iou`` and ``paper_jaccard_loss`` columns are present when some run's
+    evaluation wrote them (NaN for runs evaluated before they existed)."""
     root = Path(root)
     plan = store.load_plan_json(root)
     rows, curves = [], []
@@ -81,8 +111,10 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         run = store.run_dir(root, job["id"])
         if job["kind"] != "finetune" or not store.is_done(root, job["id"]):
             continue
-        rows.append(_row(job, run))
-        curves.extend(_curve_rows(job, run))
+        for meta in _cells(job):
+            row = _row(job, run, meta)
+            rows.append(row)
+            curves.extend(_curve_rows(job, run, meta, row["budget"]))
     results = pd.DataFrame(rows)
     curve_df = pd.DataFrame(curves)
     if not results.empty:

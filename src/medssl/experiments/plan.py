@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medssl.config import apply_overrides, to_dict
-from medssl.experiments.study import Pipeline, Study, resolve_pipeline
+from medssl.config import ConfigError, apply_overrides, to_dict
+from medssl.experiments.study import LengthStudy, Pipeline, StageSpec, Study, resolve_pipeline
 from medssl.training.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
@@ -90,13 +90,14 @@ def imagenet_available(study: Study, arch: str) -> tuple[bool, str]:
     )
 
 
-def _pretrain_job(study: Study, pipe: Pipeline, root: Path) -> Job:
+def _pretrain_job(study: Study, pipe: Pipeline, spec: StageSpec, root: Path, part: str) -> Job:
     overrides = [f"data={study.data}", f"init={pipe.init}"]
-    cfg = preset(PretrainConfig, PRETRAIN_PRESETS, study.pretrain.preset, overrides)
-    cfg = apply_overrides(cfg, study.pretrain.set)
+    cfg = preset(PretrainConfig, PRETRAIN_PRESETS, spec.preset, overrides)
+    cfg = apply_overrides(cfg, spec.set)
     jid = content_id("pretrain", cfg)
     cfg = apply_overrides(cfg, {"out": str(root / "runs" / jid)})
-    return Job(jid, "pretrain", cfg, (), {"pipeline": pipe.name, "study": "pretrain"})
+    meta = {"pipeline": pipe.name, "study": "pretrain", "for": part, "epochs": cfg.epochs}
+    return Job(jid, "pretrain", cfg, (), meta)
 
 
 def _finetune_job(
@@ -104,25 +105,18 @@ def _finetune_job(
     pipe: Pipeline,
     init: str,
     init_ref: str | None,
-    budget: int,
+    budget: int | None,
     seed: int,
     root: Path,
     depends: tuple[str, ...],
     meta: dict,
 ) -> Job:
+    """One fine-tune; ``budget=None`` fine-tunes on every labelled training slice."""
     key = "labelled_slices" if study.budget_kind == "slices" else "labelled_patients"
-    cfg = preset(
-        FinetuneConfig,
-        FINETUNE_PRESETS,
-        study.finetune.preset,
-        [
-            f"data={study.data}",
-            f"init={init}",
-            f"{key}={budget}",
-            f"budget_seed={seed}",
-            f"runtime.seed={seed}",
-        ],
-    )
+    overrides = [f"data={study.data}", f"init={init}"]
+    overrides += [] if budget is None else [f"{key}={budget}"]
+    overrides += [f"budget_seed={seed}", f"runtime.seed={seed}"]
+    cfg = preset(FinetuneConfig, FINETUNE_PRESETS, study.finetune.preset, overrides)
     cfg = apply_overrides(cfg, study.finetune.set)
     jid = content_id("finetune", cfg, init_ref)
     cfg = apply_overrides(cfg, {"out": str(root / "runs" / jid)})
@@ -141,19 +135,40 @@ def _finetune_job(
     )
 
 
+def _add(jobs: dict[str, Job], job: Job) -> Job:
+    """Add ``job``; a job already planned under another study cell (same run, e.g. epoch 0
+    of the length study and its base pipeline's fine-tune) also gets the new cell's meta
+    under ``meta["also"]``, so :func:`~medssl.experiments.collect.collect` reports it in
+    both places."""
+    have = jobs.setdefault(job.id, job)
+    if have is not job and job.kind == "finetune":
+        cell = {k: v for k, v in job.meta.items() if k != "also"}
+        same = {k: v for k, v in have.meta.items() if k != "also"}
+        if cell != same and cell not in have.meta.setdefault("also", []):
+            have.meta["also"].append(cell)
+    return have
+
+
+def _uses_timm_imagenet(study: Study) -> bool:
+    names = list(study.pipelines) + ([study.length.pipeline] if study.length else [])
+    return any(n.split("+")[0] == "supervised-imagenet" for n in names)
+
+
 def expand(study: Study, root: str | Path) -> Plan:
-    """Every job of ``study`` with its output folder under ``root/runs/<id>``."""
+    """Every job of ``study`` with its output folder under ``root/runs/<id>``.
+
+    Each domain-pretraining pipeline gets the pretraining job of its own spec
+    (:meth:`Study.pretrain_for`); equal specs share one job. The length study adds one
+    pretraining job (often shared) and fine-tunes of its per-epoch encoders.
+    """
     root = Path(root).resolve()
     imagenet = (True, "")
-    if any("supervised-imagenet" in p for p in study.pipelines) and not study.weights.get(
-        "imagenet"
-    ):
+    if _uses_timm_imagenet(study) and not study.weights.get("imagenet"):
         arch = preset(FinetuneConfig, FINETUNE_PRESETS, study.finetune.preset, []).arch
         arch = str(study.finetune.set.get("arch", arch))
         imagenet = imagenet_available(study, arch)
     jobs: dict[str, Job] = {}
     skipped: dict[str, str] = {}
-    pretrain_of: dict[str, Job] = {}
     for name in study.pipelines:
         pipe = resolve_pipeline(name, study, imagenet)
         if pipe.init is None:
@@ -161,8 +176,7 @@ def expand(study: Study, root: str | Path) -> Plan:
             continue
         init, ref, deps = pipe.init, None, ()
         if pipe.domain_pretraining:
-            pj = pretrain_of[name] = _pretrain_job(study, pipe, root)
-            jobs[pj.id] = pj
+            pj = _add(jobs, _pretrain_job(study, pipe, study.pretrain_for(name), root, "main"))
             init = str(Path(pj.config.out) / "encoder_last.safetensors")
             ref, deps = f"pretrain:{pj.id}:last", (pj.id,)
         for budget in study.budgets:
@@ -178,41 +192,60 @@ def expand(study: Study, root: str | Path) -> Plan:
                     deps,
                     {"study": "main", "pretrain_epoch": None},
                 )
-                jobs.setdefault(j.id, j)
+                _add(jobs, j)
     if study.length is not None:
-        _length_jobs(study, root, pretrain_of, jobs, skipped)
+        _length_jobs(study, root, imagenet, jobs, skipped)
     return Plan(tuple(jobs.values()), skipped)
+
+
+def length_epochs(length: LengthStudy, run_epochs: int) -> tuple[int, ...]:
+    """The encoder epochs the length study fine-tunes (``None``: all of ``0..run_epochs``)."""
+    epochs = length.epochs if length.epochs is not None else tuple(range(run_epochs + 1))
+    if max(epochs) > run_epochs:
+        raise ConfigError(
+            f"pretraining_length: epoch {max(epochs)} is beyond its pretraining run "
+            f"({run_epochs} epochs)"
+        )
+    return epochs
 
 
 def _length_jobs(
     study: Study,
     root: Path,
-    pretrain_of: dict[str, Job],
+    imagenet: tuple[bool, str],
     jobs: dict[str, Job],
     skipped: dict[str, str],
 ) -> None:
+    """ONE pretraining run of the length pipeline, and a fine-tune of every listed epoch's
+    encoder with every seed. Epoch 0 is the initial weights: it is fine-tuned from the
+    pipeline's weight source directly (no wait for the run; the same run as the base
+    pipeline's fine-tune when that cell is in the main study)."""
     length = study.length
-    assert length is not None
-    pj = pretrain_of.get(length.pipeline)
-    if pj is None:
-        skipped[f"pretraining-length ({length.pipeline})"] = (
-            "its pipeline is not a domain-pretraining pipeline of this study or was skipped"
-        )
+    assert length is not None and length.pretrain is not None
+    pipe = resolve_pipeline(length.pipeline, study, imagenet)
+    if pipe.init is None:
+        skipped[f"pretraining-length ({length.pipeline})"] = pipe.skip_reason or "unavailable"
         return
-    epochs = length.epochs if length.epochs is not None else tuple(range(pj.config.epochs + 1))
-    pipe = Pipeline(length.pipeline, "", True)
+    pj = _pretrain_job(study, pipe, length.pretrain, root, "length")
+    epochs = length_epochs(length, pj.config.epochs)
+    if any(e > 0 for e in epochs):
+        pj = _add(jobs, pj)
     for epoch in epochs:
-        init = str(Path(pj.config.out) / f"encoder_epoch_{epoch:03d}.safetensors")
+        if epoch == 0:
+            init, ref, deps = str(pipe.init), None, ()
+        else:
+            init = str(Path(pj.config.out) / f"encoder_epoch_{epoch:03d}.safetensors")
+            ref, deps = f"pretrain:{pj.id}:{epoch}", (pj.id,)
         for seed in length.seeds:
             j = _finetune_job(
                 study,
                 pipe,
                 init,
-                f"pretrain:{pj.id}:{epoch}",
+                ref,
                 length.budget,
                 seed,
                 root,
-                (pj.id,),
+                deps,
                 {"study": "length", "pretrain_epoch": epoch},
             )
-            jobs.setdefault(j.id, j)
+            _add(jobs, j)

@@ -10,22 +10,50 @@ from medssl.experiments import store
 from medssl.experiments.collect import collect
 
 
-def _overlays(results, root: Path, limit: int = 4) -> list[Path]:
-    """Overlays of the largest budget's first seed, one per pipeline, copied under names
-    that say which pipeline and budget they show."""
+def _pipeline_order(plan: dict, results) -> list[str]:
+    """The study's pipelines in study-file order (as planned), then any others."""
+    order: list[str] = []
+    for job in plan.get("jobs", []):
+        name = job.get("meta", {}).get("pipeline")
+        if job.get("kind") == "finetune" and job["meta"].get("study") == "main" and name:
+            order += [name] if name not in order else []
+    seen = set(results["pipeline"]) if "pipeline" in results else set()
+    return order + sorted(seen - set(order))
+
+
+def _overlays(
+    results, root: Path, order: list[str] | None = None, per_pipeline: int = 2
+) -> dict[str, list[Path]]:
+    """Figure 7's images: for EVERY pipeline with main-study runs (in study order), up to
+    ``per_pipeline`` overlays of its run at its largest budget and first seed, the same test
+    volumes for every pipeline where possible, copied under names that say which pipeline
+    and budget they show (``figures/overlay_examples/<pipeline>_<budget>-slices/``)."""
     if results.empty:
-        return []
+        return {}
     main = results[results["study"] == "main"]
-    top = main[main["budget"] == main["budget"].max()].sort_values(["pipeline", "seed"])
+    if main.empty:
+        return {}
+    order = [p for p in (order or sorted(main["pipeline"].unique())) if p in set(main["pipeline"])]
+    runs = {}
+    for pipeline in order:
+        sub = main[main["pipeline"] == pipeline]
+        top = sub[sub["budget"] == sub["budget"].max()].sort_values("seed")
+        runs[pipeline] = top.iloc[0]
+    images = {p: sorted((Path(r["run_dir"]) / "overlays").glob("*.png")) for p, r in runs.items()}
+    stems = [x.stem for xs in images.values() for x in xs]
+    common = sorted({s for s in stems if all(s in {x.stem for x in xs} for xs in images.values())})
     out = root / "figures" / "overlay_examples"
-    paths: list[Path] = []
-    for _, row in top.drop_duplicates("pipeline").iterrows():
-        for src in sorted((Path(row["run_dir"]) / "overlays").glob("*.png"))[:1]:
-            out.mkdir(parents=True, exist_ok=True)
-            dst = out / f"{row['pipeline']}_{row['budget']}-slices_{src.stem}.png"
+    picked: dict[str, list[Path]] = {}
+    for pipeline, row in runs.items():
+        chosen = [x for x in images[pipeline] if x.stem in common] or images[pipeline]
+        picked[pipeline] = []
+        folder = out / f"{pipeline}_{row['budget']}-slices"
+        for src in chosen[:per_pipeline]:
+            folder.mkdir(parents=True, exist_ok=True)
+            dst = folder / src.name  # the volume's name: figure 7 matches rows by it
             shutil.copyfile(src, dst)
-            paths.append(dst)
-    return paths[:limit]
+            picked[pipeline].append(dst)
+    return picked
 
 
 def study_report(root: str | Path, synthetic: bool = False, title: str | None = None) -> list[Path]:
@@ -40,6 +68,6 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
         root,
         title or f"medssl study report: {root.name}",
         synthetic,
-        overlays=_overlays(results, root),
+        overlays=_overlays(results, root, _pipeline_order(plan, results)),
         notes=notes,
     )

@@ -13,6 +13,39 @@ A study file (YAML)::
     pretraining_length: {pipeline: byol-acdc, budget: 30, seeds: [0]}   # optional
     weights: {imagenet: null, byol-imagenet: path/to/resnet50_byol_imagenet2012.pth.tar}
 
+**Per-pipeline pretraining.** ``pipelines`` may also be a mapping from pipeline name to
+its options (``null`` for none); ``pretrain`` there overrides the study's ``pretrain`` for
+that pipeline's domain-pretraining stage: ``preset`` replaces the study's preset and
+``set`` is merged key by key over the study's ``set``::
+
+    pretrain: {preset: paper, set: {epochs: 25}}     # every domain-pretraining pipeline ...
+    pipelines:
+      random:
+      supervised-imagenet:
+      byol-acdc: {pretrain: {set: {epochs: 400}}}    # ... except the specialist
+      supervised-imagenet+byol-acdc:
+
+Pipelines with different resolved pretraining configs get different pretraining jobs;
+equal ones share one.
+
+**Pretraining-length study** (Fig. 8, ``pretraining_length``): ONE domain pretraining of
+``pipeline`` whose per-epoch encoders are each fine-tuned on ``budget`` labels with every
+seed of ``seeds``. Keys and their defaults (those of the published figure,
+``supervised_segmentation/sweeps/pretraining_epochs_byolbyol.sh`` of kaland313/SSL-MedSeg):
+
+* ``pipeline``: default ``byol-imagenet+byol-<domain>``;
+* ``budget``: default ``null``, every labelled training slice;
+* ``seeds``: default ``[13]``;
+* ``epochs``: default :data:`PAPER_LENGTH_EPOCHS` (0–10, 12, 14, …, 24, 25, 50, 100, 200,
+  300, 400); ``all``: every epoch 0..E of the run;
+* ``pretrain``: overrides (``preset``/``set``) of the pipeline's pretraining spec; its
+  ``epochs`` defaults to the pipeline's when that reaches the largest of ``epochs`` (then
+  the length study reuses the pipeline's run), else to the largest of ``epochs``: one run
+  covers them all.
+
+Epoch 0 is the pipeline's initial weights (before domain pretraining), fine-tuned
+straight from the pipeline's weight source.
+
 Pipelines are chains of weight sources and pretraining stages:
 
 | name | chain |
@@ -27,16 +60,45 @@ Pipelines are chains of weight sources and pretraining stages:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from medssl.config import ConfigError
+from medssl.config import ConfigError, apply_overrides
+from medssl.training.configs import (
+    FINETUNE_PRESETS,
+    PRETRAIN_PRESETS,
+    FinetuneConfig,
+    PretrainConfig,
+)
 
 STUDY_SLICE_BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
 STUDY_SEEDS = (0, 13, 42, 123, 1111, 77, 62, 91, 7, 5)
+#: Pretraining epochs of the published Fig. 8 (``pretraining_epochs`` of the original sweep).
+PAPER_LENGTH_EPOCHS = (*range(11), *range(12, 25, 2), 25, 50, 100, 200, 300, 400)
+#: Fine-tuning seed of the published Fig. 8 (``--seed 13`` of the original sweep).
+PAPER_LENGTH_SEED = 13
+BASE_PIPELINES = ("random", "supervised-imagenet", "byol-imagenet")
+
+_STUDY_KEYS = (
+    "name",
+    "data",
+    "domain",
+    "pipelines",
+    "budgets",
+    "seeds",
+    "pretrain",
+    "finetune",
+    "pretraining_length",
+    "weights",
+    "allow_download",
+)
+_STAGE_KEYS = ("preset", "set")
+_PIPELINE_KEYS = ("pretrain",)
+_LENGTH_KEYS = ("pipeline", "budget", "seeds", "epochs", "pretrain")
+_BUDGET_KEYS = ("kind", "values")
 
 
 @dataclass(frozen=True)
@@ -46,20 +108,39 @@ class StageSpec:
     preset: str = "paper"
     set: dict[str, Any] = field(default_factory=dict)
 
+    def merged(self, preset: str | None = None, overrides: dict[str, Any] | None = None):
+        """This spec with ``preset`` replaced (when given) and ``overrides`` merged over ``set``."""
+        return StageSpec(preset or self.preset, {**self.set, **(overrides or {})})
+
 
 @dataclass(frozen=True)
 class LengthStudy:
-    """Fine-tune the encoder of every epoch of one domain pretraining."""
+    """Fine-tune the encoders of several epochs of ONE domain pretraining (Fig. 8).
 
-    pipeline: str
-    budget: int
-    seeds: tuple[int, ...] = (0,)
-    epochs: tuple[int, ...] | None = None  # None: every saved epoch 0..E
+    Attributes:
+        pipeline: a domain-pretraining pipeline (need not be among the study's pipelines).
+        budget: labels of each fine-tune (``None``: every labelled training slice).
+        seeds: fine-tuning seeds of every epoch.
+        epochs: encoder epochs to fine-tune (``None``: every epoch 0..E of the run).
+        pretrain: the pretraining run's spec (the pipeline's, with the length study's
+            overrides and at least ``max(epochs)`` epochs).
+    """
+
+    pipeline: str = ""
+    budget: int | None = None
+    seeds: tuple[int, ...] = (PAPER_LENGTH_SEED,)
+    epochs: tuple[int, ...] | None = PAPER_LENGTH_EPOCHS
+    pretrain: StageSpec | None = None
 
 
 @dataclass(frozen=True)
 class Study:
-    """A parsed study file."""
+    """A parsed study file.
+
+    ``pipeline_pretrain`` holds the resolved pretraining spec of every pipeline whose
+    file entry overrides the study's ``pretrain``; :meth:`pretrain_for` gives any
+    pipeline's spec.
+    """
 
     name: str
     data: str
@@ -73,6 +154,11 @@ class Study:
     length: LengthStudy | None = None
     weights: dict[str, str | None] = field(default_factory=dict)
     allow_download: bool = False
+    pipeline_pretrain: dict[str, StageSpec] = field(default_factory=dict)
+
+    def pretrain_for(self, pipeline: str) -> StageSpec:
+        """The domain-pretraining spec of ``pipeline``."""
+        return self.pipeline_pretrain.get(pipeline, self.pretrain)
 
 
 @dataclass(frozen=True)
@@ -86,13 +172,20 @@ class Pipeline:
 
 
 def load_study(path: str | Path) -> Study:
-    """Parse and validate a study file; relative data/weight paths are taken from its folder."""
+    """Parse and validate a study file; relative data/weight paths are taken from its folder.
+
+    Raises:
+        ConfigError: one line naming the file and the offending key or value.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read study file ({exc})") from exc
-    return parse_study(raw, base=path.parent)
+    try:
+        return parse_study(raw, base=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def _rel(value: str | None, base: Path) -> str | None:
@@ -102,63 +195,193 @@ def _rel(value: str | None, base: Path) -> str | None:
     return str(p if p.is_absolute() else (base / p))
 
 
+def _mapping(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{where}' must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(value: dict, known: tuple[str, ...], where: str) -> None:
+    for key in value:
+        if key not in known:
+            prefix = f"{where}." if where else ""
+            hint = "; put config overrides under set:" if known == _STAGE_KEYS else ""
+            raise ConfigError(
+                f"unknown study key '{prefix}{key}' (known: {', '.join(known)}{hint})"
+            )
+
+
+def _stage(raw: Any, where: str) -> tuple[str | None, dict[str, Any]]:
+    """``(preset or None, set)`` of a stage mapping."""
+    raw = _mapping(raw, where)
+    _check_keys(raw, _STAGE_KEYS, where)
+    preset = raw.get("preset")
+    return (None if preset is None else str(preset)), dict(_mapping(raw.get("set"), f"{where}.set"))
+
+
+def _check_stage(spec: StageSpec, kind: str, where: str) -> None:
+    """Fail early on an unknown preset or override key of a stage."""
+    cls, presets = (
+        (PretrainConfig, PRETRAIN_PRESETS)
+        if kind == "pretrain"
+        else (FinetuneConfig, FINETUNE_PRESETS)
+    )
+    if spec.preset not in presets:
+        raise ConfigError(
+            f"'{where}.preset': unknown preset {spec.preset!r} (known: {', '.join(presets)})"
+        )
+    try:
+        apply_overrides(cls(), spec.set)
+    except ConfigError as exc:
+        raise ConfigError(f"'{where}.set': {exc}") from exc
+
+
+def _pretrain_config(name: str) -> PretrainConfig:
+    return apply_overrides(PretrainConfig(), PRETRAIN_PRESETS[name])
+
+
+def check_pipeline_name(name: str, domain: str) -> bool:
+    """Validate a pipeline name; return whether it has a domain-pretraining stage."""
+    target = f"byol-{domain}"
+    parts = name.split("+")
+    if parts == [target]:
+        return True
+    if len(parts) == 1 and parts[0] in BASE_PIPELINES:
+        return False
+    if len(parts) == 2 and parts[1] == target and parts[0] in BASE_PIPELINES:
+        return True
+    known = [*BASE_PIPELINES, target, *(f"{b}+{target}" for b in BASE_PIPELINES[1:])]
+    raise ConfigError(
+        f"unknown pipeline {name!r} (known for domain {domain!r}: {', '.join(known)})"
+    )
+
+
+def _pipelines(raw: Any, domain: str, default: StageSpec) -> tuple[tuple[str, ...], dict]:
+    if isinstance(raw, str) or not isinstance(raw, list | dict) or not raw:
+        raise ConfigError("'pipelines' must be a non-empty list of names or a mapping")
+    entries = raw.items() if isinstance(raw, dict) else ((name, None) for name in raw)
+    names: list[str] = []
+    specs: dict[str, StageSpec] = {}
+    for name, options in entries:
+        if not isinstance(name, str):
+            raise ConfigError(f"'pipelines': pipeline names must be strings, got {name!r}")
+        if name in names:
+            raise ConfigError(f"'pipelines': {name!r} is listed twice")
+        domain_stage = check_pipeline_name(name, domain)
+        names.append(name)
+        options = _mapping(options, f"pipelines.{name}")
+        _check_keys(options, _PIPELINE_KEYS, f"pipelines.{name}")
+        if "pretrain" in options:
+            if not domain_stage:
+                raise ConfigError(
+                    f"'pipelines.{name}.pretrain': pipeline {name!r} has no "
+                    "domain-pretraining stage"
+                )
+            preset, overrides = _stage(options["pretrain"], f"pipelines.{name}.pretrain")
+            specs[name] = default.merged(preset, overrides)
+            _check_stage(specs[name], "pretrain", f"pipelines.{name}.pretrain")
+    return tuple(names), specs
+
+
+def _ints(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, int | str):
+        value = [value]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"'{where}' must be a list of integers ({exc})") from exc
+
+
+def _length(raw: Any, study: Study) -> LengthStudy | None:
+    if raw is None or raw is False:
+        return None
+    raw = {} if raw is True else _mapping(raw, "pretraining_length")
+    _check_keys(raw, _LENGTH_KEYS, "pretraining_length")
+    pipeline = str(raw.get("pipeline") or f"byol-imagenet+byol-{study.domain}")
+    if not check_pipeline_name(pipeline, study.domain):
+        raise ConfigError(
+            f"'pretraining_length.pipeline': {pipeline!r} has no domain-pretraining stage"
+        )
+    budget = raw.get("budget")
+    if isinstance(budget, str) and budget.lower() in ("all", "full"):
+        budget = None
+    epochs: tuple[int, ...] | None = PAPER_LENGTH_EPOCHS
+    if "epochs" in raw:
+        value = raw["epochs"]
+        epochs = (
+            None if value is None or value == "all" else _ints(value, "pretraining_length.epochs")
+        )
+        if epochs is not None and (not epochs or min(epochs) < 0):
+            raise ConfigError("'pretraining_length.epochs' must be non-negative epochs (or all)")
+    preset, overrides = _stage(raw.get("pretrain"), "pretraining_length.pretrain")
+    spec = study.pretrain_for(pipeline).merged(preset, overrides)
+    _check_stage(spec, "pretrain", "pretraining_length.pretrain")
+    if epochs is not None:
+        if "epochs" in overrides:
+            if int(overrides["epochs"]) < max(epochs):
+                raise ConfigError(
+                    f"'pretraining_length.pretrain.set.epochs' ({overrides['epochs']}) is below "
+                    f"the largest fine-tuned epoch {max(epochs)}"
+                )
+        else:  # the pipeline's own run when it is long enough, else a longer one
+            run = int(apply_overrides(_pretrain_config(spec.preset), spec.set).epochs)
+            spec = spec if run >= max(epochs) else spec.merged(None, {"epochs": max(epochs)})
+    return LengthStudy(
+        pipeline=pipeline,
+        budget=None if budget is None else int(budget),
+        seeds=_ints(raw.get("seeds", (PAPER_LENGTH_SEED,)), "pretraining_length.seeds"),
+        epochs=None if epochs is None else tuple(sorted(set(epochs))),
+        pretrain=spec,
+    )
+
+
 def parse_study(raw: dict, base: Path = Path(".")) -> Study:
     """Build a :class:`Study` from a dict (see the module docstring for the keys)."""
-    unknown = set(raw) - {
-        "name",
-        "data",
-        "domain",
-        "pipelines",
-        "budgets",
-        "seeds",
-        "pretrain",
-        "finetune",
-        "pretraining_length",
-        "weights",
-        "allow_download",
-    }
-    if unknown:
-        raise ConfigError(f"unknown study keys {sorted(unknown)}")
+    raw = _mapping(raw, "study file")
+    _check_keys(raw, _STUDY_KEYS, "")
     for key in ("data", "pipelines"):
         if key not in raw:
             raise ConfigError(f"study file needs '{key}'")
-    budgets = raw.get("budgets", {})
+    budgets = _mapping(raw.get("budgets"), "budgets")
+    _check_keys(budgets, _BUDGET_KEYS, "budgets")
     kind = budgets.get("kind", "slices")
     if kind not in ("slices", "patients"):
-        raise ConfigError(f"budgets.kind must be slices or patients, got {kind!r}")
-    length = raw.get("pretraining_length")
-    weights = {k: _rel(v, base) for k, v in (raw.get("weights") or {}).items()}
-    return Study(
+        raise ConfigError(f"'budgets.kind' must be slices or patients, got {kind!r}")
+    domain = str(raw.get("domain", "domain"))
+    preset, overrides = _stage(raw.get("pretrain"), "pretrain")
+    pretrain = StageSpec().merged(preset, overrides)
+    preset, overrides = _stage(raw.get("finetune"), "finetune")
+    finetune = StageSpec().merged(preset, overrides)
+    _check_stage(pretrain, "pretrain", "pretrain")
+    _check_stage(finetune, "finetune", "finetune")
+    pipelines, per_pipeline = _pipelines(raw["pipelines"], domain, pretrain)
+    weights = {k: _rel(v, base) for k, v in _mapping(raw.get("weights"), "weights").items()}
+    _check_keys(weights, ("imagenet", "byol-imagenet"), "weights")
+    study = Study(
         name=str(raw.get("name", "study")),
         data=_rel(str(raw["data"]), base) or "",
-        domain=str(raw.get("domain", "domain")),
-        pipelines=tuple(raw["pipelines"]),
+        domain=domain,
+        pipelines=pipelines,
         budget_kind=kind,
-        budgets=tuple(int(b) for b in budgets.get("values", STUDY_SLICE_BUDGETS)),
-        seeds=tuple(int(s) for s in raw.get("seeds", STUDY_SEEDS)),
-        pretrain=StageSpec(**(raw.get("pretrain") or {})),
-        finetune=StageSpec(**(raw.get("finetune") or {})),
-        length=None
-        if not length
-        else LengthStudy(
-            pipeline=length["pipeline"],
-            budget=int(length["budget"]),
-            seeds=tuple(int(s) for s in length.get("seeds", (0,))),
-            epochs=None if length.get("epochs") is None else tuple(length["epochs"]),
-        ),
+        budgets=_ints(budgets.get("values", STUDY_SLICE_BUDGETS), "budgets.values"),
+        seeds=_ints(raw.get("seeds", STUDY_SEEDS), "seeds"),
+        pretrain=pretrain,
+        finetune=finetune,
         weights=weights,
         allow_download=bool(raw.get("allow_download", False)),
+        pipeline_pretrain=per_pipeline,
     )
+    length = _length(raw.get("pretraining_length"), study)
+    return study if length is None else replace(study, length=length)
 
 
 def resolve_pipeline(name: str, study: Study, imagenet_ok: tuple[bool, str]) -> Pipeline:
     """Turn a pipeline name into its chain, or a skipped pipeline with the reason."""
+    domain_pretraining = check_pipeline_name(name, study.domain)
     parts = name.split("+")
-    domain = f"byol-{study.domain}"
-    domain_pretraining = parts[-1] == domain
     base = parts[0] if len(parts) == 2 or not domain_pretraining else "random"
-    if len(parts) > 2 or (len(parts) == 2 and not domain_pretraining):
-        raise ConfigError(f"unknown pipeline {name!r}")
     if base == "random":
         return Pipeline(name, "random", domain_pretraining)
     if base == "supervised-imagenet":
@@ -167,17 +390,15 @@ def resolve_pipeline(name: str, study: Study, imagenet_ok: tuple[bool, str]) -> 
             return _file_pipeline(name, local, domain_pretraining)
         ok, why = imagenet_ok
         return Pipeline(name, "imagenet" if ok else None, domain_pretraining, None if ok else why)
-    if base == "byol-imagenet":
-        local = study.weights.get("byol-imagenet")
-        if not local:
-            return Pipeline(
-                name,
-                None,
-                domain_pretraining,
-                "no BYOL-ImageNet weights file given (weights: {byol-imagenet: PATH})",
-            )
-        return _file_pipeline(name, local, domain_pretraining)
-    raise ConfigError(f"unknown pipeline {name!r} (domain pipelines are named {domain!r})")
+    local = study.weights.get("byol-imagenet")  # base == "byol-imagenet"
+    if not local:
+        return Pipeline(
+            name,
+            None,
+            domain_pretraining,
+            "no BYOL-ImageNet weights file given (weights: {byol-imagenet: PATH})",
+        )
+    return _file_pipeline(name, local, domain_pretraining)
 
 
 def _file_pipeline(name: str, path: str, domain_pretraining: bool) -> Pipeline:

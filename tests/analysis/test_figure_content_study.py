@@ -1,0 +1,164 @@
+"""What the study figures show (not only that they are written): 5b's violin order, 6's boxes
+and metric, 7's one column per pipeline, 8's one point per pretraining epoch."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from medssl.analysis import figures
+from medssl.experiments.report import _overlays
+from medssl.experiments.study import PAPER_LENGTH_EPOCHS
+
+PIPELINES = (
+    "random",
+    "supervised-imagenet",
+    "byol-imagenet",
+    "byol-acdc",
+    "supervised-imagenet+byol-acdc",
+    "byol-imagenet+byol-acdc",
+)
+QUALITY = dict(zip(PIPELINES, (0.50, 0.70, 0.65, 0.60, 0.80, 0.75), strict=True))
+BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
+SEEDS = (0, 13, 42)
+
+
+def _results(paper: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in PIPELINES:
+        for b in BUDGETS:
+            for s in SEEDS:
+                iou = 1 - (1 - QUALITY[p]) * (0.1 + b**-0.4) * np.exp(rng.normal(0, 0.03))
+                rows.append(
+                    {
+                        "run_id": f"{p}-{b}-{s}",
+                        "study": "main",
+                        "pipeline": p,
+                        "budget_kind": "slices",
+                        "budget": b,
+                        "labelled_slices": b,
+                        "seed": s,
+                        "pretrain_epoch": np.nan,
+                        "curve_auc": QUALITY[p] + rng.normal(0, 0.005),
+                        "test_slice_iou_mean": iou,
+                        "test_jaccard_loss": 1 - iou,
+                        "test_dice_3d_mean": iou,
+                        **(
+                            {"paper_iou": iou - 0.02, "paper_jaccard_loss": 1.02 - iou}
+                            if paper
+                            else {}
+                        ),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _length_tables(epochs=PAPER_LENGTH_EPOCHS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, curves = [], []
+    for e in epochs:
+        run = f"len-{e}"
+        meta = {
+            "run_id": run,
+            "study": "length",
+            "pipeline": "byol-imagenet+byol-acdc",
+            "budget": 1498,
+            "seed": 13,
+            "pretrain_epoch": float(e),
+        }
+        iou = 0.8 + 0.05 * np.log1p(e) / np.log1p(400)
+        rows.append({**meta, "labelled_slices": 1498, "paper_iou": iou, "test_slice_iou_mean": iou})
+        curves += [
+            {**meta, "step": s, "val_loss": 1 - iou, "val_iou": iou * s / 100} for s in (50, 100)
+        ]
+    return pd.DataFrame(rows), pd.DataFrame(curves)
+
+
+def test_fig5b_violins_are_ordered_by_descending_median(tmp_path: Path) -> None:
+    out = figures.plot_auc_violins(_results(), tmp_path / "fig5b", budgets=[3, 300])
+    fig = out.figure
+    assert out and fig is not None
+    expected = sorted(PIPELINES, key=lambda p: -QUALITY[p])
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_xticklabels()]
+    assert len(panels) == 2
+    for ax in panels:
+        assert [t.get_text() for t in ax.get_xticklabels()] == expected
+
+
+def test_fig6_has_a_box_per_pipeline_and_budget_of_the_study_metric(tmp_path: Path) -> None:
+    out = figures.plot_data_efficiency(_results(), tmp_path / "fig6", n_boot=10)
+    panels = [ax for ax in out.figure.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["1 − IoU (study metric)"]
+    boxes = [a for a in panels[0].get_children() if str(a.get_gid()).startswith("box:")]
+    assert len(boxes) == len(PIPELINES) * len(BUDGETS)
+    for p in PIPELINES:
+        assert sum(b.get_gid() == f"box:{p}" for b in boxes) == len(BUDGETS)
+    legend = [t.get_text() for leg in out.figure.legends for t in leg.get_texts()]
+    assert set(PIPELINES) <= set(legend)
+
+
+def test_fig6_falls_back_to_the_old_metric_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="medssl.analysis.figures"):
+        out = figures.plot_data_efficiency(_results(paper=False), tmp_path / "fig6", n_boot=10)
+    assert any("paper_iou" in r.getMessage() for r in caplog.records)
+    titles = [ax.get_title() for ax in out.figure.axes if ax.get_visible() and ax.get_title()]
+    assert titles == ["1 − mean IoU"]
+    every = figures.plot_data_efficiency(_results(), tmp_path / "all", metric="all", n_boot=5)
+    titles = [ax.get_title() for ax in every.figure.axes if ax.get_visible() and ax.get_title()]
+    assert titles == ["1 − mean IoU", "Jaccard loss", "1 − 3D Dice"]
+
+
+def _png(path: Path, value: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mpimg.imsave(path, np.full((8, 8), value), vmin=0, vmax=1, cmap="gray")
+    return path
+
+
+def test_fig7_has_one_panel_column_per_pipeline(tmp_path: Path) -> None:
+    images = {
+        p: [_png(tmp_path / p / f"patient{k:03d}_ED.png", i / 6) for k in (1, 11)]
+        for i, p in enumerate(PIPELINES)
+    }
+    out = figures.plot_overlays(images, tmp_path / "fig7")
+    axes = [ax for ax in out.figure.axes if str(ax.get_gid()).startswith("overlay:")]
+    columns: dict[float, set[str]] = {}
+    for ax in axes:
+        columns.setdefault(round(ax.get_position().x0, 3), set()).add(ax.get_gid())
+    assert len(columns) == len(PIPELINES)
+    assert all(len(gids) == 1 for gids in columns.values())  # one pipeline per column
+    ordered = [next(iter(columns[x])).removeprefix("overlay:") for x in sorted(columns)]
+    assert ordered == list(PIPELINES)  # in the given (study) order
+    assert len(axes) == len(PIPELINES) * 2  # one row per example volume
+
+
+def test_report_overlays_cover_every_pipeline_of_the_study(tmp_path: Path) -> None:
+    results = _results()
+    results["run_dir"] = [str(tmp_path / "runs" / r) for r in results["run_id"]]
+    for run in results["run_dir"]:
+        for k in (1, 11, 21):
+            _png(Path(run) / "overlays" / f"patient{k:03d}_ED.png", 0.5)
+    picked = _overlays(results, tmp_path, list(PIPELINES))
+    assert list(picked) == list(PIPELINES)  # all six, not the first four
+    assert all(len(v) == 2 for v in picked.values())
+    assert {tuple(p.name for p in v) for v in picked.values()} == {
+        ("patient001_ED.png", "patient011_ED.png")
+    }
+    assert all("1498-slices" in str(v[0].parent) for v in picked.values())
+
+
+def test_fig8_has_one_point_per_pretraining_epoch(tmp_path: Path) -> None:
+    results, curves = _length_tables()
+    out = figures.plot_pretraining_length(curves, tmp_path / "fig8", results=results)
+    lines = [ln for ax in out.figure.axes for ln in ax.get_lines() if ln.get_gid()]
+    (line,) = [ln for ln in lines if ln.get_gid() == "epochs:byol-imagenet+byol-acdc"]
+    assert list(line.get_xdata()) == [float(e) for e in PAPER_LENGTH_EPOCHS]
+    assert np.allclose(line.get_ydata(), results.sort_values("pretrain_epoch")["paper_iou"])
+    ax = line.axes
+    assert ax.get_xscale() == "symlog" and ax.get_title() == "test IoU (study metric)"

@@ -1,0 +1,345 @@
+"""Study files: per-pipeline pretraining, the length study (Fig. 8), the paper protocol,
+validation errors and collecting shared cells — planning only, nothing is trained."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medssl.config import ConfigError
+from medssl.experiments import store
+from medssl.experiments.collect import collect
+from medssl.experiments.plan import expand
+from medssl.experiments.study import (
+    PAPER_LENGTH_EPOCHS,
+    PAPER_LENGTH_SEED,
+    STUDY_SEEDS,
+    STUDY_SLICE_BUDGETS,
+    load_study,
+    parse_study,
+)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "studies"
+PAPER_PIPELINES = (
+    "random",
+    "supervised-imagenet",
+    "byol-imagenet",
+    "byol-acdc",
+    "supervised-imagenet+byol-acdc",
+    "byol-imagenet+byol-acdc",
+)
+
+
+def _raw(**extra) -> dict:
+    return {
+        "name": "t",
+        "data": "/nonexistent/data",
+        "domain": "acdc",
+        "pipelines": ["random", "byol-acdc"],
+        "budgets": {"kind": "slices", "values": [3, 30]},
+        "seeds": [0, 1],
+        "pretrain": {"preset": "cpu-small", "set": {"epochs": 25}},
+        "finetune": {"preset": "cpu-small"},
+        **extra,
+    }
+
+
+def _pretrain_jobs(plan) -> dict[str, object]:
+    return {j.id: j for j in plan.jobs if j.kind == "pretrain"}
+
+
+def _cells(plan, part: str) -> list[tuple[object, dict]]:
+    return [
+        (j, c)
+        for j in plan.jobs
+        for c in [j.meta, *j.meta.get("also", [])]
+        if j.kind == "finetune" and c["study"] == part
+    ]
+
+
+def test_existing_study_files_still_load_and_plan(tmp_path: Path) -> None:
+    study = load_study(DOCS / "acdc-reduced.yaml")
+    assert study.pipelines == ("random", "byol-acdc", "supervised-imagenet")
+    assert study.pipeline_pretrain == {} and study.length is None
+    assert study.pretrain_for("byol-acdc") == study.pretrain
+    plan = expand(study, tmp_path)
+    assert len(_pretrain_jobs(plan)) == 1
+
+
+def test_per_pipeline_pretraining_gets_its_own_job(tmp_path: Path, weights: dict) -> None:
+    pipelines = {
+        "random": None,
+        "byol-acdc": {"pretrain": {"set": {"epochs": 400}}},
+        "byol-imagenet+byol-acdc": None,
+        "supervised-imagenet+byol-acdc": {"pretrain": {"set": {"epochs": 25}}},  # = default
+    }
+    study = parse_study(_raw(pipelines=pipelines, weights=weights))
+    assert study.pipelines == tuple(pipelines)  # mapping order kept
+    assert study.pretrain_for("byol-acdc").set == {"epochs": 400}
+    assert study.pretrain_for("byol-imagenet+byol-acdc").set == {"epochs": 25}
+    plan = expand(study, tmp_path)
+    pre = _pretrain_jobs(plan)
+    by_pipe = {j.meta["pipeline"]: j for j in pre.values()}
+    assert {p: j.config.epochs for p, j in by_pipe.items()} == {
+        "byol-acdc": 400,
+        "byol-imagenet+byol-acdc": 25,
+        "supervised-imagenet+byol-acdc": 25,
+    }
+    assert len(pre) == 3
+    for j, c in _cells(plan, "main"):
+        if c["pipeline"] in by_pipe:
+            assert j.depends == (by_pipe[c["pipeline"]].id,)
+            assert j.config.init.startswith(by_pipe[c["pipeline"]].config.out)
+    # the specialist's spec differs from the list form's only by its epochs
+    flat = expand(parse_study(_raw(weights=weights)), tmp_path)
+    (flat_pre,) = _pretrain_jobs(flat).values()
+    assert flat_pre.config.epochs == 25 and flat_pre.id not in pre
+    same = expand(
+        parse_study(_raw(pipelines={"random": None, "byol-acdc": None}, weights=weights)), tmp_path
+    )
+    assert [j.id for j in same.jobs] == [j.id for j in flat.jobs]  # mapping == list form
+
+
+def test_identical_pretraining_specs_share_one_job(tmp_path: Path) -> None:
+    pipelines = {"byol-acdc": {"pretrain": {"preset": "cpu-small", "set": {"epochs": 25}}}}
+    a = expand(parse_study(_raw(pipelines=pipelines)), tmp_path)
+    b = expand(parse_study(_raw(pipelines=["byol-acdc"])), tmp_path)
+    assert [j.id for j in a.jobs] == [j.id for j in b.jobs]
+    preset_change = {"byol-acdc": {"pretrain": {"preset": "paper"}}}
+    c = expand(parse_study(_raw(pipelines=preset_change)), tmp_path)
+    (pc,) = _pretrain_jobs(c).values()
+    assert pc.config.epochs == 25 and pc.config.arch == "resnet50"  # paper preset + set
+    assert pc.id not in _pretrain_jobs(a)
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> dict:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    files = {"imagenet": folder / "in.safetensors", "byol-imagenet": folder / "byol.pth.tar"}
+    for f in files.values():
+        f.write_bytes(b"placeholder: planning only checks that the file exists")
+    return {k: str(v) for k, v in files.items()}
+
+
+def test_length_study_defaults_are_the_published_figure(tmp_path: Path, weights: dict) -> None:
+    # pretraining_epochs=(...) of supervised_segmentation/sweeps/pretraining_epochs_byolbyol.sh
+    sweep = "0 1 2 3 4 5 6 7 8 9 10 12 14 16 18 20 22 24 25 50 100 200 300 400"
+    assert tuple(int(e) for e in sweep.split()) == PAPER_LENGTH_EPOCHS
+    study = parse_study(_raw(pretraining_length={}, weights=weights))
+    length = study.length
+    assert length.pipeline == "byol-imagenet+byol-acdc"
+    assert length.budget is None and length.seeds == (PAPER_LENGTH_SEED,) == (13,)
+    assert length.epochs == PAPER_LENGTH_EPOCHS
+    assert length.pretrain.set["epochs"] == 400  # one run long enough for every epoch
+    plan = expand(study, tmp_path)
+    pre = [j for j in _pretrain_jobs(plan).values() if j.meta["for"] == "length"]
+    assert len(pre) == 1 and pre[0].config.epochs == 400
+    assert pre[0].config.init == weights["byol-imagenet"]
+    cells = _cells(plan, "length")
+    assert sorted(c["pretrain_epoch"] for _, c in cells) == list(PAPER_LENGTH_EPOCHS)
+    for j, c in cells:
+        assert c["seed"] == 13 and c["budget"] is None
+        assert j.config.labelled_slices is None and j.config.labelled_patients is None
+        if c["pretrain_epoch"] == 0:  # the initial weights: BYOL-ImageNet itself
+            assert j.config.init == weights["byol-imagenet"] and j.depends == ()
+        else:
+            name = f"encoder_epoch_{c['pretrain_epoch']:03d}.safetensors"
+            assert j.config.init == str(Path(pre[0].config.out) / name)
+            assert j.depends == (pre[0].id,)
+
+
+def test_length_study_options(tmp_path: Path) -> None:
+    every = parse_study(_raw(pretraining_length={"pipeline": "byol-acdc", "epochs": "all"}))
+    assert every.length.epochs is None and every.length.pretrain.set["epochs"] == 25
+    plan = expand(every, tmp_path)
+    epochs = sorted(c["pretrain_epoch"] for _, c in _cells(plan, "length"))
+    assert epochs == list(range(26))
+    # the length study's run is the pipeline's own 25-epoch run here: one job
+    assert len(_pretrain_jobs(plan)) == 1
+    longer = parse_study(
+        _raw(
+            pretraining_length={
+                "pipeline": "byol-acdc",
+                "epochs": [0, 5, 50],
+                "budget": 30,
+                "seeds": [0, 1],
+                "pretrain": {"set": {"epochs": 60}},
+            }
+        )
+    )
+    plan = expand(longer, tmp_path)
+    pre = {j.meta["for"]: j for j in _pretrain_jobs(plan).values()}
+    assert pre["length"].config.epochs == 60 and pre["main"].config.epochs == 25
+    cells = _cells(plan, "length")
+    assert len(cells) == 3 * 2 and {c["budget"] for _, c in cells} == {30}
+    # epoch 0 of a random-init pipeline is the random pipeline's fine-tune of that cell
+    zero = [j for j, c in cells if c["pretrain_epoch"] == 0]
+    assert {j.meta["pipeline"] for j in zero} == {"random"} and all(j.depends == () for j in zero)
+    with pytest.raises(ConfigError, match="below the largest"):
+        parse_study(_raw(pretraining_length={"epochs": [400], "pretrain": {"set": {"epochs": 25}}}))
+
+
+def test_paper_study_file_plans_the_full_protocol(tmp_path: Path) -> None:
+    folder = tmp_path / "repo" / "docs" / "studies"
+    folder.mkdir(parents=True)
+    shutil.copy(DOCS / "paper.yaml", folder / "paper.yaml")
+    raw = yaml.safe_load((folder / "paper.yaml").read_text())
+    for rel in raw["weights"].values():  # the weight files the study expects, as stand-ins
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(b"placeholder")
+    study = load_study(folder / "paper.yaml")
+    assert study.pipelines == PAPER_PIPELINES
+    assert study.budgets == STUDY_SLICE_BUDGETS == (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
+    assert study.seeds == STUDY_SEEDS and len(study.seeds) == 10
+    assert study.pretrain.preset == study.finetune.preset == "paper"
+    plan = expand(study, tmp_path / "study")
+    assert plan.skipped == {}
+    main = _cells(plan, "main")
+    assert len(main) == 6 * 10 * 10
+    assert len({j.id for j, _ in main}) == 600
+    pre = _pretrain_jobs(plan)
+    summary = sorted(
+        (j.meta["for"], j.meta["pipeline"], j.config.epochs, j.config.init) for j in pre.values()
+    )
+    byol_in = str(folder / raw["weights"]["byol-imagenet"])
+    sup_in = str(folder / raw["weights"]["imagenet"])
+    assert summary == sorted(
+        [
+            ("main", "byol-acdc", 400, "random"),
+            ("main", "supervised-imagenet+byol-acdc", 25, sup_in),
+            ("main", "byol-imagenet+byol-acdc", 25, byol_in),
+            ("length", "byol-imagenet+byol-acdc", 400, byol_in),
+        ]
+    )
+    assert all(j.config.arch == "resnet50" for j in pre.values())
+    length = _cells(plan, "length")
+    assert sorted(c["pretrain_epoch"] for _, c in length) == list(PAPER_LENGTH_EPOCHS)
+    assert {c["seed"] for _, c in length} == {13} and {c["budget"] for _, c in length} == {None}
+    assert len(plan.jobs) == 4 + 600 + 24
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"pipeline": ["random"]}, "'pipeline'"),
+        ({"pipelines": {"byol-acdc": {"pretrian": {}}}}, "'pipelines.byol-acdc.pretrian'"),
+        ({"pipelines": {"byol-acdc": {"pretrain": {"epochs": 400}}}}, "pretrain.epochs"),
+        ({"pipelines": {"random": {"pretrain": {"set": {"epochs": 4}}}}}, "pipelines.random"),
+        ({"pipelines": {"byol-acdc": {"pretrain": {"set": {"epoch": 4}}}}}, "'epoch'"),
+        ({"pipelines": ["random", "byol-imagenet+random"]}, "'byol-imagenet+random'"),
+        ({"pipelines": ["byol-mnms"]}, "'byol-mnms'"),
+        ({"pretraining_length": {"epoch": [1]}}, "'pretraining_length.epoch'"),
+        ({"pretraining_length": {"pipeline": "random"}}, "pretraining_length.pipeline"),
+        ({"budgets": {"values": [1], "kinds": "slices"}}, "'budgets.kinds'"),
+        ({"finetune": {"preset": "tiny"}}, "finetune.preset"),
+    ],
+)
+def test_bad_study_files_fail_in_one_line_naming_file_and_key(
+    tmp_path: Path, change: dict, key: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_raw(**change)))
+    with pytest.raises(ConfigError) as info:
+        load_study(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path)) and key in message
+
+
+def _fake_run(root: Path, job_id: str, labelled: int, iou: float, paper: bool) -> None:
+    run = store.run_dir(root, job_id)
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(
+        json.dumps(
+            {
+                "steps": 10,
+                "labelled_slices": labelled,
+                "best_val_iou": iou,
+                "final_val_iou": iou,
+                "steps_to_95": 5.0,
+                "curve_auc": iou / 2,
+            }
+        )
+    )
+    per_class = {"mean": iou, "RV": iou, "MYO": iou, "LV": iou}
+    metrics = {
+        "slice_iou": per_class,
+        "jaccard_loss": 1 - iou,
+        "dice_3d": per_class,
+        "distance_units": "mm",
+        "by_phase": {"ED": {s: {"hd95": 3.0} for s in ("RV", "MYO", "LV")}},
+    }
+    if paper:
+        metrics.update(paper_iou=iou - 0.01, paper_jaccard_loss=1 - iou + 0.01)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "curve.csv").write_text(f"step,val_loss,slice_iou/mean\n5,0.5,{iou / 2}\n10,0.4,{iou}\n")
+    (run / store.DONE).write_text("{}")
+
+
+def test_collect_carries_study_metrics_and_shared_cells(tmp_path: Path) -> None:
+    raw = _raw(
+        budgets={"values": [3]},
+        seeds=[0],
+        pretraining_length={"pipeline": "byol-acdc", "epochs": [0, 2], "budget": 3, "seeds": [0]},
+    )
+    plan = expand(parse_study(raw), tmp_path)
+    store.save_plan(plan, tmp_path)
+    finetunes = [j for j in plan.jobs if j.kind == "finetune"]
+    assert len(finetunes) == 3  # random/3/0 (= length epoch 0), byol-acdc/3/0, epoch 2
+    for i, j in enumerate(finetunes):
+        _fake_run(tmp_path, j.id, 3, 0.5 + 0.1 * i, paper=i > 0)
+    results, curves = collect(tmp_path)
+    assert len(results) == 4  # the shared run is reported in both of its cells
+    length = results[results["study"] == "length"].sort_values("pretrain_epoch")
+    assert list(length["pretrain_epoch"]) == [0.0, 2.0]
+    assert list(length["pipeline"]) == ["byol-acdc", "byol-acdc"]
+    shared = finetunes[0].id
+    assert set(results.loc[results["run_id"] == shared, "study"]) == {"main", "length"}
+    assert {"paper_iou", "paper_jaccard_loss"} <= set(results.columns)
+    old = results[results["run_id"] == shared]
+    assert old["paper_iou"].isna().all()  # evaluated before the study metrics existed
+    new = results[results["run_id"] == finetunes[1].id].iloc[0]
+    assert math.isclose(new["paper_iou"], 0.59) and math.isclose(new["paper_jaccard_loss"], 0.41)
+    assert len(curves) == 2 * 4
+
+
+def test_collect_reports_a_full_budget_as_its_slice_count(tmp_path: Path) -> None:
+    raw = _raw(pipelines=["random"], budgets={"values": [3]}, seeds=[0])
+    raw["pretraining_length"] = {"pipeline": "byol-acdc", "epochs": [0], "seeds": [0]}
+    plan = expand(parse_study(raw), tmp_path)
+    store.save_plan(plan, tmp_path)
+    zero = next(j for j in plan.jobs if j.meta.get("study") == "length")
+    assert zero.meta["budget"] is None and not _pretrain_jobs(plan)  # epoch 0 needs no run
+    for j in plan.jobs:
+        _fake_run(tmp_path, j.id, 1498 if j is zero else 3, 0.8, paper=True)
+    results, _ = collect(tmp_path)
+    assert "paper_iou" in results
+    assert int(results.loc[results["study"] == "length", "budget"].iloc[0]) == 1498
+
+
+def test_study_report_shows_every_pipeline_in_figure_7(tmp_path: Path) -> None:
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    from medssl.experiments.report import study_report
+
+    raw = _raw(pipelines=["byol-acdc", "random"], budgets={"values": [3, 30]}, seeds=[0])
+    plan = expand(parse_study(raw), tmp_path)
+    store.save_plan(plan, tmp_path)
+    for i, j in enumerate(x for x in plan.jobs if x.kind == "finetune"):
+        _fake_run(tmp_path, j.id, j.meta["budget"], 0.6 + 0.01 * i, paper=True)
+        for name in ("patient001_ED", "patient011_ES"):
+            path = store.run_dir(tmp_path, j.id) / "overlays" / f"{name}.png"
+            path.parent.mkdir(exist_ok=True)
+            mpimg.imsave(path, np.eye(8))
+    paths = study_report(tmp_path)
+    assert tmp_path / "figures" / "fig7_overlays.png" in paths
+    folders = sorted(p.name for p in (tmp_path / "figures" / "overlay_examples").iterdir())
+    assert folders == ["byol-acdc_30-slices", "random_30-slices"]
+    md = (tmp_path / "report.md").read_text()
+    assert "one column per pipeline" in md and "IoU (study metric)" in md
