@@ -130,16 +130,17 @@ def weights(tmp_path: Path) -> dict:
 def test_length_study_defaults_are_the_published_figure(tmp_path: Path, weights: dict) -> None:
     # pretraining_epochs=(...) of supervised_segmentation/sweeps/pretraining_epochs_byolbyol.sh
     sweep = "0 1 2 3 4 5 6 7 8 9 10 12 14 16 18 20 22 24 25 50 100 200 300 400"
-    assert tuple(int(e) for e in sweep.split()) == PAPER_LENGTH_EPOCHS
+    # the original saves ep=K after K + 1 epochs (WeightsSaver at the end of epoch index K)
+    assert tuple(int(e) + 1 for e in sweep.split()) == PAPER_LENGTH_EPOCHS
     study = parse_study(_raw(pretraining_length={}, weights=weights))
     length = study.length
     assert length.pipeline == "byol-imagenet+byol-acdc"
     assert length.budget is None and length.seeds == (PAPER_LENGTH_SEED,) == (13,)
     assert length.epochs == PAPER_LENGTH_EPOCHS
-    assert length.pretrain.set["epochs"] == 400  # one run long enough for every epoch
+    assert length.pretrain.set["epochs"] == 401  # one run long enough for every epoch
     plan = expand(study, tmp_path)
     pre = [j for j in _pretrain_jobs(plan).values() if j.meta["for"] == "length"]
-    assert len(pre) == 1 and pre[0].config.epochs == 400
+    assert len(pre) == 1 and pre[0].config.epochs == 401
     assert pre[0].config.init == weights["byol-imagenet"]
     cells = _cells(plan, "length")
     assert sorted(c["pretrain_epoch"] for _, c in cells) == list(PAPER_LENGTH_EPOCHS)
@@ -205,16 +206,17 @@ def test_paper_study_file_plans_the_full_protocol(tmp_path: Path) -> None:
     assert len({j.id for j, _ in main}) == 600
     pre = _pretrain_jobs(plan)
     summary = sorted(
-        (j.meta["for"], j.meta["pipeline"], j.config.epochs, j.config.init) for j in pre.values()
+        (j.meta["for"], j.meta["pipeline"], j.config.epochs, j.config.stop_epoch, j.config.init)
+        for j in pre.values()
     )
     byol_in = str(folder / raw["weights"]["byol-imagenet"])
     sup_in = str(folder / raw["weights"]["imagenet"])
     assert summary == sorted(
         [
-            ("main", "byol-acdc", 400, "random"),
-            ("main", "supervised-imagenet+byol-acdc", 25, sup_in),
-            ("main", "byol-imagenet+byol-acdc", 25, byol_in),
-            ("length", "byol-imagenet+byol-acdc", 400, byol_in),
+            ("main", "byol-acdc", 401, None, "random"),
+            ("main", "supervised-imagenet+byol-acdc", 401, 26, sup_in),
+            ("main", "byol-imagenet+byol-acdc", 401, 26, byol_in),
+            ("length", "byol-imagenet+byol-acdc", 401, None, byol_in),
         ]
     )
     assert all(j.config.arch == "resnet50" for j in pre.values())

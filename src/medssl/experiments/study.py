@@ -36,8 +36,9 @@ seed of ``seeds``. Keys and their defaults (those of the published figure,
 * ``pipeline``: default ``byol-imagenet+byol-<domain>``;
 * ``budget``: default ``null``, every labelled training slice;
 * ``seeds``: default ``[13]``;
-* ``epochs``: default :data:`PAPER_LENGTH_EPOCHS` (0–10, 12, 14, …, 24, 25, 50, 100, 200,
-  300, 400); ``all``: every epoch 0..E of the run;
+* ``epochs``: default :data:`PAPER_LENGTH_EPOCHS` (1–11, 13, 15, …, 25, 26, 51, 101, 201,
+  301, 401: the original's checkpoints ``ep=0…400`` are saved after K + 1 epochs);
+  ``all``: every epoch 0..E of the run;
 * ``pretrain``: overrides (``preset``/``set``) of the pipeline's pretraining spec; its
   ``epochs`` defaults to the pipeline's when that reaches the largest of ``epochs`` (then
   the length study reuses the pipeline's run), else to the largest of ``epochs``: one run
@@ -76,8 +77,11 @@ from medssl.training.configs import (
 
 STUDY_SLICE_BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
 STUDY_SEEDS = (0, 13, 42, 123, 1111, 77, 62, 91, 7, 5)
-#: Pretraining epochs of the published Fig. 8 (``pretraining_epochs`` of the original sweep).
-PAPER_LENGTH_EPOCHS = (*range(11), *range(12, 25, 2), 25, 50, 100, 200, 300, 400)
+#: The checkpoint indices of the published Fig. 8 (``pretraining_epochs`` of the original
+#: sweep): the original saves ``ep=K`` at the end of epoch index K, after K + 1 epochs.
+ORIGINAL_LENGTH_CHECKPOINTS = (*range(11), *range(12, 25, 2), 25, 50, 100, 200, 300, 400)
+#: The same encoders in medssl's numbering (epochs completed: ``encoder_epoch_{K+1}``).
+PAPER_LENGTH_EPOCHS = tuple(k + 1 for k in ORIGINAL_LENGTH_CHECKPOINTS)
 #: Fine-tuning seed of the published Fig. 8 (``--seed 13`` of the original sweep).
 PAPER_LENGTH_SEED = 13
 BASE_PIPELINES = ("random", "supervised-imagenet", "byol-imagenet")
@@ -326,8 +330,13 @@ def _length(raw: Any, study: Study) -> LengthStudy | None:
                     f"the largest fine-tuned epoch {max(epochs)}"
                 )
         else:  # the pipeline's own run when it is long enough, else a longer one
-            run = int(apply_overrides(_pretrain_config(spec.preset), spec.set).epochs)
-            spec = spec if run >= max(epochs) else spec.merged(None, {"epochs": max(epochs)})
+            cfg = apply_overrides(_pretrain_config(spec.preset), spec.set)
+            run = int(cfg.stop_epoch or cfg.epochs)
+            if run < max(epochs):
+                # a run of its own: stopped runs (the hierarchical "ep=25") keep their
+                # schedule length, so run that schedule to its end (or to the last epoch)
+                longer = max(max(epochs), int(cfg.epochs))
+                spec = spec.merged(None, {"epochs": longer, "stop_epoch": None})
     return LengthStudy(
         pipeline=pipeline,
         budget=None if budget is None else int(budget),
