@@ -44,6 +44,8 @@ ERRORS: dict[str, tuple[str, bool]] = {
     "1 − mean IoU": ("test_slice_iou_mean", True),
     "Jaccard loss": ("test_jaccard_loss", False),
     "1 − 3D Dice": ("test_dice_3d_mean", True),
+    "1 − IoU (study metric)": ("paper_iou", True),
+    "Jaccard loss (study metric)": ("paper_jaccard_loss", False),
 }
 PARAMS = ("alpha", "beta", "gamma")
 BETA_BOUNDS = (-4.0, -1e-3)
