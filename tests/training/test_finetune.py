@@ -17,6 +17,12 @@ from tests.conftest import TINY_FINETUNE
 from tests.conftest import tiny_finetune_config as _cfg
 
 
+def _tiny_setting(key: str) -> int:
+    """An integer setting of the tiny fine-tuning config (``key=value`` in TINY_FINETUNE)."""
+    (value,) = [item.split("=", 1)[1] for item in TINY_FINETUNE if item.split("=", 1)[0] == key]
+    return int(value)
+
+
 def test_run_outputs(tiny_finetuned: Path) -> None:
     for name in (
         "config.yaml",
@@ -32,7 +38,10 @@ def test_run_outputs(tiny_finetuned: Path) -> None:
         assert (tiny_finetuned / name).exists(), name
     with (tiny_finetuned / "curve.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert [int(r["step"]) for r in rows] == [4, 8]
+    steps, val_every = _tiny_setting("steps"), _tiny_setting("val_every_steps")
+    expected_steps = list(range(val_every, steps + 1, val_every))
+    assert expected_steps == [4, 8]  # the tiny config: 8 steps, validation every 4
+    assert [int(r["step"]) for r in rows] == expected_steps
     for key in (
         "val_loss",
         "slice_iou/RV",
@@ -47,7 +56,20 @@ def test_run_outputs(tiny_finetuned: Path) -> None:
     model = build_unet("resnet18", 4, (32, 16, 16, 8, 8))
     model.load_state_dict(load_file(tiny_finetuned / "best.safetensors"), strict=True)
     result = json.loads((tiny_finetuned / "result.json").read_text())
-    assert result["steps"] == 8 and result["steps_to_95"] in (4.0, 8.0)
+    assert result["steps"] == steps
+    # steps-to-95 %: the first curve step whose mean IoU reaches 0.95 × the last value
+    ious = [float(r["slice_iou/mean"]) for r in rows]
+    expected_95 = next(
+        float(r["step"]) for r, v in zip(rows, ious, strict=True) if v >= 0.95 * ious[-1]
+    )
+    assert result["steps_to_95"] == expected_95, (ious, result["steps_to_95"])
+    assert result["final_val_iou"] == ious[-1] and result["best_val_iou"] == max(ious)
+    # curve AUC: trapezoid area over the step span (the curve's mean value)
+    area = sum(
+        (int(b["step"]) - int(a["step"])) * (va + vb) / 2
+        for a, b, va, vb in zip(rows, rows[1:], ious, ious[1:], strict=False)
+    )
+    assert result["curve_auc"] == pytest.approx(area / (expected_steps[-1] - expected_steps[0]))
 
 
 def test_small_budget_same_steps_and_pipeline_independent_subset(
@@ -122,10 +144,29 @@ def test_killed_finetune_resumes_identically(tiny_cache: Path, tmp_path: Path) -
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # the run was killed part-way: by our SIGKILL, with no result and an earlier checkpoint
+    assert proc.returncode == -signal.SIGKILL, f"run ended on its own ({proc.returncode})"
+    assert not (run / "result.json").exists(), "run finished before it could be killed"
+    killed_at = _ckpt_step(ckpt)
+    assert 0 < killed_at < 12, killed_at
     subprocess.run([*args, "--resume"], check=True, capture_output=True)
-    a = torch.load(tmp_path / "ref" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    b = torch.load(ckpt, weights_only=True)["state_dict"]
+    result = json.loads((run / "result.json").read_text())
+    assert result["steps"] == 12
+    ref = torch.load(tmp_path / "ref" / "checkpoints" / "last.ckpt", weights_only=True)
+    new = torch.load(ckpt, weights_only=True)
+    assert ref["global_step"] == new["global_step"] == 12
+    a, b = ref["state_dict"], new["state_dict"]
+    assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
     ref_curve = (tmp_path / "ref" / "curve.csv").read_text()
     assert (run / "curve.csv").read_text() == ref_curve
+    assert [int(r["step"]) for r in csv.DictReader(ref_curve.splitlines())] == [3, 6, 9, 12]
+    ref_result = json.loads((tmp_path / "ref" / "result.json").read_text())
+    assert result == ref_result
+
+
+def _ckpt_step(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])

@@ -103,12 +103,32 @@ def test_killed_run_resumes_to_identical_weights(tiny_cache: Path, tmp_path: Pat
 
 @pytest.mark.slow
 def test_two_process_cpu_ddp(tiny_cache: Path, tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
     run = tmp_path / "ddp"
-    proc = subprocess.run(
-        _cli(tiny_cache, run, "--devices", "2", "--set", "epochs=1"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = _cli(tiny_cache, run, "--devices", "2", "--set", "epochs=1")
+    args.insert(args.index("pretrain"), "-v")  # -v: Lightning's start-up log of every rank
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # both processes started and joined one process group
+    for rank in (0, 1):
+        assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in proc.stderr, proc.stderr[-3000:]
+    assert "Starting with 2 processes" in proc.stderr
+    # and none of them crashed (rank 0's exit code does not report the other rank's)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert (run / "result.json").exists() and (run / "encoder_epoch_001.safetensors").exists()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["runtime"]["devices"] == 2 and config["runtime"]["num_nodes"] == 1
+    # each rank takes its own half of every epoch: half the steps of a one-process run
+    batch = config["batch_size"]
+    pool = json.loads((run / "pool.json").read_text())
+    assert pool["slices"] // batch >= 2  # enough slices for two per-rank batches
+    assert pool["steps_per_epoch"] == pool["slices"] // (batch * 2)
+    result = json.loads((run / "result.json").read_text())
+    assert result["steps"] == pool["steps_per_epoch"]  # one epoch
+    assert pool["world_size"] == result["world_size"] == 2  # what the Trainer really ran
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == result["steps"]
+    assert ckpt["medssl_position"] == [0, result["steps"]]

@@ -148,6 +148,7 @@ def finetune(
         trainer.validate(module, verbose=False)
     if trainer.is_global_zero:
         _write_result(run_dir, trainer.global_step, len(budget), module.skipped_steps)
+    trainer.strategy.barrier("result.json")  # other ranks read what rank 0 wrote
     return load_result(run_dir)
 
 

@@ -100,6 +100,7 @@ def pretrain(
                 "slices": len(pool),
                 "patients": len(split.train),
                 "steps_per_epoch": module.steps_per_epoch,
+                "world_size": module.world,
             }
         )
     )
@@ -115,10 +116,12 @@ def pretrain(
         "final_loss": None if loss is None else float(loss),
         "skipped_steps": module.skipped_steps,
         "collapse": module.collapse.flag,
+        "world_size": trainer.world_size,
         "config": to_dict(cfg),
     }
     if trainer.is_global_zero:
         (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    trainer.strategy.barrier("result.json")  # other ranks read what rank 0 wrote
     return _result(run_dir)
 
 
