@@ -14,15 +14,8 @@ import pytest
 from medssl.analysis import figures
 from medssl.experiments.report import _overlays
 from medssl.experiments.study import PAPER_LENGTH_EPOCHS
+from tests.experiments.test_study_files import PAPER_PIPELINES as PIPELINES
 
-PIPELINES = (
-    "random",
-    "supervised-imagenet",
-    "byol-imagenet",
-    "byol-acdc",
-    "supervised-imagenet+byol-acdc",
-    "byol-imagenet+byol-acdc",
-)
 QUALITY = dict(zip(PIPELINES, (0.50, 0.70, 0.65, 0.60, 0.80, 0.75), strict=True))
 BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
 SEEDS = (0, 13, 42)
@@ -112,7 +105,13 @@ def test_fig6_falls_back_to_the_old_metric_with_a_warning(
     assert titles == ["1 − mean IoU"]
     every = figures.plot_data_efficiency(_results(), tmp_path / "all", metric="all", n_boot=5)
     titles = [ax.get_title() for ax in every.figure.axes if ax.get_visible() and ax.get_title()]
-    assert titles == ["1 − mean IoU", "Jaccard loss", "1 − 3D Dice"]
+    assert titles == [
+        "1 − mean IoU",
+        "Jaccard loss",
+        "1 − 3D Dice",
+        "1 − IoU (study metric)",
+        "Jaccard loss (study metric)",
+    ]
 
 
 def _png(path: Path, value: float) -> Path:
