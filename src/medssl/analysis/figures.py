@@ -359,7 +359,8 @@ def _efficiency_panel(
 def efficiency_columns(df: pd.DataFrame, metric: str | Sequence[str] = STUDY_METRIC) -> list[str]:
     """The results columns figure 6 plots for ``metric``: a :data:`QUANTITIES` column or an
     error name of :data:`~medssl.analysis.powerlaw.ERRORS`, a list of them, or ``"all"``
-    (every test error of ERRORS, the study's included). A study metric without values falls back to its
+    (every test error of ERRORS, the study's included). A study metric without values
+    falls back to its
     older counterpart with a logged warning; columns without values are left out."""
     if isinstance(metric, str):
         requested = [c for c, _ in ERRORS.values()] if metric == "all" else [metric]
@@ -391,7 +392,8 @@ def plot_data_efficiency(
 
     One panel per metric (see :func:`efficiency_columns`; default the study metric
     ``paper_iou``, plotted as 1 − IoU, falling back to ``test_slice_iou_mean`` for results
-    without it; ``"all"``: 1 − mean IoU, Jaccard loss, 1 − 3D Dice and the study's two) with the power-law
+    without it; ``"all"``: 1 − mean IoU, Jaccard loss, 1 − 3D Dice and the study's two)
+    with the power-law
     fit of every pipeline, its pointwise 95 % bootstrap band and the transition n*
     (diamond, horizontal bar: its bootstrap CI). ``fits`` maps error name (the panel title,
     :data:`QUANTITIES`) → pipeline → fit; missing ones are fitted here with ``n_boot``
