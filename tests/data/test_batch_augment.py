@@ -20,6 +20,7 @@ from medssl.data.transforms import (
     sample_view,
     segmentation_config,
 )
+from medssl.training.configs import MEDSSL_FINETUNE
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,9 @@ def _per_sample(cache: SliceCache, indices, views: list[ViewParams], size: int):
         segmentation_config(24),
         AugmentConfig(mode="zoom", size=40, zoom=(0.3, 0.5)),  # windows larger than slices
         AugmentConfig(size=96),  # upsampling
+        AugmentConfig(size=24, **MEDSSL_FINETUNE["augment"]),  # medssl's zoom + std jitter
     ],
-    ids=["area", "zoom", "zoom-past-edges", "upsample"],
+    ids=["byol", "finetune", "zoom-past-edges", "upsample", "medssl-zoom-std"],
 )
 @pytest.mark.parametrize(
     "device",

@@ -13,7 +13,7 @@ from torch import nn
 from medssl.models.byol import BYOL, HeadConfig
 from medssl.training.lars import LARS, lars_param_groups
 from medssl.training.losses import byol_loss, representation_std, symmetric_byol_loss
-from medssl.training.schedules import momentum_schedule, warmup_cosine
+from medssl.training.schedules import momentum_schedule
 
 
 def test_byol_loss_range_and_extremes() -> None:
@@ -51,14 +51,6 @@ def test_tau_schedule_end_points_and_monotone() -> None:
     assert momentum_schedule(100, 100) == pytest.approx(1.0)
     values = [momentum_schedule(k, 100) for k in range(101)]
     assert all(b >= a for a, b in itertools.pairwise(values))
-
-
-def test_warmup_cosine() -> None:
-    assert warmup_cosine(0, 100, 10) == pytest.approx(0.1)
-    assert warmup_cosine(9, 100, 10) == pytest.approx(1.0)
-    assert warmup_cosine(10, 100, 10) == pytest.approx(1.0)
-    assert warmup_cosine(100, 100, 10) == pytest.approx(0.0, abs=1e-12)
-    assert warmup_cosine(55, 100, 10) == pytest.approx(0.5)
 
 
 def _tiny_byol() -> BYOL:

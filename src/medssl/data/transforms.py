@@ -84,20 +84,6 @@ def segmentation_config(size: int = 224) -> AugmentConfig:
     return AugmentConfig(size=size)
 
 
-def medssl_byol_view_config(size: int = 224) -> AugmentConfig:
-    """medssl's earlier BYOL views (option): std-relative jitter 0.4 with p 0.8."""
-    return AugmentConfig(size=size, jitter_p=0.8, brightness=0.4, contrast=0.4, jitter_style="std")
-
-
-def medssl_segmentation_config(size: int = 224) -> AugmentConfig:
-    """medssl's zoom crops for fine-tuning (option): a window of ``size / z`` native
-    pixels, ``z`` in 0.8–1.25, so training sees anatomy at the scale of whole-slice
-    evaluation; std-relative jitter 0.2 with p 0.5."""
-    return AugmentConfig(
-        size=size, mode="zoom", jitter_p=0.5, brightness=0.2, contrast=0.2, jitter_style="std"
-    )
-
-
 def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=gen))
 

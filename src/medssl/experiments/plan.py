@@ -227,7 +227,7 @@ def _length_jobs(
         skipped[f"pretraining-length ({length.pipeline})"] = pipe.skip_reason or "unavailable"
         return
     pj = _pretrain_job(study, pipe, length.pretrain, root, "length")
-    epochs = length_epochs(length, pj.config.stop_epoch or pj.config.epochs)
+    epochs = length_epochs(length, pj.config.run_epochs)
     if any(e > 0 for e in epochs):
         pj = _add(jobs, pj)
     for epoch in epochs:

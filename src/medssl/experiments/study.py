@@ -331,8 +331,7 @@ def _length(raw: Any, study: Study) -> LengthStudy | None:
                 )
         else:  # the pipeline's own run when it is long enough, else a longer one
             cfg = apply_overrides(_pretrain_config(spec.preset), spec.set)
-            run = int(cfg.stop_epoch or cfg.epochs)
-            if run < max(epochs):
+            if cfg.run_epochs < max(epochs):
                 # a run of its own: stopped runs (the hierarchical "ep=25") keep their
                 # schedule length, so run that schedule to its end (or to the last epoch)
                 longer = max(max(epochs), int(cfg.epochs))

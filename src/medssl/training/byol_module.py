@@ -45,8 +45,7 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         planned = cfg.epochs * self.steps_per_epoch
         #: the schedules (lr, τ) span these steps; ``stop_epoch`` ends training earlier
         self.schedule_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
-        stop = cfg.stop_epoch * self.steps_per_epoch if cfg.stop_epoch else planned
-        self.total_steps = min(self.schedule_steps, stop)
+        self.total_steps = min(self.schedule_steps, cfg.run_epochs * self.steps_per_epoch)
         self.collapse = CollapseMonitor(
             cfg.heads.proj_out, cfg.collapse_fraction, cfg.collapse_patience
         )

@@ -127,6 +127,11 @@ class PretrainConfig:
     split_seed: int = 0
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
+    @property
+    def run_epochs(self) -> int:
+        """Epochs the run trains (``stop_epoch`` when it ends early, else ``epochs``)."""
+        return min(self.stop_epoch, self.epochs) if self.stop_epoch else self.epochs
+
 
 #: medssl's earlier BYOL recipe, a named option (``--preset medssl``): jitter p 0.8 with
 #: std-relative brightness/contrast 0.4, lr 0.5 per 256, 2 warmup epochs, the two
