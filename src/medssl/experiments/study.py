@@ -74,6 +74,7 @@ from medssl.training.configs import (
     FinetuneConfig,
     PretrainConfig,
 )
+from medssl.training.configs import preset as preset_config
 
 STUDY_SLICE_BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
 STUDY_SEEDS = (0, 13, 42, 123, 1111, 77, 62, 91, 7, 5)
@@ -242,10 +243,6 @@ def _check_stage(spec: StageSpec, kind: str, where: str) -> None:
         raise ConfigError(f"'{where}.set': {exc}") from exc
 
 
-def _pretrain_config(name: str) -> PretrainConfig:
-    return apply_overrides(PretrainConfig(), PRETRAIN_PRESETS[name])
-
-
 def check_pipeline_name(name: str, domain: str) -> bool:
     """Validate a pipeline name; return whether it has a domain-pretraining stage."""
     target = f"byol-{domain}"
@@ -330,7 +327,9 @@ def _length(raw: Any, study: Study) -> LengthStudy | None:
                     f"the largest fine-tuned epoch {max(epochs)}"
                 )
         else:  # the pipeline's own run when it is long enough, else a longer one
-            cfg = apply_overrides(_pretrain_config(spec.preset), spec.set)
+            cfg = apply_overrides(
+                preset_config(PretrainConfig, PRETRAIN_PRESETS, spec.preset), spec.set
+            )
             if cfg.run_epochs < max(epochs):
                 # a run of its own: stopped runs (the hierarchical "ep=25") keep their
                 # schedule length, so run that schedule to its end (or to the last epoch)
