@@ -35,7 +35,7 @@ from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.utils.lars import LARS
 from torch.utils.data import DataLoader, Dataset
 
-from medssl.bench import StepClock, cache_bytes, device_name, step_figures
+from medssl.training.bench import StepClock, cache_bytes, device_name, step_figures
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import budget_slices, split_for_cache, unlabelled_pool
 
@@ -53,7 +53,7 @@ class AlbumentationsSlices(Dataset):
 
     def __getitem__(self, i: int):
         if self.cache is None:  # opened in the worker
-            from medssl.data.cache_index import SliceCache
+            from medssl.data.cache_read import SliceCache
 
             self.cache = SliceCache.open(self.cache_path)
         idx = self.indices[i]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medssl.data.cache import prepare_cache
+from medssl.data.cache_write import prepare_cache
 from tests import builders
 
 REAL_ACDC = Path(
@@ -86,7 +86,7 @@ TINY_FINETUNE = [
 
 def tiny_pretrain_config(cache: Path, out: Path, *extra: str):
     """The tiny BYOL run's config on ``cache`` writing to ``out``, plus overrides."""
-    from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig, preset
+    from medssl.configs import PRETRAIN_PRESETS, PretrainConfig, preset
 
     sets = [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *extra]
     return preset(PretrainConfig, PRETRAIN_PRESETS, "paper", sets)
@@ -94,7 +94,7 @@ def tiny_pretrain_config(cache: Path, out: Path, *extra: str):
 
 def tiny_finetune_config(cache: Path, out: Path, *extra: str):
     """The tiny fine-tuning run's config on ``cache`` writing to ``out``, plus overrides."""
-    from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig, preset
+    from medssl.configs import FINETUNE_PRESETS, FinetuneConfig, preset
 
     sets = [f"data={cache}", f"out={out}", *TINY_FINETUNE, *extra]
     return preset(FinetuneConfig, FINETUNE_PRESETS, "paper", sets)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from medssl.bench import BenchConfig, StepTimer, bench
+from medssl.training.bench import BenchConfig, StepTimer, bench
 from medssl.cli import main
-from medssl.config import ConfigError
+from medssl.overrides import ConfigError
 
 FIELDS = {"images_per_s", "device", "precision", "data_wait_share", "peak_rss_mb", "timed_steps"}
 

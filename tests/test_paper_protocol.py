@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from medssl.config import to_dict
+from medssl.overrides import to_dict
 from medssl.experiments.study import STUDY_SEEDS, STUDY_SLICE_BUDGETS
-from medssl.training.configs import (
+from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
     FinetuneConfig,

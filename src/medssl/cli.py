@@ -46,8 +46,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from medssl.data.cache import prepare_cache
-    from medssl.data.cache_index import SliceCache
+    from medssl.data.cache_write import prepare_cache
+    from medssl.data.cache_read import SliceCache
     from medssl.data.preprocess import PrepareConfig
     from medssl.data.splits import split_for_cache
 
@@ -76,7 +76,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from medssl.demo import run_demo
+    from medssl.experiments.demo import run_demo
 
     summary = run_demo(args.out, patients=args.patients, seed=args.seed)
     for line in summary:
@@ -86,7 +86,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dict[str, str]):
     """Preset, then the explicit options (``config key: argparse attribute``), then --set."""
-    from medssl.training.configs import preset
+    from medssl.configs import preset
 
     explicit = {"data": str(args.data), "out": str(args.out), "init": args.init}
     common = {
@@ -108,7 +108,7 @@ def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dic
 
 
 def _pretrain_config(args: argparse.Namespace):
-    from medssl.training.configs import PRETRAIN_PRESETS, PretrainConfig
+    from medssl.configs import PRETRAIN_PRESETS, PretrainConfig
 
     return _run_config(args, PretrainConfig, PRETRAIN_PRESETS, {"epochs": "epochs", "arch": "arch"})
 
@@ -125,7 +125,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _finetune_config(args: argparse.Namespace):
-    from medssl.training.configs import FINETUNE_PRESETS, FinetuneConfig
+    from medssl.configs import FINETUNE_PRESETS, FinetuneConfig
 
     return _run_config(
         args,
@@ -360,7 +360,7 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from medssl.bench import BenchConfig, bench
+    from medssl.training.bench import BenchConfig, bench
 
     cfg = BenchConfig(
         kind=args.kind,

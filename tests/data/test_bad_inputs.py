@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from medssl.cli import main
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.nifti import write_nifti
 from tests import builders
 

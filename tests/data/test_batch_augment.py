@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medssl.data.batch_augment import SliceBank, augment_batch, resize_weights
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, TwoViews
 from medssl.data.transforms import (
     AugmentConfig,
@@ -20,7 +20,7 @@ from medssl.data.transforms import (
     sample_view,
     segmentation_config,
 )
-from medssl.training.configs import MEDSSL_FINETUNE
+from medssl.configs import MEDSSL_FINETUNE
 
 
 @pytest.fixture(scope="module")

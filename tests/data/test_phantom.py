@@ -23,11 +23,11 @@ from medssl.data.phantom import (
     sample_body,
     sample_heart,
 )
-from medssl.data.phantom_body import render_body
-from medssl.data.phantom_geometry import ellipse_distance
-from medssl.data.phantom_heart import angular_profile, contraction_curve, lv_radii
-from medssl.data.phantom_imaging import rician_int16
-from medssl.data.phantom_rv import heart_labels, heart_radii, rv_area_mm2
+from medssl.data.phantom.body import render_body
+from medssl.data.phantom.geometry import ellipse_distance
+from medssl.data.phantom.heart import angular_profile, contraction_curve, lv_radii
+from medssl.data.phantom.imaging import rician_int16
+from medssl.data.phantom.rv import heart_labels, heart_radii, rv_area_mm2
 
 N_PATIENTS = 10
 N_FRAMES = 4

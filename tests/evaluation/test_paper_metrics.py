@@ -172,7 +172,7 @@ def test_padding_adds_background_to_the_score() -> None:
 
 
 def test_evaluate_writes_both_metric_families(tiny_finetuned: Path) -> None:
-    from medssl.data.cache_index import SliceCache
+    from medssl.data.cache_read import SliceCache
     from medssl.data.splits import Split
     from medssl.evaluation.evaluate import evaluate, raw_zero_value
     from medssl.evaluation.inference import predict_logits

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medssl.config import ConfigError
+from medssl.overrides import ConfigError
 from medssl.experiments import store
 from medssl.experiments.collect import collect
 from medssl.experiments.plan import expand

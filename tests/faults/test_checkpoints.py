@@ -12,7 +12,7 @@ import lightning.fabric.plugins.io.torch_io as torch_io
 import pytest
 import torch
 
-from medssl.config import save_yaml
+from medssl.overrides import save_yaml
 from medssl.training.callbacks import LAST_CKPT, PREVIOUS_CKPT, AtomicCheckpoint
 from medssl.training.finetune import finetune
 from medssl.training.rundir import checkpoint_problem, resume_checkpoint

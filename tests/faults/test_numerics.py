@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 
 from medssl.errors import NumericalError
 from medssl.training.callbacks import LAST_CKPT, parameters_finite
-from medssl.training.configs import FinetuneConfig
+from medssl.configs import FinetuneConfig
 from medssl.training.finetune import finetune
 from medssl.training.guards import CollapseMonitor
 from medssl.training.pretrain import pretrain

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.splits import Split, budget_slices
 from medssl.models.unet import build_unet
 from medssl.training.finetune import finetune

@@ -15,7 +15,7 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from medssl.config import ConfigError
+from medssl.overrides import ConfigError
 from medssl.training.pretrain import pretrain
 from tests.conftest import TINY_PRETRAIN
 from tests.conftest import tiny_pretrain_config as _cfg

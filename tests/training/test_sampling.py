@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, TwoViews
 from medssl.data.splits import budget_slices, make_split
 from medssl.data.transforms import byol_view_config, segmentation_config

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.transforms import JITTER_CODES
 
 

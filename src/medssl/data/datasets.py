@@ -1,4 +1,4 @@
-"""PyTorch datasets over a prepared :class:`~medssl.data.cache_index.SliceCache`.
+"""PyTorch datasets over a prepared :class:`~medssl.data.cache_read.SliceCache`.
 
 Nothing here decodes NIfTI or keeps class-level state: each dataset holds its own
 cache handle and a list of slice indices. Augmentation randomness comes from
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.transforms import (
     AugmentConfig,
     apply_view,

@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 
 _ACDC_ID = re.compile(r"^patient(\d+)$")
 

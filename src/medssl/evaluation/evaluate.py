@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.splits import OFFICIAL_TEST, Split, official_test_patients
 from medssl.evaluation.clinical import clinical_indices, index_errors
 from medssl.evaluation.inference import predict_logits

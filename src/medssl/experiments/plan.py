@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medssl.config import ConfigError, apply_overrides, to_dict
+from medssl.overrides import ConfigError, apply_overrides, to_dict
 from medssl.experiments.study import LengthStudy, Pipeline, StageSpec, Study, resolve_pipeline
-from medssl.training.configs import (
+from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
     FinetuneConfig,

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from medssl.config import to_dict
+from medssl.overrides import to_dict
 from medssl.experiments.plan import Plan
 
 DONE = "DONE"

@@ -67,14 +67,14 @@ from typing import Any
 
 import yaml
 
-from medssl.config import ConfigError, apply_overrides
-from medssl.training.configs import (
+from medssl.overrides import ConfigError, apply_overrides
+from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
     FinetuneConfig,
     PretrainConfig,
 )
-from medssl.training.configs import preset as preset_config
+from medssl.configs import preset as preset_config
 
 STUDY_SLICE_BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
 STUDY_SEEDS = (0, 13, 42, 123, 1111, 77, 62, 91, 7, 5)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import TwoViews
 from medssl.models.byol import BYOL
-from medssl.training.configs import PretrainConfig
+from medssl.configs import PretrainConfig
 from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import CollapseMonitor, FiniteLoss
 from medssl.training.lars import LARS, lars_param_groups

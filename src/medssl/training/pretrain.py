@@ -28,9 +28,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from medssl.config import ConfigError, save_yaml, to_dict
+from medssl.overrides import ConfigError, save_yaml, to_dict
 from medssl.data.batch_augment import SliceBank
-from medssl.data.cache_index import SliceCache
+from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import TwoViews
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache, unlabelled_pool
@@ -44,7 +44,7 @@ from medssl.training.callbacks import (
     PreemptionSaver,
     Throughput,
 )
-from medssl.training.configs import PretrainConfig
+from medssl.configs import PretrainConfig
 from medssl.training.rundir import resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
 

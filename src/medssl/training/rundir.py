@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import torch
 
-from medssl.config import ConfigError, load_yaml
+from medssl.overrides import ConfigError, load_yaml
 from medssl.errors import WeightsError
 from medssl.training.callbacks import LAST_CKPT, PREVIOUS_CKPT, checkpoint_problem
 

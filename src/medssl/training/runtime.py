@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from medssl.training.configs import RuntimeConfig
+from medssl.configs import RuntimeConfig
 
 log = logging.getLogger(__name__)
 

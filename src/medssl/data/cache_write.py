@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from medssl.data.cache_index import SliceCache, VolumeInfo
+from medssl.data.cache_read import SliceCache, VolumeInfo
 from medssl.data.fingerprint import fingerprint_files, source_hash
 from medssl.data.preprocess import PrepareConfig, normalize_volume, resample_inplane
 from medssl.data.readers import open_source

@@ -35,15 +35,15 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
-from medssl.config import ConfigError
-from medssl.data.cache_index import SliceCache
+from medssl.overrides import ConfigError
+from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache, unlabelled_pool
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.unet import build_unet
 from medssl.training.byol_module import BYOLModule
-from medssl.training.configs import (
+from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
     FinetuneConfig,
@@ -71,7 +71,7 @@ class BenchConfig:
         warmup: untimed steps first (allocator, autotuning, worker start-up).
         synthetic: feed a pre-made batch instead of the data pipeline.
         precision, channels_last, augment, num_workers, accelerator, devices,
-        compile, cudnn_benchmark: the run's :class:`~medssl.training.configs.RuntimeConfig` fields.
+        compile, cudnn_benchmark: the run's :class:`~medssl.configs.RuntimeConfig` fields.
     """
 
     kind: Literal["pretrain", "finetune"] = "finetune"

@@ -8,10 +8,10 @@ with the clinical indices counted on the written label maps. The five ACDC group
 (NOR, MINF, DCM, HCM, RV) are assigned round-robin and drive the sampled volumes,
 ejection fractions and wall thickness; everything else (matrix, spacing, pose,
 intensities, bias field, noise) varies per patient. The pieces live in their own
-modules: priors and draws in :mod:`~medssl.data.phantom_sampling`, rendering in
-:mod:`~medssl.data.phantom_render` (heart in :mod:`~medssl.data.phantom_heart` and
-:mod:`~medssl.data.phantom_rv`, background in :mod:`~medssl.data.phantom_body`, image
-formation in :mod:`~medssl.data.phantom_imaging`); this module writes the files and
+modules: priors and draws in :mod:`~medssl.data.phantom.sampling`, rendering in
+:mod:`~medssl.data.phantom.render` (heart in :mod:`~medssl.data.phantom.heart` and
+:mod:`~medssl.data.phantom.rv`, background in :mod:`~medssl.data.phantom.body`, image
+formation in :mod:`~medssl.data.phantom.imaging`); this module writes the files and
 the truth.
 
 The output is a pure function of ``(seed, patient index, n_frames)``: each patient
@@ -37,9 +37,9 @@ import nibabel as nib
 import numpy as np
 
 from medssl.data.nifti import from_slices, write_nifti
-from medssl.data.phantom_heart import HeartDesign
-from medssl.data.phantom_render import Acquisition, render_cine
-from medssl.data.phantom_sampling import (
+from medssl.data.phantom.heart import HeartDesign
+from medssl.data.phantom.render import Acquisition, render_cine
+from medssl.data.phantom.sampling import (
     GROUP_PRIORS,
     GROUPS,
     GroupPrior,

@@ -3,7 +3,7 @@
 Body outline, subcutaneous fat, chest-wall muscle, lungs, liver, stomach, spine and
 aorta, with textures and fat marbling, rendered once per patient for every slice
 (organs move with the long-axis level). Coordinates as in
-:mod:`medssl.data.phantom_geometry`.
+:mod:`medssl.data.phantom.geometry`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medssl.data.phantom_geometry import ellipse_distance, soft_inside
-from medssl.data.phantom_imaging import Appearance, Canvas, paint, smooth_noise
+from medssl.data.phantom.geometry import ellipse_distance, soft_inside
+from medssl.data.phantom.imaging import Appearance, Canvas, paint, smooth_noise
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from medssl.errors import DataError
 
 @dataclass(frozen=True)
 class VolumeInfo:
-    """One cached 3D volume (see :mod:`medssl.data.cache`)."""
+    """One cached 3D volume (see :mod:`medssl.data.cache_write`)."""
 
     patient: str
     phase: str

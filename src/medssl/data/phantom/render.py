@@ -1,10 +1,10 @@
 """Rendering of one patient's cine series from its design, scan, body and appearance.
 
-The static background (:func:`~medssl.data.phantom_body.render_body`) is composited
+The static background (:func:`~medssl.data.phantom.body.render_body`) is composited
 with the heart of each frame using partial-volume occupancies, then the dark bSSFP line
 at fat-water boundaries, a Gaussian point-spread function, a smooth coil sensitivity,
 off-resonance bands and Rician noise are applied
-(:mod:`medssl.data.phantom_imaging`).
+(:mod:`medssl.data.phantom.imaging`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medssl.data.phantom_body import Background, BodyLayout, render_body
-from medssl.data.phantom_geometry import soft_inside
-from medssl.data.phantom_heart import (
+from medssl.data.phantom.body import Background, BodyLayout, render_body
+from medssl.data.phantom.geometry import soft_inside
+from medssl.data.phantom.heart import (
     AngularProfile,
     HeartDesign,
     angular_profile,
@@ -24,7 +24,7 @@ from medssl.data.phantom_heart import (
     long_axis_level,
     lv_radii,
 )
-from medssl.data.phantom_imaging import (
+from medssl.data.phantom.imaging import (
     Appearance,
     Canvas,
     banding,
@@ -32,7 +32,7 @@ from medssl.data.phantom_imaging import (
     paint,
     rician_int16,
 )
-from medssl.data.phantom_rv import heart_bounds, heart_labels, heart_radii
+from medssl.data.phantom.rv import heart_bounds, heart_labels, heart_radii
 
 
 @dataclass(frozen=True)

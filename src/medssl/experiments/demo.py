@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from medssl.data.cache import prepare_cache
+from medssl.data.cache_write import prepare_cache
 from medssl.data.phantom import generate_phantom
 from medssl.data.preprocess import PrepareConfig
 from medssl.data.validate import check_source

@@ -13,11 +13,11 @@ from types import MappingProxyType
 
 import numpy as np
 
-from medssl.data.phantom_body import BodyLayout, Organ
-from medssl.data.phantom_heart import HeartDesign, Infarct
-from medssl.data.phantom_imaging import Appearance
-from medssl.data.phantom_render import Acquisition
-from medssl.data.phantom_rv import heart_bounds
+from medssl.data.phantom.body import BodyLayout, Organ
+from medssl.data.phantom.heart import HeartDesign, Infarct
+from medssl.data.phantom.imaging import Appearance
+from medssl.data.phantom.render import Acquisition
+from medssl.data.phantom.rv import heart_bounds
 
 GROUPS = ("NOR", "MINF", "DCM", "HCM", "RV")
 

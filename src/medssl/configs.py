@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from medssl.config import ConfigError, apply_overrides
+from medssl.overrides import ConfigError, apply_overrides
 from medssl.data.transforms import AugmentConfig
 from medssl.models.byol import HeadConfig
 

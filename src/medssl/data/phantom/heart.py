@@ -15,7 +15,7 @@ that the cavity volume follows the design's volume curve; each angular sector of
 myocardium keeps its cross-sectional area per unit length, so the wall thickens in
 systole and the myocardial volume is conserved. An infarct is an akinetic, thinned
 sector. The right ventricle and the whole heart's boundaries are in
-:mod:`medssl.data.phantom_rv`.
+:mod:`medssl.data.phantom.rv`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medssl.data.phantom_geometry import angular_window
+from medssl.data.phantom.geometry import angular_window
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Right ventricle and whole-heart boundaries, labels and extent of the phantom.
 
-Conventions as in :mod:`medssl.data.phantom_heart`. The RV cavity is the part of an
+Conventions as in :mod:`medssl.data.phantom.heart`. The RV cavity is the part of an
 ellipse, overlapping the LV on the septal side, that lies outside the LV epicardium;
 the ellipse size is solved per slice so that the cavity area follows a base-to-apex
 profile integrating to the design volume.
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medssl.data.phantom_geometry import ellipse_distance
-from medssl.data.phantom_heart import (
+from medssl.data.phantom.geometry import ellipse_distance
+from medssl.data.phantom.heart import (
     AngularProfile,
     HeartDesign,
     angular_profile,

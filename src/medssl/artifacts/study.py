@@ -1,0 +1,60 @@
+"""A study's folder: the plan, each job's run directory and its state markers.
+
+Layout::
+
+    plan.json              jobs (id, kind, meta, depends) and skipped pipelines
+    runs/<id>/             each job's run directory (:class:`~medssl.artifacts.RunDir`)
+    runs/<id>/DONE         written last, atomically: the run and its evaluation finished
+    runs/<id>/failed.json  the last failure (traceback); removed when the run succeeds
+    claims/<id>.json       who runs the job now: host, pid, start; its mtime is a heartbeat
+    ledger.jsonl           one line per job start (audit trail: no cell runs twice)
+    results.{parquet,csv}  the study table (one row per finished fine-tune and cell)
+    curves.{parquet,csv}   every learning curve in long format
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medssl.artifacts.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class StudyDir:
+    """The folder of one study (``root`` need not exist yet)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def plan_file(self) -> Path:
+        return self.root / "plan.json"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.jsonl"
+
+    @property
+    def claims(self) -> Path:
+        return self.root / "claims"
+
+    def claim_file(self, job_id: str) -> Path:
+        return self.claims / f"{job_id}.json"
+
+    def run(self, job_id: str) -> RunDir:
+        return RunDir(self.root / "runs" / job_id)
+
+    def done_marker(self, job_id: str) -> Path:
+        return self.run(job_id).path / "DONE"
+
+    def failed_marker(self, job_id: str) -> Path:
+        return self.run(job_id).path / "failed.json"
+
+    def table(self, name: str, ext: str = "parquet") -> Path:
+        """``results`` or ``curves``, as ``parquet`` or ``csv``."""
+        if name not in ("results", "curves"):
+            raise ValueError(f"unknown study table {name!r}")
+        return self.root / f"{name}.{ext}"
