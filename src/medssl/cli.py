@@ -46,8 +46,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from medssl.data.cache_write import prepare_cache
     from medssl.data.cache_read import SliceCache
+    from medssl.data.cache_write import prepare_cache
     from medssl.data.preprocess import PrepareConfig
     from medssl.data.splits import split_for_cache
 

@@ -9,12 +9,16 @@ its source (file and line) and each deliberate difference are in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from medssl.overrides import ConfigError, apply_overrides
+import torch
+
 from medssl.data.transforms import AugmentConfig
 from medssl.models.byol import HeadConfig
+from medssl.overrides import ConfigError, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -291,3 +295,29 @@ FINETUNE_PRESETS: dict[str, dict] = {
         "runtime": {"num_workers": 2},
     },
 }
+
+
+# --- hardware-dependent choices ------------------------------------------------------
+@functools.cache
+def cpu_has_amx() -> bool:
+    """True when the CPU advertises AMX-BF16 (bf16 matmuls run several times fp32 speed)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def resolve_precision(runtime: RuntimeConfig) -> str:
+    """``auto`` → bf16 autocast on bf16-capable GPUs or AMX CPUs, fp16 on older GPUs,
+    fp32 otherwise; other values are passed to Lightning unchanged."""
+    if runtime.precision != "auto":
+        return runtime.precision
+    wants_gpu = runtime.accelerator in ("auto", "gpu", "cuda")
+    if wants_gpu and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_amx() else "32-true"
+
+
+def world_size(runtime: RuntimeConfig) -> int:
+    """Total processes of a run (devices per node × nodes)."""
+    return runtime.devices * runtime.num_nodes

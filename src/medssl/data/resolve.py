@@ -7,8 +7,8 @@ import logging
 import os
 from pathlib import Path
 
-from medssl.data.cache_write import prepare_cache
 from medssl.data.cache_read import SliceCache
+from medssl.data.cache_write import prepare_cache
 from medssl.data.preprocess import PrepareConfig
 from medssl.errors import DataError
 

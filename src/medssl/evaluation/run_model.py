@@ -9,13 +9,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from medssl.overrides import load_yaml
+from medssl.configs import FinetuneConfig, resolve_precision
 from medssl.data.preprocess import PrepareConfig
 from medssl.errors import MedsslError
 from medssl.models.safe_load import read_safetensors
 from medssl.models.unet import build_unet
-from medssl.configs import FinetuneConfig
-from medssl.training.runtime import resolve_precision
+from medssl.overrides import load_yaml
 
 
 @dataclass

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medssl.overrides import ConfigError, apply_overrides, to_dict
-from medssl.experiments.study import LengthStudy, Pipeline, StageSpec, Study, resolve_pipeline
 from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
@@ -23,6 +21,8 @@ from medssl.configs import (
     PretrainConfig,
     preset,
 )
+from medssl.experiments.study import LengthStudy, Pipeline, StageSpec, Study, resolve_pipeline
+from medssl.overrides import ConfigError, apply_overrides, to_dict
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from medssl.overrides import to_dict
 from medssl.experiments.plan import Plan
+from medssl.overrides import to_dict
 
 DONE = "DONE"
 FAILED = "failed.json"

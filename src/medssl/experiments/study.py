@@ -67,7 +67,6 @@ from typing import Any
 
 import yaml
 
-from medssl.overrides import ConfigError, apply_overrides
 from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
@@ -75,6 +74,7 @@ from medssl.configs import (
     PretrainConfig,
 )
 from medssl.configs import preset as preset_config
+from medssl.overrides import ConfigError, apply_overrides
 
 STUDY_SLICE_BUDGETS = (1, 3, 7, 15, 30, 75, 150, 300, 749, 1498)
 STUDY_SEEDS = (0, 13, 42, 123, 1111, 77, 62, 91, 7, 5)

@@ -35,22 +35,24 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
-from medssl.overrides import ConfigError
+from medssl.configs import (
+    FINETUNE_PRESETS,
+    PRETRAIN_PRESETS,
+    FinetuneConfig,
+    PretrainConfig,
+    cpu_has_amx,
+    preset,
+    resolve_precision,
+)
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache, unlabelled_pool
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.unet import build_unet
+from medssl.overrides import ConfigError
 from medssl.training.byol_module import BYOLModule
-from medssl.configs import (
-    FINETUNE_PRESETS,
-    PRETRAIN_PRESETS,
-    FinetuneConfig,
-    PretrainConfig,
-    preset,
-)
-from medssl.training.runtime import cpu_has_amx, resolve_precision, trainer_kwargs
+from medssl.training.runtime import trainer_kwargs
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from medssl.configs import PretrainConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import TwoViews
 from medssl.models.byol import BYOL
-from medssl.configs import PretrainConfig
 from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import CollapseMonitor, FiniteLoss
 from medssl.training.lars import LARS, lars_param_groups

@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medssl.analysis.curves import curve_auc, steps_to_fraction
-from medssl.overrides import ConfigError, save_yaml
+from medssl.configs import FinetuneConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, Volumes
@@ -37,8 +37,8 @@ from medssl.data.resolve import resolve_cache
 from medssl.data.splits import Split, budget_patients, budget_slices, save_budget, split_for_cache
 from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_weights
+from medssl.overrides import ConfigError, save_yaml
 from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
-from medssl.configs import FinetuneConfig
 from medssl.training.rundir import checkpoint_step, resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
 from medssl.training.segment_module import SegmentationModule

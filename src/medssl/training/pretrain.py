@@ -28,7 +28,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from medssl.overrides import ConfigError, save_yaml, to_dict
+from medssl.configs import PretrainConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import TwoViews
@@ -37,6 +37,7 @@ from medssl.data.splits import split_for_cache, unlabelled_pool
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
+from medssl.overrides import ConfigError, save_yaml, to_dict
 from medssl.training.byol_module import BYOLModule
 from medssl.training.callbacks import (
     AtomicCheckpoint,
@@ -44,7 +45,6 @@ from medssl.training.callbacks import (
     PreemptionSaver,
     Throughput,
 )
-from medssl.configs import PretrainConfig
 from medssl.training.rundir import resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
 

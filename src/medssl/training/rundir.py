@@ -9,8 +9,8 @@ from typing import TypeVar
 
 import torch
 
-from medssl.overrides import ConfigError, load_yaml
 from medssl.errors import WeightsError
+from medssl.overrides import ConfigError, load_yaml
 from medssl.training.callbacks import LAST_CKPT, PREVIOUS_CKPT, checkpoint_problem
 
 log = logging.getLogger(__name__)

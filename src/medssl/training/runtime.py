@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from pathlib import Path
 
 import torch
 
-from medssl.configs import RuntimeConfig
+from medssl.configs import RuntimeConfig, resolve_precision, world_size
 
 log = logging.getLogger(__name__)
-
-
-@functools.cache
-def cpu_has_amx() -> bool:
-    """True when the CPU advertises AMX-BF16 (bf16 matmuls run several times fp32 speed)."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
-def resolve_precision(runtime: RuntimeConfig) -> str:
-    """``auto`` → bf16 autocast on bf16-capable GPUs or AMX CPUs, fp16 on older GPUs,
-    fp32 otherwise; other values are passed to Lightning unchanged."""
-    if runtime.precision != "auto":
-        return runtime.precision
-    wants_gpu = runtime.accelerator in ("auto", "gpu", "cuda")
-    if wants_gpu and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_amx() else "32-true"
-
-
-def world_size(runtime: RuntimeConfig) -> int:
-    """Total processes of a run (devices per node × nodes)."""
-    return runtime.devices * runtime.num_nodes
 
 
 def trainer_kwargs(runtime: RuntimeConfig) -> dict:

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
+from medssl.configs import FinetuneConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.evaluation.metrics import SegmentationCounts, soft_jaccard_loss_from_logits
 from medssl.models.unet import encoder_of, set_encoder_trainable
-from medssl.configs import FinetuneConfig
 from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import FiniteLoss
 from medssl.training.runtime import atomic_replace, resolve_precision, world_size

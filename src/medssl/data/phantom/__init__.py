@@ -9,11 +9,11 @@ files and the truth.
 """
 
 from medssl.data.phantom.generate import (
-    GROUPS,
     GROUP_PRIORS,
+    GROUPS,
     LV_LABEL,
-    MYOCARDIUM_DENSITY_G_PER_ML,
     MYO_LABEL,
+    MYOCARDIUM_DENSITY_G_PER_ML,
     RV_LABEL,
     TRUTH_FILE,
     Acquisition,
