@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from medssl.training.bench import BenchConfig, StepTimer, bench
 from medssl.cli import main
 from medssl.overrides import ConfigError
+from medssl.training.bench import BenchConfig, StepTimer, bench
 
 FIELDS = {"images_per_s", "device", "precision", "data_wait_share", "peak_rss_mb", "timed_steps"}
 

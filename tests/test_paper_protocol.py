@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from medssl.overrides import to_dict
-from medssl.experiments.study import STUDY_SEEDS, STUDY_SLICE_BUDGETS
 from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
@@ -22,6 +20,8 @@ from medssl.configs import (
     PretrainConfig,
     preset,
 )
+from medssl.experiments.study import STUDY_SEEDS, STUDY_SLICE_BUDGETS
+from medssl.overrides import to_dict
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "paper-protocol.md"
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from medssl.configs import MEDSSL_FINETUNE
 from medssl.data.batch_augment import SliceBank, augment_batch, resize_weights
 from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, TwoViews
@@ -20,7 +21,6 @@ from medssl.data.transforms import (
     sample_view,
     segmentation_config,
 )
-from medssl.configs import MEDSSL_FINETUNE
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medssl.data.cache_write import cache_is_current, prepare_cache
 from medssl.data.cache_read import SliceCache
+from medssl.data.cache_write import cache_is_current, prepare_cache
 from medssl.data.preprocess import PrepareConfig, normalize_volume
 from medssl.data.readers import open_source
 from medssl.errors import DataError

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from medssl.data.cache_write import prepare_cache
 from medssl.data.cache_read import SliceCache
+from medssl.data.cache_write import prepare_cache
 from medssl.data.datasets import LabelledSlices, TwoViews, Volumes
 from medssl.data.splits import budget_slices, make_split, unlabelled_pool
 from medssl.data.transforms import byol_view_config, segmentation_config

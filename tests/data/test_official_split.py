@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from medssl.cli import main
-from medssl.data.cache_write import prepare_cache
 from medssl.data.cache_read import SliceCache
+from medssl.data.cache_write import prepare_cache
 from medssl.data.nifti import from_slices
 from medssl.data.splits import (
     OFFICIAL_TEST,

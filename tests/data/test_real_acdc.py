@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from medssl.cli import main
-from medssl.data.cache_write import prepare_cache
 from medssl.data.cache_read import SliceCache
+from medssl.data.cache_write import prepare_cache
 from medssl.data.splits import budget_slices, split_for_cache, unlabelled_pool
 
 pytestmark = pytest.mark.realdata

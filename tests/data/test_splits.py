@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medssl.data.cache_write import prepare_cache
 from medssl.data.cache_read import SliceCache
+from medssl.data.cache_write import prepare_cache
 from medssl.data.splits import (
     Split,
     budget_patients,

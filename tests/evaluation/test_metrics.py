@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import ndimage
 
+from medssl.evaluation.counts import SegmentationCounts
 from medssl.evaluation.metrics import (
-    SegmentationCounts,
     class_means,
     dice_2d,
     iou_2d,

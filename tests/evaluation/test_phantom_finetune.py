@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from medssl.configs import FINETUNE_PRESETS, FinetuneConfig, preset
 from medssl.data.cache_write import prepare_cache
 from medssl.data.phantom import generate_phantom
 from medssl.evaluation.evaluate import evaluate
-from medssl.configs import FINETUNE_PRESETS, FinetuneConfig, preset
 from medssl.training.finetune import finetune
 
 #: Largest accepted |predicted − true| LV ejection fraction, in percentage points,

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medssl.overrides import ConfigError
 from medssl.experiments import store
 from medssl.experiments.collect import collect
 from medssl.experiments.plan import expand
@@ -23,6 +22,7 @@ from medssl.experiments.study import (
     load_study,
     parse_study,
 )
+from medssl.overrides import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "studies"
 PAPER_PIPELINES = (

@@ -19,8 +19,8 @@ import lightning.fabric.plugins.io.torch_io as torch_io
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from medssl.overrides import load_yaml
 from medssl.configs import FinetuneConfig, PretrainConfig
+from medssl.overrides import load_yaml
 
 
 class KillAfterStep(Callback):

@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from medssl.overrides import save_yaml
 from medssl.data.cache_write import prepare_cache
+from medssl.overrides import save_yaml
 from tests import builders
 from tests.conftest import (
     TINY_FINETUNE,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from medssl.configs import FinetuneConfig
 from medssl.errors import NumericalError
 from medssl.training.callbacks import LAST_CKPT, parameters_finite
-from medssl.configs import FinetuneConfig
 from medssl.training.finetune import finetune
 from medssl.training.guards import CollapseMonitor
 from medssl.training.pretrain import pretrain

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from medssl.cli import _finetune_config, _pretrain_config, build_parser
+from medssl.configs import FinetuneConfig
 from medssl.data.batch_augment import _jitter_batch
 from medssl.data.transforms import JITTER_CODES, apply_jitter
-from medssl.configs import FinetuneConfig
 from medssl.training.losses import byol_loss, symmetric_byol_loss
 from medssl.training.schedules import linear_warmup_cosine
 from medssl.training.segment_module import finetune_lr_factor, segmentation_loss

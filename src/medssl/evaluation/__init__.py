@@ -9,10 +9,10 @@ from medssl.evaluation.clinical import (
     structure_volume_ml,
     voxel_volume_ml,
 )
+from medssl.evaluation.counts import SegmentationCounts
 from medssl.evaluation.metrics import (
     CLASS_NAMES,
     FOREGROUND,
-    SegmentationCounts,
     VolumeMetrics,
     class_means,
     dice_2d,

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 from medssl.configs import FinetuneConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import LabelledSlices, Volumes
-from medssl.evaluation.metrics import SegmentationCounts, soft_jaccard_loss_from_logits
+from medssl.evaluation.counts import SegmentationCounts
+from medssl.evaluation.metrics import soft_jaccard_loss_from_logits
 from medssl.models.unet import encoder_of, set_encoder_trainable
 from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import FiniteLoss
