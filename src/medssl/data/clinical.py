@@ -99,13 +99,19 @@ def clinical_indices(
     missing = [r for r in CARDIAC_ROLES if r not in labels.roles]
     if missing:
         raise ValueError(f"the label set has no {', '.join(missing)} role; no cardiac indices")
-    out: dict[str, float] = {}
-    for ventricle, role in (("LV", "lv_cavity"), ("RV", "rv_cavity")):
-        edv = structure_volume_ml(ed_label, labels.roles[role], spacing)
-        esv = structure_volume_ml(es_label, labels.roles[role], spacing)
-        out[f"{ventricle}_EDV"] = edv
-        out[f"{ventricle}_ESV"] = esv
-        out[f"{ventricle}_EF"] = ejection_fraction(edv, esv)
-    myo = labels.roles["lv_myocardium"]
-    out["MYO_mass"] = structure_volume_ml(ed_label, myo, spacing) * myo_density
+    roles = labels.roles
+    lv_edv = structure_volume_ml(ed_label, roles["lv_cavity"], spacing)
+    lv_esv = structure_volume_ml(es_label, roles["lv_cavity"], spacing)
+    rv_edv = structure_volume_ml(ed_label, roles["rv_cavity"], spacing)
+    rv_esv = structure_volume_ml(es_label, roles["rv_cavity"], spacing)
+    myo_ml = structure_volume_ml(ed_label, roles["lv_myocardium"], spacing)
+    out = {
+        "LV_EDV": lv_edv,
+        "LV_ESV": lv_esv,
+        "LV_EF": ejection_fraction(lv_edv, lv_esv),
+        "RV_EDV": rv_edv,
+        "RV_ESV": rv_esv,
+        "RV_EF": ejection_fraction(rv_edv, rv_esv),
+        "MYO_mass": myo_ml * myo_density,
+    }
     return out
