@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from medssl.data.cache_write import prepare_cache
+from medssl.training.reproducible import apply_blas_settings
 from tests import builders
+
+# the test session is a run entry point: in-process runs need MKL's settings before
+# its first call (see medssl.training.reproducible)
+apply_blas_settings()
 
 REAL_ACDC = Path(
     os.environ.get("MEDSSL_ACDC", Path(__file__).resolve().parents[1].parent / "shared" / "acdc")

@@ -1,6 +1,7 @@
-"""Importing medssl turns on MKL's conditional numerical reproducibility and turns off
+"""The run entry points turn on MKL's conditional numerical reproducibility and turn off
 its dynamic threading before any computation (without them a CPU fine-tune ended
-differently in about one process in seven), and values the user exported win."""
+differently in about one process in seven), values the user exported win, and importing
+medssl alone changes nothing."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ import sys
 import pytest
 import torch
 
-SNIPPET = (
-    "import medssl, torch; a = torch.ones(2, 8, 8); (a @ a).sum(); "
+MATMUL = (
+    "import torch; a = torch.ones(2, 8, 8); (a @ a).sum(); "
     "import os; print('env', os.environ.get('MKL_CBWR'), os.environ.get('MKL_DYNAMIC'))"
 )
+#: The ``medssl`` command's entry point (``--version`` exits right after the settings).
+CLI = "from medssl.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+SNIPPET = CLI + MATMUL
 
 
-def _run(env: dict[str, str]) -> str:
+def _run(env: dict[str, str], code: str = SNIPPET) -> str:
     out = subprocess.run(
-        [sys.executable, "-c", SNIPPET],
+        [sys.executable, "-c", code],
         env={**env, "MKL_VERBOSE": "1"},
         capture_output=True,
         text=True,
@@ -33,7 +37,7 @@ needs_mkl = pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="Py
 
 
 @needs_mkl
-def test_mkl_runs_in_reproducible_mode_after_import() -> None:
+def test_mkl_runs_in_reproducible_mode_after_the_entry_point() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
     out = _run(env)
     assert "env AUTO,STRICT FALSE" in out
@@ -49,3 +53,24 @@ def test_a_user_setting_wins() -> None:
     calls = [line for line in out.splitlines() if "SGEMM" in line]
     assert calls, out[-2000:]
     assert all("CNR:COMPATIBLE" in line and "Dyn:1" in line for line in calls), out[-2000:]
+
+
+@needs_mkl
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "from medssl.training.reproducible import apply_blas_settings\napply_blas_settings()\n",
+        CLI,
+    ],
+)
+def test_every_entry_point_applies_the_settings(entry: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
+    out = _run(env, entry + MATMUL)
+    calls = [line for line in out.splitlines() if "SGEMM" in line]
+    assert calls and all("CNR:AUTO,STRICT" in line for line in calls), out[-2000:]
+
+
+def test_importing_medssl_changes_no_setting() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
+    out = _run(env, "import medssl, medssl.training.finetune\n" + MATMUL)
+    assert "env None None" in out

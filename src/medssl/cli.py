@@ -12,6 +12,7 @@ from pathlib import Path
 
 from medssl import __version__
 from medssl.errors import DataErrors, MedsslError, Preempted
+from medssl.training.reproducible import apply_blas_settings
 
 # exit code of a run stopped by SIGTERM/SIGUSR1 after saving its checkpoint
 PREEMPTED_EXIT = 3
@@ -471,6 +472,7 @@ def _quiet_lightning() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medssl`` console script; returns the exit code."""
+    apply_blas_settings()  # before any computation: MKL reads them once
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -22,12 +22,14 @@ from tqdm.auto import tqdm
 from medssl.errors import Preempted
 from medssl.experiments import store
 from medssl.experiments.plan import Job, Plan
+from medssl.training.reproducible import apply_blas_settings
 
 log = logging.getLogger(__name__)
 
 
 def run_job(job: Job) -> dict:
     """Run (or resume) one job; fine-tunes are evaluated on the test split too."""
+    apply_blas_settings()
     if job.kind == "pretrain":
         from medssl.training.pretrain import pretrain
 

@@ -52,6 +52,7 @@ from medssl.models.encoders import create_encoder
 from medssl.models.unet import build_unet
 from medssl.overrides import ConfigError
 from medssl.training.byol_module import BYOLModule
+from medssl.training.reproducible import apply_blas_settings
 from medssl.training.runtime import trainer_kwargs
 
 log = logging.getLogger(__name__)
@@ -280,6 +281,7 @@ def _peak_rss_mb() -> float:
 
 def bench(cfg: BenchConfig) -> dict:
     """Time ``cfg.steps`` training steps after ``cfg.warmup``; return the figures."""
+    apply_blas_settings()
     if cfg.steps < 1 or cfg.warmup < 0:
         raise ConfigError("bench needs steps ≥ 1 and warmup ≥ 0")
     if not cfg.data and not cfg.synthetic:

@@ -39,6 +39,7 @@ from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_weights
 from medssl.overrides import ConfigError, save_yaml
 from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
+from medssl.training.reproducible import apply_blas_settings
 from medssl.training.rundir import checkpoint_step, resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
 from medssl.training.segment_module import SegmentationModule
@@ -104,6 +105,7 @@ def finetune(
         Preempted: SIGTERM/SIGUSR1 arrived; the checkpoint was saved at a step boundary.
         NumericalError: too many consecutive non-finite losses.
     """
+    apply_blas_settings()
     if not cfg.data or not cfg.out:
         raise ConfigError("fine-tuning needs data and out")
     run_dir = Path(cfg.out)

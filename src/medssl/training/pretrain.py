@@ -45,6 +45,7 @@ from medssl.training.callbacks import (
     PreemptionSaver,
     Throughput,
 )
+from medssl.training.reproducible import apply_blas_settings
 from medssl.training.rundir import resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
 
@@ -79,6 +80,7 @@ def pretrain(
         Preempted: SIGTERM/SIGUSR1 arrived; the checkpoint was saved at a step boundary.
         NumericalError: too many consecutive non-finite losses.
     """
+    apply_blas_settings()
     if not cfg.data or not cfg.out:
         raise ConfigError("pretraining needs data and out")
     run_dir = Path(cfg.out)
