@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from medssl.cli import main
+from medssl.configs import RuntimeConfig
 from medssl.overrides import ConfigError
 from medssl.training.bench import BenchConfig, StepTimer, bench
 
@@ -35,7 +36,8 @@ def test_synthetic_needs_no_data() -> None:
     out = bench(
         BenchConfig(
             kind="finetune", arch="resnet18", size=32, batch=2, steps=2, warmup=1,
-            synthetic=True, precision="32-true", augment="workers",
+            synthetic=True,
+            runtime=RuntimeConfig(precision="32-true", augment="workers", num_workers=0),
         )
     )  # fmt: skip
     assert out["augment"] == "synthetic" and out["cache_mb"] is None and out["images_per_s"] > 0

@@ -47,6 +47,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from medssl.artifacts.manifest import CachePaths
     from medssl.data.cache_read import SliceCache
     from medssl.data.cache_write import prepare_cache
     from medssl.data.preprocess import PrepareConfig
@@ -58,10 +59,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         target_spacing=args.target_spacing,
         include_series=not args.no_series,
     )
-    result = prepare_cache(args.source, args.out, cfg, args.format, args.force, progress=True)
+    result = prepare_cache(
+        args.source, args.out, cfg, args.format, args.force, progress=True, split_seed=args.seed
+    )
     cache = SliceCache.open(result.path)
-    split = split_for_cache(cache, args.seed)
-    split.save(result.path / "split.json")
+    split = split_for_cache(cache)
     state = f"built ({result.reason})" if result.built else "already current"
     stats = cache.manifest["stats"]
     print(
@@ -71,7 +73,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     held_out = f" / {len(split.official_test)} official-test" if split.official_test else ""
     print(
         f"split ({split.scheme}): {len(split.train)} train / {len(split.val)} val /"
-        f" {len(split.test)} test{held_out} patients -> {result.path / 'split.json'}"
+        f" {len(split.test)} test{held_out} patients -> {CachePaths(result.path).split}"
     )
     return 0
 
@@ -115,11 +117,12 @@ def _pretrain_config(args: argparse.Namespace):
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from medssl.artifacts.rundir import RunDir
     from medssl.training.pretrain import pretrain
 
     result = pretrain(_pretrain_config(args), resume=args.resume)
     print(f"pretraining finished: {result.steps} steps, final loss {result.final_loss}")
-    last = result.run_dir / "encoder_last.safetensors"
+    last = RunDir(result.run_dir).encoder_last
     named = f" ({last.name})" if last.exists() else ""
     print(f"encoders: {len(result.encoders)} files in {result.run_dir}{named}")
     return 0
@@ -143,22 +146,29 @@ def _finetune_config(args: argparse.Namespace):
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
+    from medssl.analysis.curves import curve_auc, steps_to_fraction
+    from medssl.artifacts.rundir import RunDir
     from medssl.training.finetune import finetune
 
     r = finetune(_finetune_config(args), resume=args.resume)
+    run = RunDir(r.run_dir)
+    curve = run.read_curve()  # the summaries are derived from the curve, as a study does
+    steps, iou = curve.get("step"), curve.get("slice_iou/mean")
+    to_95 = steps_to_fraction(steps, iou, 0.95) if steps is not None else float("nan")
+    auc = curve_auc(steps, iou) if steps is not None else float("nan")
     print(
         f"fine-tuning finished: {r.steps} steps on {r.labelled_slices} labelled slices; "
         f"val mean IoU best {r.best_val_iou:.4f}, final {r.final_val_iou:.4f}, "
-        f"steps to 95% {r.steps_to_95:g}, curve AUC {r.curve_auc:.4f}"
+        f"steps to 95% {to_95:g}, curve AUC {auc:.4f}"
     )
-    written = [
-        n for n in ("curve.csv", "best.safetensors", "result.json") if (r.run_dir / n).exists()
-    ]
+    files = (run.curve_file, run.best_weights, run.result_file)
+    written = [f.name for f in files if f.exists()]
     print(f"run directory: {r.run_dir} ({', '.join(written) or 'no results written'})")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from medssl.artifacts.rundir import RunDir
     from medssl.evaluation.evaluate import evaluate
 
     m = evaluate(args.run_dir, args.split)
@@ -180,7 +190,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     for key, value in m.get("clinical_mean_abs_error", {}).items():
         print(f"  |error| {key}: {value:.2f}")
-    print(f"written: {Path(args.run_dir) / 'metrics.json'}, per_case.csv")
+    run = RunDir(args.run_dir)
+    print(f"written: {run.metrics_file}, {run.per_case_file.name}")
     return 0
 
 
@@ -277,12 +288,14 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
         status = study_status(args.dir)
     else:
+        from medssl.artifacts.study import StudyDir
         from medssl.experiments.collect import collect
 
         results, curves = collect(args.dir)
+        study = StudyDir(args.dir)
         print(
             f"{len(results)} runs, {len(curves)} curve points -> "
-            f"{Path(args.dir) / 'results.parquet'} (and .csv), curves.parquet"
+            f"{study.table('results')} (and .csv), {study.table('curves').name}"
         )
         return 0
     for line in status.lines():
@@ -361,8 +374,19 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from medssl.configs import RuntimeConfig
     from medssl.training.bench import BenchConfig, bench
 
+    runtime = RuntimeConfig(
+        precision=args.precision,
+        channels_last=not args.no_channels_last,
+        augment=args.augment,
+        num_workers=args.num_workers,
+        accelerator=args.accelerator,
+        devices=args.devices,
+        compile=args.compile,
+        cudnn_benchmark=args.cudnn_benchmark,
+    )
     cfg = BenchConfig(
         kind=args.kind,
         data=str(args.data or ""),
@@ -372,14 +396,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         steps=args.steps,
         warmup=args.warmup,
         synthetic=args.synthetic,
-        precision=args.precision,
-        channels_last=not args.no_channels_last,
-        augment=args.augment,
-        num_workers=args.num_workers,
-        accelerator=args.accelerator,
-        devices=args.devices,
-        compile=args.compile,
-        cudnn_benchmark=args.cudnn_benchmark,
+        runtime=runtime,
     )
     print(json.dumps(bench(cfg)), flush=True)
     return 0
@@ -435,7 +452,12 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
         "--target-spacing", type=float, default=None, help="resample in-plane to this spacing (mm)"
     )
     p.add_argument("--no-series", action="store_true", help="skip 4D cine frames")
-    p.add_argument("--seed", type=int, default=0, help="seed of a random split (non-ACDC ids)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of a random split (non-ACDC ids); default: keep the cache's (0 when new)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if current")
     p.set_defaults(func=_cmd_prepare)
 

@@ -96,7 +96,8 @@ class PretrainConfig:
             skipped).
         collapse_fraction, collapse_patience: flag representation collapse when the
             online projections' spread stays below ``fraction/√D`` for ``patience`` steps.
-        split_seed: seed of a random patient split (non-ACDC ids).
+        split_seed: ``None``: the cache's split, written once by ``medssl data prepare``;
+            an int: the default split drawn with that seed (non-ACDC ids).
         runtime: hardware settings.
     """
 
@@ -128,7 +129,7 @@ class PretrainConfig:
     max_bad_steps: int = 10
     collapse_fraction: float = 0.1
     collapse_patience: int = 20
-    split_seed: int = 0
+    split_seed: int | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     @property
@@ -221,7 +222,8 @@ class FinetuneConfig:
         decoder_channels: U-Net decoder widths (smp's default, ≈9M parameters with ResNet-50).
         max_bad_steps: abort after this many consecutive non-finite losses (each is
             skipped).
-        split_seed: seed of a random patient split (non-ACDC ids).
+        split_seed: ``None``: the cache's split, written once by ``medssl data prepare``;
+            an int: the default split drawn with that seed (non-ACDC ids).
         runtime: hardware settings.
     """
 
@@ -251,7 +253,7 @@ class FinetuneConfig:
     ckpt_every_steps: int = 100
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     max_bad_steps: int = 10
-    split_seed: int = 0
+    split_seed: int | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from medssl.artifacts.labels import LabelSet
 from medssl.evaluation.clinical import (
     clinical_indices,
     ejection_fraction,
@@ -56,12 +57,12 @@ def test_spacing_none_raises() -> None:
 
 def test_custom_labels_and_empty_ventricle() -> None:
     ed = _heart(lv_rows=10, rv_rows=10, myo=True)
-    swapped = {"RV": 3, "MYO": 2, "LV": 1}
+    swapped = LabelSet.from_names({1: "LV", 2: "MYO", 3: "RV"})
     out = clinical_indices(ed, ed, SPACING, labels=swapped)
     assert out["LV_EDV"] == pytest.approx(2.25) and out["RV_EDV"] == pytest.approx(9.0)
     assert math.isnan(ejection_fraction(0.0, 0.0))
     with pytest.raises(ValueError, match="labels"):
-        clinical_indices(ed, ed, SPACING, labels={"LV": 3})
+        clinical_indices(ed, ed, SPACING, labels=LabelSet.from_names({3: "LV"}))
 
 
 def test_index_errors_signed_and_absolute() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medssl.artifacts.study import StudyDir
 from medssl.experiments import store
 from medssl.experiments.collect import collect
 from medssl.experiments.plan import expand
@@ -280,7 +281,7 @@ def _fake_run(root: Path, job_id: str, labelled: int, iou: float, paper: bool) -
         metrics.update(paper_iou=iou - 0.01, paper_jaccard_loss=1 - iou + 0.01)
     (run / "metrics.json").write_text(json.dumps(metrics))
     (run / "curve.csv").write_text(f"step,val_loss,slice_iou/mean\n5,0.5,{iou / 2}\n10,0.4,{iou}\n")
-    (run / store.DONE).write_text("{}")
+    StudyDir(root).done_marker(job_id).write_text("{}")
 
 
 def test_collect_carries_study_metrics_and_shared_cells(tmp_path: Path) -> None:

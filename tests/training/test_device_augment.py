@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 import medssl.training.device_augment as device_augment
+from medssl.artifacts.rundir import RunDir
 from medssl.data.batch_augment import augment_batch
-from medssl.training.finetune import finetune, read_curve
+from medssl.training.finetune import finetune
 from medssl.training.pretrain import pretrain
 from tests.conftest import TINY_FINETUNE, tiny_finetune_config, tiny_pretrain_config
 
@@ -28,7 +29,7 @@ def _run(cache: Path, out: Path, augment: str) -> Path:
 def test_device_and_worker_augmentation_give_the_same_run(tiny_cache: Path, tmp_path: Path) -> None:
     a = _run(tiny_cache, tmp_path / "device", "device")
     b = _run(tiny_cache, tmp_path / "workers", "workers")
-    ca, cb = read_curve(a), read_curve(b)
+    ca, cb = RunDir(a).read_curve(), RunDir(b).read_curve()
     assert torch.allclose(torch.tensor(ca["val_loss"]), torch.tensor(cb["val_loss"]), atol=1e-3), (
         ca["val_loss"],
         cb["val_loss"],
@@ -121,7 +122,7 @@ def test_gpu_run_end_to_end(
     calls = _spy_on_device_augment(monkeypatch)
     gpu = ["runtime.accelerator=gpu", f"runtime.precision={precision}"]
     ft = finetune(tiny_finetune_config(tiny_cache, tmp_path / "ft", *gpu), progress=False)
-    curve = read_curve(tmp_path / "ft")
+    curve = RunDir(tmp_path / "ft").read_curve()
     assert len(curve["val_loss"]) == 2 and all(map(math.isfinite, curve["val_loss"])), curve
     weights = load_file(str(tmp_path / "ft" / "best.safetensors"))
     assert all(bool(torch.isfinite(w.float()).all()) for w in weights.values())

@@ -131,4 +131,4 @@ def test_two_process_cpu_ddp(tiny_cache: Path, tmp_path: Path) -> None:
     assert pool["world_size"] == result["world_size"] == 2  # what the Trainer really ran
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == result["steps"]
-    assert ckpt["medssl_position"] == [0, result["steps"]]
+    assert ckpt["medssl"]["position"] == [0, result["steps"]]

@@ -51,6 +51,15 @@ def csv_text(rows: Sequence[Mapping[str, Any]], fields: Sequence[str] | None = N
     return buf.getvalue()
 
 
+def save_safetensors(path: Path, state: Mapping[str, Any], metadata: Mapping[str, str]) -> Path:
+    """Write tensors ``state`` with header ``metadata`` to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_write(path) as tmp:
+        save_file(dict(state), str(tmp), metadata=dict(metadata))
+    return Path(path)
+
+
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
@@ -223,6 +232,14 @@ class RunDir:
 
     def save_best_info(self, row: Mapping[str, Any]) -> None:
         write_json(self.best_info, dict(row))
+
+    def save_best(
+        self, state: Mapping[str, Any], metadata: Mapping[str, str], row: Mapping[str, Any]
+    ) -> None:
+        """Write the best model's tensors (safetensors, with ``metadata``) and then the
+        curve point it was chosen at (``best.json``), each atomically."""
+        save_safetensors(self.best_weights, state, metadata)
+        self.save_best_info(row)
 
     def load_best_info(self) -> dict:
         return read_json(self.best_info)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medssl.artifacts.manifest import CachePaths
 from medssl.data.case import Case, Phase
 from medssl.data.preprocess import NormStats
 from medssl.errors import DataError
@@ -107,20 +108,19 @@ class SliceCache:
             DataError: when the folder is not a complete medssl cache.
         """
         path = Path(path)
-        man_path = path / "manifest.json"
+        files = CachePaths(path)
+        man_path = files.manifest
         if not man_path.is_file():
-            raise DataError(path, "not-a-cache", "no manifest.json (run `medssl data prepare`)")
+            raise DataError(path, "not-a-cache", f"no {man_path.name} (run `medssl data prepare`)")
         try:
             manifest = json.loads(man_path.read_text())
-            volumes = [
-                VolumeInfo.from_dict(v) for v in json.loads((path / "volumes.json").read_text())
-            ]
-            with np.load(path / "slices.npz") as npz:
+            volumes = [VolumeInfo.from_dict(v) for v in json.loads(files.volumes.read_text())]
+            with np.load(files.slice_index) as npz:
                 index = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(path, "corrupt-cache", f"index files unreadable ({exc})") from exc
-        images = cls._map(path / "images.bin", manifest["images"])
-        labels = cls._map(path / "labels.bin", manifest["labels"])
+        images = cls._map(files.images, manifest["images"])
+        labels = cls._map(files.labels, manifest["labels"])
         if len(index["volume"]) != manifest["n_slices"]:
             raise DataError(path, "corrupt-cache", "slice index length differs from manifest")
         return cls(path, manifest, volumes, index, images, labels)

@@ -22,7 +22,6 @@ config differs or whose arrays are truncated is rebuilt, never silently used.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -33,8 +32,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from medssl.artifacts.atomic import atomic_write, read_json, write_json
+from medssl.artifacts.manifest import CacheManifest, CachePaths
 from medssl.data.cache_read import SliceCache, VolumeInfo
 from medssl.data.fingerprint import fingerprint_files, source_hash
+from medssl.data.phantom.generate import TRUTH_FILE
 from medssl.data.preprocess import PrepareConfig, normalize_volume, resample_inplane
 from medssl.data.readers import open_source
 from medssl.errors import DataError, DataErrors
@@ -63,7 +65,7 @@ def cache_is_current(out: Path, root: Path, config: PrepareConfig, fmt: str | No
     except DataError as err:
         return (
             f"cache unusable ({err.check}: {err.detail})"
-            if (out / "manifest.json").exists()
+            if CachePaths(out).manifest.exists()
             else "no cache yet"
         )
     man = cache.manifest
@@ -98,8 +100,12 @@ def prepare_cache(
     format: str | None = None,
     force: bool = False,
     progress: bool = False,
+    split_seed: int | None = None,
 ) -> PrepareResult:
-    """Build (or reuse) the cache of a source.
+    """Build (or reuse) the cache of a source, and write its patient split.
+
+    The split is written once, into the manifest (and ``split.json`` beside it), and every
+    run reads it from there (:func:`~medssl.data.splits.split_for_cache`).
 
     Args:
         root: source folder.
@@ -108,6 +114,8 @@ def prepare_cache(
         format: reader name, ``None`` to detect.
         force: rebuild even when the cache is current.
         progress: show a progress bar.
+        split_seed: seed of the default split (see :func:`~medssl.data.splits.make_split`);
+            ``None`` keeps the split the cache holds (seed 0 for a new cache).
 
     Raises:
         DataErrors: when any source file fails a check; nothing is written then.
@@ -117,6 +125,7 @@ def prepare_cache(
     reason = "forced" if force else cache_is_current(out, root, config, format)
     if reason is None:
         log.info("cache %s is current", out)
+        _store_split(out, split_seed)
         return PrepareResult(out, False, "current")
     log.info("building cache %s (%s)", out, reason)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -127,7 +136,23 @@ def prepare_cache(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    _store_split(out, split_seed)
     return PrepareResult(out, True, reason)
+
+
+def _store_split(out: Path, seed: int | None) -> None:
+    """Write the default split into the manifest unless it already holds this one."""
+    from medssl.data.splits import default_split
+
+    cache = SliceCache.open(out)
+    manifest = CacheManifest(cache.manifest)
+    stored = manifest.split
+    if stored is not None and (seed is None or stored.seed == seed):
+        return
+    split = default_split(cache, 0 if seed is None else seed)
+    if stored is not None:
+        log.warning("cache %s: split seed %s replaced by %s", out, stored.seed, split.seed)
+    manifest.replace(split=split).save(out)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -171,9 +196,25 @@ def _write_cache(
         **writer.summary(),
         "stats": writer.stats(volumes),
     }
-    (tmp / "volumes.json").write_text(json.dumps([v.to_dict() for v in volumes]))
-    np.savez(tmp / "slices.npz", **writer.index())
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    truth = _source_truth(root)
+    if truth:
+        manifest["truth"] = truth
+    paths = CachePaths(tmp)
+    write_json(paths.volumes, [v.to_dict() for v in volumes], indent=None)
+    with atomic_write(paths.slice_index) as index_file, index_file.open("wb") as fh:
+        np.savez(fh, **writer.index())
+    CacheManifest(manifest).save(tmp)
+
+
+def _source_truth(root: Path) -> dict[str, dict]:
+    """Per-patient truth the source carries (the phantom's clinical indices), kept in the
+    manifest so that later steps never read the source folder again."""
+    path = root / TRUTH_FILE
+    if not path.is_file():
+        return {}
+    data = read_json(path)
+    patients = data.get("patients", data) if isinstance(data, dict) else {}
+    return {str(k): v for k, v in patients.items() if isinstance(v, dict)}
 
 
 class _ArrayWriter:
@@ -181,8 +222,8 @@ class _ArrayWriter:
 
     def __init__(self, folder: Path, dtype: np.dtype) -> None:
         self.dtype = dtype
-        self.img_fh = (folder / "images.bin").open("wb")
-        self.lab_fh = (folder / "labels.bin").open("wb")
+        self.img_fh = CachePaths(folder).images.open("wb")
+        self.lab_fh = CachePaths(folder).labels.open("wb")
         self.img_hash, self.lab_hash = hashlib.blake2b(), hashlib.blake2b()
         self.img_off = self.lab_off = 0
         self.cols: dict[str, list[int]] = {

@@ -9,9 +9,6 @@ import numpy as np
 
 from medssl.errors import DataError
 
-#: ACDC label names; the default label set of the cardiac readers.
-ACDC_LABELS: dict[int, str] = {0: "background", 1: "RV", 2: "MYO", 3: "LV"}
-
 
 def check_finite(path: Path, image: np.ndarray) -> None:
     """Refuse NaN or infinite intensities."""

@@ -98,7 +98,7 @@ def clinical_indices(
             raise ValueError(f"{name} must be (S, H, W), got shape {np.shape(arr)}")
     missing = [r for r in CARDIAC_ROLES if r not in labels.roles]
     if missing:
-        raise ValueError(f"the label set has no {', '.join(missing)} role; no cardiac indices")
+        raise ValueError(f"labels lack the {', '.join(missing)} role(s); no cardiac indices")
     roles = labels.roles
     lv_edv = structure_volume_ml(ed_label, roles["lv_cavity"], spacing)
     lv_esv = structure_volume_ml(es_label, roles["lv_cavity"], spacing)

@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from medssl.artifacts.manifest import CachePaths
 from medssl.data.cache_read import SliceCache
 from medssl.data.cache_write import prepare_cache
 from medssl.data.preprocess import PrepareConfig
@@ -33,7 +34,7 @@ def resolve_cache(
         config: preprocessing settings for a source.
     """
     path = Path(data)
-    if (path / "manifest.json").is_file():
+    if CachePaths(path).manifest.is_file():
         return SliceCache.open(path)
     if not path.exists():
         raise DataError(path, "missing-source", "no such cache or source folder")

@@ -20,72 +20,17 @@ exactly the same labelled slices.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from medssl.artifacts.atomic import write_json
+from medssl.artifacts.split import OFFICIAL_TEST, SPLIT_NAMES, Split  # noqa: F401 (re-export)
 from medssl.data.cache_read import SliceCache
 
 _ACDC_ID = re.compile(r"^patient(\d+)$")
-
-#: Name of the split holding the official ACDC ``testing/`` patients (key in split.json).
-OFFICIAL_TEST = "official-test"
-
-#: Names accepted by :meth:`Split.of`.
-SPLIT_NAMES = ("train", "val", "test", OFFICIAL_TEST)
-
-
-@dataclass(frozen=True)
-class Split:
-    """Patient ids per split and how they were chosen.
-
-    ``official_test`` holds the patients of an official held-out folder (ACDC
-    ``testing/``); they are kept out of ``train``/``val``/``test``. In ``split.json``
-    its key is ``"official-test"`` (absent from files written before it existed).
-    """
-
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
-    scheme: str
-    seed: int | None = None
-    official_test: tuple[str, ...] = ()
-
-    def of(self, name: str) -> tuple[str, ...]:
-        table = {
-            "train": self.train,
-            "val": self.val,
-            "test": self.test,
-            OFFICIAL_TEST: self.official_test,
-            "official_test": self.official_test,
-        }
-        if name not in table:
-            raise KeyError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
-        return table[name]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d[OFFICIAL_TEST] = list(d.pop("official_test"))
-        return d
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Split:
-        d = json.loads(Path(path).read_text())
-        return cls(
-            tuple(d["train"]),
-            tuple(d["val"]),
-            tuple(d["test"]),
-            d["scheme"],
-            d["seed"],
-            tuple(d.get(OFFICIAL_TEST, ())),
-        )
 
 
 def make_split(
@@ -156,7 +101,20 @@ def official_test_patients(cache: SliceCache) -> tuple[str, ...]:
     return tuple(sorted(p for p, flags in origin.items() if flags == {True}))
 
 
-def split_for_cache(cache: SliceCache, seed: int = 0) -> Split:
+def split_for_cache(cache: SliceCache, seed: int | None = None) -> Split:
+    """The patient split a run uses.
+
+    ``seed=None``: the split written into the cache by ``medssl data prepare`` (caches
+    prepared before the split lived there: the default split with seed 0). An int: the
+    default split drawn with that seed.
+    """
+    if seed is None:
+        stored = cache.manifest.get("split")
+        return Split.from_dict(stored) if stored is not None else default_split(cache, 0)
+    return default_split(cache, seed)
+
+
+def default_split(cache: SliceCache, seed: int = 0) -> Split:
     """Default split of the patients in a cache.
 
     For an ACDC cache with the official layout the study's split is computed over the
@@ -220,7 +178,13 @@ def unlabelled_pool(cache: SliceCache, patients: tuple[str, ...] | list[str]) ->
     return out
 
 
-def save_budget(path: str | Path, cache: SliceCache, indices: list[int], **info) -> None:
-    """Write a budget as JSON: its parameters and ``(patient, frame, slice)`` keys."""
+def budget_record(cache: SliceCache, indices: list[int], **info) -> dict:
+    """A budget as saved in ``budget.json``: its parameters and ``(patient, frame, slice)``
+    keys."""
     keys = [list(_slice_key(cache, i)) for i in indices]
-    Path(path).write_text(json.dumps({**info, "n": len(indices), "slices": keys}, indent=0))
+    return {**info, "n": len(indices), "slices": keys}
+
+
+def save_budget(path: str | Path, cache: SliceCache, indices: list[int], **info) -> None:
+    """Write :func:`budget_record` to ``path`` (atomically)."""
+    write_json(path, budget_record(cache, indices, **info), indent=0)

@@ -25,8 +25,6 @@ Writes into the run directory:
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import warnings
@@ -36,8 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medssl.artifacts.labels import LabelSet
+from medssl.artifacts.rundir import RunDir
 from medssl.data.cache_read import SliceCache
-from medssl.data.splits import OFFICIAL_TEST, Split, official_test_patients
+from medssl.data.splits import OFFICIAL_TEST, official_test_patients
 from medssl.evaluation.clinical import clinical_indices, index_errors
 from medssl.evaluation.inference import predict_logits
 from medssl.evaluation.metrics import (
@@ -119,7 +119,8 @@ def _volume_row(
     pred = logits.argmax(1).numpy().astype(np.uint8)
     jac = float(soft_jaccard_loss_from_logits(logits, torch.from_numpy(truth).long(), classes))
     ious = iou_2d(pred, truth, classes)
-    vm = volume_metrics(pred, truth, vol.spacing, classes)
+    names = dict(model.label_names)
+    vm = volume_metrics(pred, truth, vol.spacing, classes, names)
     paper = _paper_slices(model, image, truth, logits, raw_zero_value(vol.norm, model.prepare.norm))
     row = {
         "patient": vol.patient,
@@ -130,7 +131,7 @@ def _volume_row(
         "paper_iou": float(paper[0].mean()),
         "paper_jaccard_loss": float(paper[2].mean()),
         "units": vm.units,
-        **{f"slice_iou_{k}": v for k, v in class_means(ious, classes).items()},
+        **{f"slice_iou_{k}": v for k, v in class_means(ious, classes, names).items()},
         **vm.flat(),
     }
     return row, ious, pred, truth, paper
@@ -151,7 +152,8 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
     """
     model = load_run_model(run_dir)
     cache = SliceCache.open(model.cache)
-    run_split = Split.load(model.run_dir / "split.json")
+    run = RunDir(model.run_dir)
+    run_split = run.load_split()
     patients = set(run_split.of(split))
     if split == OFFICIAL_TEST and not patients:
         # split.json written before official-test existed: take them from the cache
@@ -169,7 +171,7 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
         if len(rows) <= overlays:
             image = np.stack([cache.image(k) for k in cache.volume_slices(vid)])
             save_overlay(
-                model.run_dir / "overlays" / f"{vol.patient}_{vol.phase}.png",
+                run.overlays / f"{vol.patient}_{vol.phase}.png",
                 image,
                 pred,
                 truth,
@@ -178,22 +180,18 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
             )
     if not rows:
         raise ValueError(f"{run_dir}: no labelled volumes of the {split} split in {cache.path}")
-    clinical = _clinical(labels, _phantom_truth(cache))
-    metrics = _aggregate(rows, np.concatenate(all_ious), classes, clinical, split)
+    label_set = LabelSet.from_names(model.label_names)
+    clinical = (
+        _clinical(labels, cache.manifest.get("truth"), label_set) if label_set.cardiac else []
+    )
+    ious = np.concatenate(all_ious)
+    metrics = _aggregate(rows, ious, classes, clinical, split, dict(model.label_names))
     metrics.update(_paper_aggregate(paper, model.label_names))
-    _write_csv(model.run_dir / "per_case.csv", rows)
+    run.write_table(run.per_case_file, rows)
     if clinical:
-        _write_csv(model.run_dir / "clinical.csv", clinical)
-    (model.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        run.write_table(run.clinical_file, clinical)
+    run.save_metrics(metrics)
     return metrics
-
-
-def _phantom_truth(cache: SliceCache) -> dict | None:
-    path = Path(cache.manifest["source_root"]) / "phantom_truth.json"
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return data.get("patients", data) if isinstance(data, dict) else None
 
 
 #: Clinical index names → keys of the phantom's ``phantom_truth.json``.
@@ -208,7 +206,9 @@ PHANTOM_KEYS = {
 }
 
 
-def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
+def _clinical(labels: dict, phantom: dict | None, label_set: LabelSet) -> list[dict]:
+    """Clinical indices per patient with ED and ES (cardiac label sets only), against the
+    ground truth's and, for the phantom, against its truth from the cache manifest."""
     out = []
     for pid in sorted({p for p, _ in labels}):
         if (pid, "ED") not in labels or (pid, "ES") not in labels:
@@ -217,8 +217,8 @@ def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
         if vol.spacing is None:
             continue
         pred, ref = (
-            clinical_indices(p_ed, p_es, vol.spacing),
-            clinical_indices(t_ed, t_es, vol.spacing),
+            clinical_indices(p_ed, p_es, vol.spacing, label_set),
+            clinical_indices(t_ed, t_es, vol.spacing, label_set),
         )
         row = {
             "patient": pid,
@@ -236,7 +236,12 @@ def _clinical(labels: dict, phantom: dict | None) -> list[dict]:
 
 
 def _aggregate(
-    rows: list[dict], ious: np.ndarray, classes: tuple[int, ...], clinical: list[dict], split: str
+    rows: list[dict],
+    ious: np.ndarray,
+    classes: tuple[int, ...],
+    clinical: list[dict],
+    split: str,
+    names: dict[int, str] | None = None,
 ) -> dict:
     def mean(key: str, subset: list[dict]) -> float:
         vals = [r[key] for r in subset if key in r and not math.isnan(r[key])]
@@ -256,7 +261,7 @@ def _aggregate(
         "split": split,
         "volumes": len(rows),
         "slices": int(ious.shape[0]),
-        "slice_iou": class_means(ious, classes),
+        "slice_iou": class_means(ious, classes, names),
         "jaccard_loss": mean("jaccard_loss", rows),
         "dice_3d": {s: mean(f"{s}_dice", rows) for s in structures} | {"mean": dice_all},
         "by_phase": by_phase,
@@ -302,14 +307,6 @@ def _paper_aggregate(
         "slice_iou_family": "foreground mean IoU (medssl): classes 1..C-1, absent-from-both "
         "left out, unpadded slices",
     }
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 __all__ = ["evaluate"]

@@ -42,13 +42,19 @@ import numpy as np
 import torch
 from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 
-FOREGROUND: tuple[int, ...] = (1, 2, 3)
-CLASS_NAMES: Mapping[int, str] = MappingProxyType({1: "RV", 2: "MYO", 3: "LV"})
+from medssl.artifacts.labels import ACDC_LABELS
+from medssl.data.clinical import check_spacing
+
+#: Defaults where no label set is given: ACDC's (:data:`~medssl.artifacts.labels.ACDC_LABELS`).
+FOREGROUND: tuple[int, ...] = ACDC_LABELS.foreground
+CLASS_NAMES: Mapping[int, str] = MappingProxyType({v: ACDC_LABELS.name(v) for v in FOREGROUND})
 
 
-def class_name(label: int) -> str:
-    """Reporting name of a label value (``"RV"``, ``"MYO"``, ``"LV"``, else ``"class<k>"``)."""
-    return CLASS_NAMES.get(int(label), f"class{int(label)}")
+def class_name(label: int, names: Mapping[int, str] | None = None) -> str:
+    """Reporting name of a label value: from ``names`` (the dataset's label set) when
+    given, else ACDC's (``"RV"``, ``"MYO"``, ``"LV"``); ``"class<k>"`` when unnamed."""
+    table = CLASS_NAMES if names is None else names
+    return table.get(int(label), f"class{int(label)}")
 
 
 def _check_classes(classes: Sequence[int]) -> tuple[int, ...]:
@@ -125,7 +131,11 @@ def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def class_means(scores: np.ndarray, classes: Sequence[int] = FOREGROUND) -> dict[str, float]:
+def class_means(
+    scores: np.ndarray,
+    classes: Sequence[int] = FOREGROUND,
+    names: Mapping[int, str] | None = None,
+) -> dict[str, float]:
     """Per-class mean over slices of a ``(N, K)`` score table, ``NaN`` entries left out.
 
     Returns:
@@ -136,7 +146,7 @@ def class_means(scores: np.ndarray, classes: Sequence[int] = FOREGROUND) -> dict
     if scores.ndim != 2 or scores.shape[1] != len(classes):
         raise ValueError(f"scores must be (N, {len(classes)}), got {scores.shape}")
     per_class = _nanmean(scores, axis=0)
-    out = {class_name(c): float(v) for c, v in zip(classes, per_class, strict=True)}
+    out = {class_name(c, names): float(v) for c, v in zip(classes, per_class, strict=True)}
     out["mean"] = float(_nanmean(per_class))
     return out
 
@@ -349,16 +359,6 @@ class VolumeMetrics:
         return {f"{s}_{m}": v for s, d in self.scores.items() for m, v in d.items()}
 
 
-def check_spacing(spacing: Sequence[float] | None, ndim: int) -> tuple[float, ...] | None:
-    """Validate a voxel spacing: ``ndim`` positive finite values in the array's axis order."""
-    if spacing is None:
-        return None
-    out = tuple(float(s) for s in spacing)
-    if len(out) != ndim or not all(np.isfinite(s) and s > 0 for s in out):
-        raise ValueError(f"spacing must be {ndim} positive finite values, got {spacing}")
-    return out
-
-
 def surface_distances(
     pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = None
 ) -> tuple[float, float]:
@@ -399,6 +399,7 @@ def volume_metrics(
     gt: np.ndarray,
     spacing: Sequence[float] | None,
     classes: Sequence[int] = FOREGROUND,
+    names: Mapping[int, str] | None = None,
 ) -> VolumeMetrics:
     """ACDC-standard Dice, HD95 and ASSD per structure of one 3D volume.
 
@@ -421,11 +422,11 @@ def volume_metrics(
         p, g = pred == c, gt == c
         n_p, n_g = int(p.sum()), int(g.sum())
         if n_p == 0 and n_g == 0:
-            scores[class_name(c)] = {"dice": 1.0, "hd95": 0.0, "assd": 0.0}
+            scores[class_name(c, names)] = {"dice": 1.0, "hd95": 0.0, "assd": 0.0}
         elif n_p == 0 or n_g == 0:
-            scores[class_name(c)] = {"dice": 0.0, "hd95": float("nan"), "assd": float("nan")}
+            scores[class_name(c, names)] = {"dice": 0.0, "hd95": float("nan"), "assd": float("nan")}
         else:
             hd95, assd = surface_distances(p, g, sp)
             dice = 2.0 * int((p & g).sum()) / (n_p + n_g)
-            scores[class_name(c)] = {"dice": dice, "hd95": hd95, "assd": assd}
+            scores[class_name(c, names)] = {"dice": dice, "hd95": hd95, "assd": assd}
     return VolumeMetrics(scores=scores, units="px" if sp is None else "mm")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from medssl.artifacts.rundir import RunDir
 from medssl.configs import FinetuneConfig, resolve_precision
 from medssl.data.preprocess import PrepareConfig
 from medssl.errors import MedsslError
 from medssl.models.safe_load import read_safetensors
 from medssl.models.unet import build_unet
-from medssl.overrides import load_yaml
 
 
 @dataclass
@@ -41,14 +40,15 @@ def load_run_model(run_dir: str | Path, device: str | None = None) -> RunModel:
         MedsslError: when the run directory lacks its config or best weights.
     """
     run_dir = Path(run_dir)
-    for name in ("config.yaml", "prepare.json", "best.safetensors"):
-        if not (run_dir / name).is_file():
-            raise MedsslError(f"{run_dir}: no {name}; is this a finished fine-tuning run?")
-    cfg = load_yaml(FinetuneConfig, run_dir / "config.yaml")
-    prep = json.loads((run_dir / "prepare.json").read_text())
+    run = RunDir(run_dir)
+    for path in (run.config_file, run.prepare_file, run.best_weights):
+        if not path.is_file():
+            raise MedsslError(f"{run_dir}: no {path.name}; is this a finished fine-tuning run?")
+    cfg = run.load_config(FinetuneConfig)
+    prep = run.load_prepare()
     labels = {int(k): v for k, v in prep["label_names"].items()}
     model = build_unet(cfg.arch, max(labels) + 1, cfg.decoder_channels)
-    state, _ = read_safetensors(run_dir / "best.safetensors")
+    state, _ = read_safetensors(run.best_weights)
     model.load_state_dict(state, strict=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()

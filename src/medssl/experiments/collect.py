@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from medssl.analysis.curves import curve_auc, steps_to_fraction
+from medssl.artifacts.atomic import atomic_write, write_text
+from medssl.artifacts.labels import ACDC_LABELS, LabelSet
+from medssl.artifacts.rundir import RunDir
+from medssl.artifacts.study import StudyDir
 from medssl.experiments import store
 
-STRUCTURES = ("RV", "MYO", "LV")
 #: Per-slice study metrics (the paper's quantities), carried when the evaluation wrote them.
 STUDY_METRICS = ("paper_iou", "paper_jaccard_loss")
 
@@ -39,9 +41,28 @@ def _study_metric(metrics: dict, result: dict, key: str) -> float:
     return math.nan
 
 
-def _row(job: dict, run: Path, meta: dict | None = None) -> dict:
-    result = json.loads((run / "result.json").read_text())
-    metrics = json.loads((run / "metrics.json").read_text())
+def _label_set(run: RunDir) -> LabelSet:
+    """The run's label set (``prepare.json``); ACDC's for runs that predate it."""
+    if not run.prepare_file.is_file():
+        return ACDC_LABELS
+    prep = run.load_prepare()
+    if "label_set" in prep:
+        return LabelSet.from_dict(prep["label_set"])
+    return LabelSet.from_names(prep.get("label_names") or ACDC_LABELS.names)
+
+
+def _curve_summary(run: RunDir) -> dict[str, float]:
+    """Summaries derived from the run's validation curve (training writes the curve only)."""
+    curve = run.read_curve()
+    s, v = curve.get("step", []), curve.get("slice_iou/mean", [])
+    return {"steps_to_95": steps_to_fraction(s, v, 0.95), "curve_auc": curve_auc(s, v)}
+
+
+def _row(job: dict, run_path: Path, meta: dict | None = None) -> dict:
+    run = RunDir(run_path)
+    result = run.load_result()
+    metrics = run.load_metrics()
+    result = {**result, **_curve_summary(run)}
     meta = _cells(job)[0] if meta is None else meta
     epoch = meta.get("pretrain_epoch")
     row = {
@@ -62,12 +83,12 @@ def _row(job: dict, run: Path, meta: dict | None = None) -> dict:
         "test_jaccard_loss": metrics["jaccard_loss"],
         "test_dice_3d_mean": metrics["dice_3d"]["mean"],
         "distance_units": metrics["distance_units"],
-        "run_dir": str(run),
+        "run_dir": str(run.path),
     }
     for key in STUDY_METRICS:
         if key in metrics or key in result:
             row[key] = _study_metric(metrics, result, key)
-    for s in STRUCTURES:
+    for s in _label_set(run).foreground_names:
         row[f"test_slice_iou_{s}"] = metrics["slice_iou"].get(s, math.nan)
         row[f"test_dice_3d_{s}"] = metrics["dice_3d"].get(s, math.nan)
         hd = [
@@ -81,21 +102,20 @@ def _row(job: dict, run: Path, meta: dict | None = None) -> dict:
 
 def _curve_rows(job: dict, run: Path, meta: dict, budget: int) -> list[dict]:
     epoch = meta.get("pretrain_epoch")
-    with (run / "curve.csv").open() as fh:
-        return [
-            {
-                "run_id": job["id"],
-                "study": meta.get("study", "main"),
-                "pipeline": meta["pipeline"],
-                "budget": budget,
-                "seed": int(meta["seed"]),
-                "pretrain_epoch": math.nan if epoch is None else float(epoch),
-                "step": int(r["step"]),
-                "val_loss": float(r["val_loss"]),
-                "val_iou": float(r["slice_iou/mean"]),
-            }
-            for r in csv.DictReader(fh)
-        ]
+    return [
+        {
+            "run_id": job["id"],
+            "study": meta.get("study", "main"),
+            "pipeline": meta["pipeline"],
+            "budget": budget,
+            "seed": int(meta["seed"]),
+            "pretrain_epoch": math.nan if epoch is None else float(epoch),
+            "step": int(r["step"]),
+            "val_loss": float(r["val_loss"]),
+            "val_iou": float(r["slice_iou/mean"]),
+        }
+        for r in RunDir(run).curve_rows()
+    ]
 
 
 def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -122,8 +142,8 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             ["study", "pipeline", "budget", "seed", "pretrain_epoch"], ignore_index=True
         )
     for name, df in (("results", results), ("curves", curve_df)):
-        tmp = root / f".{name}.parquet.tmp"
-        df.to_parquet(tmp, index=False)
-        tmp.replace(root / f"{name}.parquet")
-        store.write_atomic(root / f"{name}.csv", df.to_csv(index=False))
+        study = StudyDir(root)
+        with atomic_write(study.table(name, "parquet")) as tmp:
+            df.to_parquet(tmp, index=False)
+        write_text(study.table(name, "csv"), df.to_csv(index=False))
     return results, curve_df

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from medssl.data.cache_write import prepare_cache
-from medssl.data.phantom import generate_phantom
+from medssl.data.phantom import TRUTH_FILE, generate_phantom
 from medssl.data.preprocess import PrepareConfig
 from medssl.data.validate import check_source
 from medssl.errors import DataErrors
@@ -85,7 +85,7 @@ def run_demo(
     start = time.time()
     out = Path(out)
     phantom = out / "phantom"
-    if not (phantom / "phantom_truth.json").exists():
+    if not (phantom / TRUTH_FILE).exists():
         generate_phantom(phantom, patients, seed, n_frames=10, progress=True)
     report = check_source(phantom, progress=True)
     if not report.ok:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medssl.artifacts.rundir import RunDir
 from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
@@ -177,7 +178,7 @@ def expand(study: Study, root: str | Path) -> Plan:
         init, ref, deps = pipe.init, None, ()
         if pipe.domain_pretraining:
             pj = _add(jobs, _pretrain_job(study, pipe, study.pretrain_for(name), root, "main"))
-            init = str(Path(pj.config.out) / "encoder_last.safetensors")
+            init = str(RunDir(pj.config.out).encoder_last)
             ref, deps = f"pretrain:{pj.id}:last", (pj.id,)
         for budget in study.budgets:
             for seed in study.seeds:
@@ -234,7 +235,7 @@ def _length_jobs(
         if epoch == 0:
             init, ref, deps = str(pipe.init), None, ()
         else:
-            init = str(Path(pj.config.out) / f"encoder_epoch_{epoch:03d}.safetensors")
+            init = str(RunDir(pj.config.out).encoder_epoch(epoch))
             ref, deps = f"pretrain:{pj.id}:{epoch}", (pj.id,)
         for seed in length.seeds:
             j = _finetune_job(

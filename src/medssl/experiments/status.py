@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medssl.artifacts.study import StudyDir
 from medssl.experiments import store
 
 
@@ -45,7 +46,7 @@ def study_status(root: str | Path) -> StudyStatus:
         jid, kind = job["id"], job["kind"]
         if store.is_done(root, jid):
             done += 1
-            info = json.loads((store.run_dir(root, jid) / store.DONE).read_text())
+            info = json.loads(StudyDir(root).done_marker(jid).read_text())
             if "seconds" in info:
                 durations.setdefault(kind, []).append(float(info["seconds"]))
             continue

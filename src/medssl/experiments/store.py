@@ -27,19 +27,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from medssl.artifacts.atomic import write_text
+from medssl.artifacts.study import StudyDir
 from medssl.experiments.plan import Plan
 from medssl.overrides import to_dict
 
-DONE = "DONE"
-FAILED = "failed.json"
 STALE_AFTER_S = 600.0
 HEARTBEAT_S = 30.0
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` with the one atomic writer (:mod:`medssl.artifacts.atomic`)."""
+    write_text(path, text)
 
 
 def save_plan(plan: Plan, root: Path) -> None:
@@ -54,41 +53,43 @@ def save_plan(plan: Plan, root: Path) -> None:
         for j in plan.jobs
     ]
     root.mkdir(parents=True, exist_ok=True)
-    write_atomic(root / "plan.json", json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1))
+    write_atomic(
+        StudyDir(root).plan_file, json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1)
+    )
 
 
 def load_plan_json(root: Path) -> dict:
-    return json.loads((root / "plan.json").read_text())
+    return json.loads(StudyDir(root).plan_file.read_text())
 
 
 def run_dir(root: Path, job_id: str) -> Path:
-    return root / "runs" / job_id
+    return StudyDir(root).run(job_id).path
 
 
 def is_done(root: Path, job_id: str) -> bool:
-    return (run_dir(root, job_id) / DONE).exists()
+    return StudyDir(root).done_marker(job_id).exists()
 
 
 def has_failed(root: Path, job_id: str) -> bool:
-    return (run_dir(root, job_id) / FAILED).exists()
+    return StudyDir(root).failed_marker(job_id).exists()
 
 
 def mark_done(root: Path, job_id: str, info: dict) -> None:
-    d = run_dir(root, job_id)
-    write_atomic(d / DONE, json.dumps(info))
-    (d / FAILED).unlink(missing_ok=True)
+    study = StudyDir(root)
+    write_atomic(study.done_marker(job_id), json.dumps(info))
+    study.failed_marker(job_id).unlink(missing_ok=True)
 
 
 def mark_failed(root: Path, job_id: str, error: str) -> None:
-    d = run_dir(root, job_id)
-    d.mkdir(parents=True, exist_ok=True)
-    write_atomic(d / FAILED, json.dumps({"error": error, "time": time.time()}))
+    study = StudyDir(root)
+    study.run(job_id).mkdir()
+    write_atomic(study.failed_marker(job_id), json.dumps({"error": error, "time": time.time()}))
 
 
 def append_ledger(root: Path, entry: dict) -> None:
     """Append one line to ``ledger.jsonl``: the audit trail of every job start."""
     line = json.dumps({**entry, "host": socket.gethostname()}) + "\n"
-    fd = os.open(root / "ledger.jsonl", os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o644)
+    fd = os.open(StudyDir(root).ledger, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o644)
     try:
         os.write(fd, line.encode())
     finally:
@@ -96,7 +97,7 @@ def append_ledger(root: Path, entry: dict) -> None:
 
 
 def read_ledger(root: Path) -> list[dict]:
-    path = root / "ledger.jsonl"
+    path = StudyDir(root).ledger
     return [json.loads(x) for x in path.read_text().splitlines() if x] if path.exists() else []
 
 
@@ -140,9 +141,9 @@ def try_claim(
     root: Path, job_id: str, stale_after: float = STALE_AFTER_S, heartbeat: float = HEARTBEAT_S
 ) -> Claim | None:
     """Claim ``job_id`` for this process, breaking a stale claim; ``None`` if taken."""
-    claims = root / "claims"
+    claims = StudyDir(root).claims
     claims.mkdir(parents=True, exist_ok=True)
-    path = claims / f"{job_id}.json"
+    path = StudyDir(root).claim_file(job_id)
     if path.exists() and claim_is_stale(path, stale_after):
         with contextlib.suppress(FileNotFoundError):
             os.rename(path, claims / f".{job_id}.stale-{uuid.uuid4().hex[:8]}")
@@ -168,7 +169,7 @@ def try_claim(
 
 def live_claims(root: Path, stale_after: float = STALE_AFTER_S) -> set[str]:
     """Ids of jobs with a non-stale claim."""
-    claims = root / "claims"
+    claims = StudyDir(root).claims
     if not claims.is_dir():
         return set()
     return {p.stem for p in claims.glob("*.json") if not claim_is_stale(p, stale_after)}

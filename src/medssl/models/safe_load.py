@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import pickle
 import re
 import zipfile
@@ -40,6 +39,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from medssl.artifacts.atomic import atomic_write
 from medssl.errors import WeightsError
 from medssl.models.encoders import first_conv_name
 
@@ -180,10 +180,8 @@ def save_encoder(model: nn.Module, path: str | Path, arch: str) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     in_chans = int(state[first_conv_name(model) + ".weight"].shape[1])
     meta = {"format": ENCODER_FORMAT, "arch": arch, "in_chans": str(in_chans)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 

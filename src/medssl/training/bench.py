@@ -1,9 +1,13 @@
 """Throughput benchmark of full training steps (``medssl bench``).
 
-A benchmark builds the same Lightning module and trainer settings as a real run
-(:func:`medssl.training.pretrain.build_byol_module`,
-:func:`medssl.training.finetune.build_segmentation_module`), runs ``warmup + steps``
-optimisation steps and times the last ``steps``:
+A benchmark is a run of the run template (:mod:`medssl.training.run`) without its
+outputs: the run config is the ``paper`` preset with the benchmark's encoder, crop,
+batch and :class:`~medssl.configs.RuntimeConfig`; the module comes from the run kind's
+own builder (:meth:`~medssl.training.pretrain.PretrainRun.build`,
+:meth:`~medssl.training.finetune.FinetuneRun.build`) and the trainer from
+:func:`~medssl.training.run.make_trainer` with the kind's settings, validation off and
+one callback, :class:`StepTimer`. It runs ``warmup + steps`` optimisation steps and
+times the last ``steps``:
 
 - ``images_per_s``: samples per second over the timed steps (for BYOL one sample is
   two views of one slice), all devices together;
@@ -20,12 +24,13 @@ pipeline (compare both figures). ``step_ms`` and ``wait_ms`` list every timed st
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import resource
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -35,29 +40,39 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
+from medssl.artifacts.manifest import CachePaths
+from medssl.artifacts.rundir import RunDir
 from medssl.configs import (
     FINETUNE_PRESETS,
     PRETRAIN_PRESETS,
     FinetuneConfig,
     PretrainConfig,
+    RuntimeConfig,
     cpu_has_amx,
     preset,
     resolve_precision,
 )
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
-from medssl.data.splits import split_for_cache, unlabelled_pool
+from medssl.data.splits import split_for_cache
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.unet import build_unet
 from medssl.overrides import ConfigError
 from medssl.training.byol_module import BYOLModule
+from medssl.training.finetune import FinetuneRun
+from medssl.training.pretrain import PretrainRun
 from medssl.training.reproducible import apply_blas_settings
-from medssl.training.runtime import trainer_kwargs
+from medssl.training.run import RunKind, make_trainer
+from medssl.training.segment_module import SegmentationModule
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_CLASSES = 4
+
+
+def _bench_runtime() -> RuntimeConfig:
+    return RuntimeConfig(num_workers=0)
 
 
 @dataclass(frozen=True)
@@ -73,8 +88,8 @@ class BenchConfig:
         steps: timed steps.
         warmup: untimed steps first (allocator, autotuning, worker start-up).
         synthetic: feed a pre-made batch instead of the data pipeline.
-        precision, channels_last, augment, num_workers, accelerator, devices,
-        compile, cudnn_benchmark: the run's :class:`~medssl.configs.RuntimeConfig` fields.
+        runtime: the run's hardware settings (precision, channels-last, augmentation
+            path, workers, devices, compile, cuDNN benchmark; default no workers).
     """
 
     kind: Literal["pretrain", "finetune"] = "finetune"
@@ -85,14 +100,7 @@ class BenchConfig:
     steps: int = 20
     warmup: int = 3
     synthetic: bool = False
-    precision: str = "auto"
-    channels_last: bool = True
-    augment: Literal["device", "workers"] = "device"
-    num_workers: int = 0
-    accelerator: str = "auto"
-    devices: int = 1
-    compile: bool = False
-    cudnn_benchmark: bool = False
+    runtime: RuntimeConfig = field(default_factory=_bench_runtime)
 
 
 class StepClock:
@@ -203,58 +211,32 @@ def _synthetic_batch(cfg: BenchConfig) -> dict[str, torch.Tensor]:
     return {"image": torch.randn(shape, generator=gen), "label": label}
 
 
-def _runtime_overrides(cfg: BenchConfig) -> list[str]:
-    return [
-        f"arch={cfg.arch}",
-        f"crop={cfg.size}",
-        f"batch_size={cfg.batch}",
-        f"runtime.precision={cfg.precision}",
-        f"runtime.channels_last={cfg.channels_last}",
-        f"runtime.augment={cfg.augment}",
-        f"runtime.num_workers={cfg.num_workers}",
-        f"runtime.accelerator={cfg.accelerator}",
-        f"runtime.devices={cfg.devices}",
-        f"runtime.compile={cfg.compile}",
-        f"runtime.cudnn_benchmark={cfg.cudnn_benchmark}",
-    ]
+def run_config(cfg: BenchConfig) -> PretrainConfig | FinetuneConfig:
+    """The run config a benchmark times: the ``paper`` preset with the benchmark's
+    encoder, crop, batch and runtime, sized to ``warmup + steps`` steps."""
+    total = cfg.warmup + cfg.steps
+    common = {"arch": cfg.arch, "crop": cfg.size, "batch_size": cfg.batch, "runtime": cfg.runtime}
+    if cfg.kind == "pretrain":
+        base = preset(PretrainConfig, PRETRAIN_PRESETS, "paper")
+        return dataclasses.replace(base, **common, max_steps=total, epochs=1000)
+    if cfg.kind == "finetune":
+        base = preset(FinetuneConfig, FINETUNE_PRESETS, "paper")
+        return dataclasses.replace(base, **common, steps=total)
+    raise ConfigError(f"unknown bench kind {cfg.kind!r} (pretrain, finetune)")
 
 
-def _pretrain_module(cfg: BenchConfig, cache: SliceCache | None, total: int) -> L.LightningModule:
-    from medssl.training.pretrain import build_byol_module
+def _run_kind(run: PretrainConfig | FinetuneConfig) -> RunKind:
+    return PretrainRun(run) if isinstance(run, PretrainConfig) else FinetuneRun(run)
 
-    run = preset(
-        PretrainConfig,
-        PRETRAIN_PRESETS,
-        "paper",
-        [*_runtime_overrides(cfg), f"max_steps={total}", "epochs=1000"],
-    )
-    if cache is None:
+
+def _synthetic_module(kind: RunKind, cfg: BenchConfig, run_dir: Path) -> L.LightningModule:
+    """A module of the run's config without a dataset (the batches come pre-made)."""
+    run, total = kind.cfg, cfg.warmup + cfg.steps
+    if isinstance(kind, PretrainRun):
         byol = BYOL(create_encoder(cfg.arch, in_chans=1), run.heads)
         return BYOLModule(run, byol, _PreMade({}, cfg.batch * total))
-    split = split_for_cache(cache, run.split_seed)
-    module, _ = build_byol_module(run, cache, unlabelled_pool(cache, split.train))
-    return module
-
-
-def _finetune_module(
-    cfg: BenchConfig, cache: SliceCache | None, total: int, run_dir: Path
-) -> L.LightningModule:
-    from medssl.training.finetune import build_segmentation_module
-    from medssl.training.segment_module import SegmentationModule
-
-    run = preset(
-        FinetuneConfig, FINETUNE_PRESETS, "paper", [*_runtime_overrides(cfg), f"steps={total}"]
-    )
-    if cache is None:
-        unet = build_unet(cfg.arch, SYNTHETIC_CLASSES, run.decoder_channels)
-        return SegmentationModule(run, unet, _PreMade({}, 1), [], SYNTHETIC_CLASSES, run_dir)
-    split = split_for_cache(cache, run.split_seed)
-    from medssl.training.finetune import select_budget
-
-    module, _ = build_segmentation_module(
-        run, cache, select_budget(cache, split, run), split.val, run_dir
-    )
-    return module
+    unet = build_unet(cfg.arch, SYNTHETIC_CLASSES, run.decoder_channels)
+    return SegmentationModule(run, unet, _PreMade({}, 1), [], SYNTHETIC_CLASSES, run_dir)
 
 
 def device_name(accelerator: str = "auto") -> str:
@@ -286,49 +268,47 @@ def bench(cfg: BenchConfig) -> dict:
         raise ConfigError("bench needs steps ≥ 1 and warmup ≥ 0")
     if not cfg.data and not cfg.synthetic:
         raise ConfigError("bench needs --data (or --synthetic)")
+    kind = _run_kind(run_config(cfg))
     cache = resolve_cache(cfg.data) if cfg.data and not cfg.synthetic else None
     total = cfg.warmup + cfg.steps
     L.seed_everything(0, verbose=False)
     with tempfile.TemporaryDirectory(prefix="medssl-bench-") as tmp:
-        if cfg.kind == "pretrain":
-            module = _pretrain_module(cfg, cache, total)
-        elif cfg.kind == "finetune":
-            module = _finetune_module(cfg, cache, total, Path(tmp))
+        run = RunDir(tmp)
+        if cache is None:
+            module = _synthetic_module(kind, cfg, run.path)
         else:
-            raise ConfigError(f"unknown bench kind {cfg.kind!r} (pretrain, finetune)")
+            module, _ = kind.build(cache, split_for_cache(cache, kind.cfg.split_seed), run)
         timer = StepTimer()
-        runtime = module.cfg.runtime
-        trainer = L.Trainer(
+        trainer = make_trainer(
+            kind,
+            module,
+            [timer],
+            logger=False,
+            progress=False,
             max_steps=total,
             max_epochs=1000,
             limit_val_batches=0,
             num_sanity_val_steps=0,
-            callbacks=[timer],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            gradient_clip_val=getattr(module.cfg, "grad_clip", None),
             default_root_dir=tmp,
-            **trainer_kwargs(runtime),
         )
         loader = None
         if cfg.synthetic:
             loader = DataLoader(_PreMade(_synthetic_batch(cfg), total), batch_size=None)
         trainer.fit(module, train_dataloaders=loader)
-    figures = timer.summary(cfg.warmup, cfg.batch * cfg.devices)
-    bank = getattr(module, "_bank", None)
+    figures = timer.summary(cfg.warmup, cfg.batch * cfg.runtime.devices)
+    bank = module.device_augment.bank
+    runtime = cfg.runtime
     return {
         "bench": cfg.kind,
         **figures,
-        "device": device_name(cfg.accelerator),
+        "device": device_name(runtime.accelerator),
         "precision": resolve_precision(runtime),
-        "channels_last": cfg.channels_last,
-        "augment": "synthetic" if cfg.synthetic else cfg.augment,
+        "channels_last": runtime.channels_last,
+        "augment": "synthetic" if cfg.synthetic else runtime.augment,
         "arch": cfg.arch,
         "size": cfg.size,
         "batch": cfg.batch,
-        "num_workers": cfg.num_workers,
+        "num_workers": runtime.num_workers,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "cache_mb": None if cache is None else round(cache_bytes(cache) / 2**20, 3),
         "bank_mb": None if bank is None or cfg.synthetic else round(bank.nbytes / 2**20, 3),
@@ -339,4 +319,5 @@ def bench(cfg: BenchConfig) -> dict:
 
 def cache_bytes(cache: SliceCache) -> int:
     """Size of a cache's packed image and label arrays."""
-    return sum((cache.path / name).stat().st_size for name in ("images.bin", "labels.bin"))
+    files = CachePaths(cache.path)
+    return sum(path.stat().st_size for path in (files.images, files.labels))

@@ -1,4 +1,12 @@
-"""The BYOL LightningModule: one training step, the EMA update, LARS and the schedule."""
+"""The BYOL LightningModule: one training step, the EMA update, LARS and the schedule.
+
+The module owns its helpers (composition, not mixins), each with one checkpoint key
+under ``checkpoint["medssl"]`` (:mod:`medssl.training.state`): ``position``
+(:class:`~medssl.training.sampling.ResumePosition`), ``finite_loss``
+(:class:`~medssl.training.guards.FiniteLoss`) and ``collapse``
+(:class:`~medssl.training.guards.CollapseMonitor`); views are made on the device by
+:class:`~medssl.training.device_augment.DeviceAugment`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from medssl.configs import PretrainConfig
+from medssl.configs import PretrainConfig, world_size
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import TwoViews
 from medssl.models.byol import BYOL
@@ -16,12 +24,12 @@ from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import CollapseMonitor, FiniteLoss
 from medssl.training.lars import LARS, lars_param_groups
 from medssl.training.losses import representation_std, symmetric_byol_loss
-from medssl.training.runtime import world_size
 from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import linear_warmup_cosine, momentum_schedule
+from medssl.training.state import load_states, save_states
 
 
-class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
+class BYOLModule(L.LightningModule):
     """BYOL pretraining of ``byol.backbone`` on two-view batches.
 
     Args:
@@ -36,7 +44,6 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         self, cfg: PretrainConfig, byol: BYOL, dataset: TwoViews, bank: SliceBank | None = None
     ) -> None:
         super().__init__()
-        self.attach_bank(bank, cfg.crop)
         self.cfg = cfg
         self.byol = byol
         self.dataset = dataset
@@ -49,6 +56,9 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         self.collapse = CollapseMonitor(
             cfg.heads.proj_out, cfg.collapse_fraction, cfg.collapse_patience
         )
+        self.resume_position = ResumePosition()
+        self.device_augment = DeviceAugment(bank, cfg.crop)
+        self.finite_loss = FiniteLoss(cfg.max_bad_steps)
         if cfg.runtime.channels_last:
             self.byol.to(memory_format=torch.channels_last)
         if cfg.runtime.compile:
@@ -65,8 +75,17 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
             self.global_rank,
             self.world,
             rt.num_workers,
-            self._resume_position,
+            self.resume_position.position,
         )
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        return self.device_augment(batch, self.device)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Training steps skipped for a non-finite loss."""
+        return self.finite_loss.skipped_steps
 
     # --- optimisation ---------------------------------------------------------------
     @property
@@ -94,13 +113,13 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        self.snapshot_buffers()
+        self.finite_loss.snapshot(self)
         v1, v2 = self._prep(batch["view1"]), self._prep(batch["view2"])
         z1, p1 = self.byol.forward_online(v1)
         _z2, p2 = self.byol.forward_online(v2)
         t1, t2 = self.byol.forward_target(v1), self.byol.forward_target(v2)
         loss = symmetric_byol_loss(p1, p2, t1, t2, self.cfg.loss_reduction)
-        loss = self.finite_or_skip(loss, self.cfg.max_bad_steps)
+        loss = self.finite_loss.check(loss, self, self.global_step)
         if loss is None:
             return None
         spread = representation_std(z1)
@@ -123,20 +142,19 @@ class BYOLModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
         )
         return loss
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["medssl_collapse"] = {
-            "low_steps": self.collapse.low_steps,
-            "flag": self.collapse.flag,
-            "skipped_steps": self.skipped_steps,
+    def _states(self) -> dict:
+        return {
+            "position": self.resume_position,
+            "finite_loss": self.finite_loss,
+            "collapse": self.collapse,
         }
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.resume_position.capture(self.trainer)
+        save_states(checkpoint, self._states())
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        state = checkpoint.get("medssl_collapse") or {}
-        self.collapse.low_steps = int(state.get("low_steps", 0))
-        self.collapse.flag = state.get("flag")
-        self.skipped_steps = int(state.get("skipped_steps", 0))
+        load_states(checkpoint, self._states())
 
     def optimizer_step(self, *args, **kwargs) -> None:
         """Optimiser step, then the target EMA update for the same step.

@@ -15,12 +15,23 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from medssl.artifacts.atomic import atomic_write
+from medssl.artifacts.rundir import LAST_CKPT, PREVIOUS_CKPT, RunDir
 from medssl.errors import Preempted
 
 log = logging.getLogger(__name__)
 
-LAST_CKPT = "last.ckpt"
-PREVIOUS_CKPT = "previous.ckpt"
+#: re-exported: the checkpoint file names are the artifacts layer's
+__all__ = [
+    "LAST_CKPT",
+    "PREVIOUS_CKPT",
+    "AtomicCheckpoint",
+    "EncoderExport",
+    "PreemptionSaver",
+    "Throughput",
+    "checkpoint_problem",
+    "parameters_finite",
+]
 
 
 def checkpoint_problem(path: Path) -> str | None:
@@ -54,11 +65,12 @@ class AtomicCheckpoint(Callback):
     """Write ``checkpoints/last.ckpt`` every ``every_steps`` steps and after the last
     batch of each epoch.
 
-    Each write goes to a temporary file that is fsynced and renamed over the previous
-    one; the checkpoint it replaces is kept as ``previous.ckpt``. So a kill during the
-    write, a full disk (the write fails: the error is logged, training goes on and the
-    next interval tries again) or a later-damaged ``last.ckpt`` always leaves a good
-    checkpoint to resume from. A model with a non-finite parameter is never saved.
+    Each write goes through :func:`~medssl.artifacts.atomic.atomic_write` (a temporary
+    file, fsynced and renamed over the previous one); the checkpoint it replaces is
+    kept as ``previous.ckpt``. So a kill during the write, a full disk (the write fails:
+    the error is logged, training goes on and the next interval tries again) or a
+    later-damaged ``last.ckpt`` always leaves a good checkpoint to resume from. A model
+    with a non-finite parameter is never saved.
     """
 
     def __init__(self, folder: Path, every_steps: int = 0, val_every_steps: int = 0) -> None:
@@ -79,21 +91,19 @@ class AtomicCheckpoint(Callback):
                 self.folder / LAST_CKPT,
             )
             return False
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{LAST_CKPT}.tmp"
+        last = self.folder / LAST_CKPT
         ok = True
         try:
-            trainer.save_checkpoint(tmp)
             if trainer.is_global_zero:
-                with tmp.open("rb") as fh:
-                    os.fsync(fh.fileno())
-                self._rotate(trainer.global_step)
-                os.replace(tmp, self.folder / LAST_CKPT)
+                with atomic_write(last) as tmp:
+                    trainer.save_checkpoint(tmp)
+                    self._rotate(trainer.global_step)
                 self._saved_step = trainer.global_step
+            else:
+                trainer.save_checkpoint(last)  # a collective: only rank 0 writes
         except OSError as exc:
             ok = False
             self.failed_writes += 1
-            tmp.unlink(missing_ok=True)
             log.error(
                 "step %d: could not write %s (%s); the previous checkpoint is kept",
                 trainer.global_step,
@@ -188,30 +198,30 @@ class EncoderExport(Callback):
     """Save an encoder after every epoch (and before training: epoch 0).
 
     Args:
-        folder: run directory.
+        run: the run directory (:meth:`RunDir.encoder_epoch`, :attr:`RunDir.encoder_last`).
         get_encoder: returns the module to export (for BYOL, the target backbone).
         save: ``save(module, path)`` writing an encoder file (atomically).
     """
 
     def __init__(
         self,
-        folder: Path,
+        run: RunDir | Path,
         get_encoder: Callable[[L.LightningModule], torch.nn.Module],
         save: Callable[[torch.nn.Module, Path], None],
     ) -> None:
-        self.folder = Path(folder)
+        self.run = run if isinstance(run, RunDir) else RunDir(run)
         self.get_encoder = get_encoder
         self.save = save
 
     def epoch_path(self, epoch: int) -> Path:
         """The file of the encoder after ``epoch`` epochs."""
-        return self.folder / f"encoder_epoch_{epoch:03d}.safetensors"
+        return self.run.encoder_epoch(epoch)
 
     def export(self, module: L.LightningModule, epoch: int) -> None:
         """Write the encoder after ``epoch`` epochs, and as the latest encoder."""
         encoder = self.get_encoder(module)
         self.save(encoder, self.epoch_path(epoch))
-        self.save(encoder, self.folder / "encoder_last.safetensors")
+        self.save(encoder, self.run.encoder_last)
 
     def _export(self, trainer: L.Trainer, module: L.LightningModule, epoch: int) -> None:
         if trainer.is_global_zero:

@@ -1,10 +1,11 @@
-"""LightningModule mixin: batches of view draws become pixels on the training device.
+"""Batches of view draws become pixels on the training device.
 
 With ``runtime.augment = "device"`` the DataLoader yields only the random draws of
-each view (cheap, no pixels); :meth:`DeviceAugment.on_after_batch_transfer` then
-resamples the whole batch from a :class:`~medssl.data.batch_augment.SliceBank` held
-on the device (on the GPU when it fits in 30 % of the free memory, else in host
-memory). The bank is not part of the model state and is never checkpointed.
+each view (cheap, no pixels); a module's :class:`DeviceAugment` helper then resamples
+the whole batch from a :class:`~medssl.data.batch_augment.SliceBank` held on the
+device (on the GPU when it fits in 30 % of the free memory, else in host memory),
+called from the module's ``on_after_batch_transfer``. The bank is not part of the
+model state and is never checkpointed (the helper has no checkpoint state).
 """
 
 from __future__ import annotations
@@ -18,41 +19,41 @@ VIEW_KEYS = {"params": "image", "params1": "view1", "params2": "view2"}
 
 
 class DeviceAugment:
-    """Mixin for a LightningModule (put it before ``L.LightningModule`` in the bases)."""
+    """Owned helper of a LightningModule: ``batch = self.device_augment(batch, self.device)``.
 
-    _bank: SliceBank | None = None
-    _bank_size: int = 0
-    _bank_placed_on: torch.device | None = None
+    Args:
+        bank: the slices (and labels) to resample from; ``None`` passes batches through
+            (``runtime.augment = "workers"``: the workers made the pixels).
+        size: side of the resampled views in pixels.
+    """
 
-    def attach_bank(self, bank: SliceBank | None, size: int) -> None:
-        """Use ``bank`` to turn ``params*`` batch entries into ``size``-pixel views."""
-        self._bank, self._bank_size = bank, size
+    def __init__(self, bank: SliceBank | None, size: int) -> None:
+        self.bank, self.size = bank, size
+        self._placed_on: torch.device | None = None
 
-    def _device_bank(self) -> SliceBank:
-        """The bank, moved once to this module's device when it fits there."""
-        bank = self._bank
+    def _device_bank(self, device: torch.device) -> SliceBank:
+        """The bank, moved once to ``device`` when it fits there."""
+        bank = self.bank
         assert bank is not None
-        if self._bank_placed_on != self.device:
-            target = bank_device(bank, self.device)
+        if self._placed_on != device:
+            target = bank_device(bank, device)
             if bank.device != target:
-                bank = self._bank = bank.to(target)
-            self._bank_placed_on = self.device
+                bank = self.bank = bank.to(target)
+            self._placed_on = device
         return bank
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        batch = super().on_after_batch_transfer(batch, dataloader_idx)
-        if self._bank is None or not isinstance(batch, dict) or "row" not in batch:
+    def __call__(self, batch, device: torch.device):
+        """Replace each ``params*`` entry of ``batch`` by its views (and ``label``)."""
+        if self.bank is None or not isinstance(batch, dict) or "row" not in batch:
             return batch
-        bank = self._device_bank()
+        bank = self._device_bank(device)
         with torch.no_grad():
             for key, name in VIEW_KEYS.items():
                 if key not in batch:
                     continue
                 labels = key == "params" and bank.labels is not None
-                image, label = augment_batch(
-                    bank, batch["row"], batch.pop(key), self._bank_size, labels
-                )
-                batch[name] = image.to(self.device, non_blocking=True)
+                image, label = augment_batch(bank, batch["row"], batch.pop(key), self.size, labels)
+                batch[name] = image.to(device, non_blocking=True)
                 if label is not None:
-                    batch["label"] = label.to(self.device, non_blocking=True)
+                    batch["label"] = label.to(device, non_blocking=True)
         return batch

@@ -1,47 +1,53 @@
-"""U-Net fine-tuning runs: config → run directory with curve, best model and summaries.
+"""U-Net fine-tuning runs: config → run directory with curve and best model.
 
-Run directory::
+A kind of the run template (:mod:`medssl.training.run`): :class:`FinetuneRun` supplies
+the U-Net module over a label budget, its trainer settings (fixed step count,
+validation every ``val_every_steps``) and the raw facts of ``result.json``. Run
+directory (file names: :class:`~medssl.artifacts.rundir.RunDir`)::
 
     config.yaml             the resolved FinetuneConfig
-    prepare.json            the cache's preprocessing config and label names (for predict)
+    prepare.json            the cache's preprocessing config and label set (for predict)
     split.json, budget.json patient split; the labelled slices used, as (patient, frame, slice)
     init.json               what the encoder weight import matched
-    curve.csv               step, val_loss, IoU/Dice per class and mean (every K steps)
+    curve.csv               step, val_loss, IoU/Dice per class (the label set's names) and mean
     best.safetensors        weights with the best validation mean IoU (+ best.json)
     checkpoints/last.ckpt   resume state
     logs/                   per-step training metrics (CSV, TensorBoard)
-    result.json             written last: final/best IoU, steps-to-95%, curve AUC
+    result.json             written last: steps, skipped steps, labelled slices, best and
+                            final validation IoU, world size (summaries such as steps to
+                            95 % and the curve's AUC are derived from curve.csv by
+                            :mod:`medssl.analysis.curves`)
+
+Under DDP every rank validates its own share of the validation volumes and the scores
+are summed across ranks (:mod:`medssl.training.validation`); rank 0 writes the curve
+and the best model.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from medssl.analysis.curves import curve_auc, steps_to_fraction
+from medssl.artifacts.labels import LabelSet
+from medssl.artifacts.rundir import RunDir
+from medssl.artifacts.split import Split
 from medssl.configs import FinetuneConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, Volumes
-from medssl.data.resolve import resolve_cache
-from medssl.data.splits import Split, budget_patients, budget_slices, save_budget, split_for_cache
+from medssl.data.splits import budget_patients, budget_record, budget_slices
 from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_weights
-from medssl.overrides import ConfigError, save_yaml
-from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
-from medssl.training.reproducible import apply_blas_settings
-from medssl.training.rundir import checkpoint_step, resume_checkpoint
-from medssl.training.runtime import trainer_kwargs
+from medssl.overrides import ConfigError
+from medssl.training.run import RunKind, execute
 from medssl.training.segment_module import SegmentationModule
 
 log = logging.getLogger(__name__)
@@ -49,15 +55,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    """Summary of a finished fine-tuning run (also in ``result.json``)."""
+    """Summary of a finished fine-tuning run (from ``result.json``)."""
 
     run_dir: Path
     steps: int
     labelled_slices: int
     best_val_iou: float
     final_val_iou: float
-    steps_to_95: float
-    curve_auc: float
 
 
 def select_budget(cache: SliceCache, split: Split, cfg: FinetuneConfig) -> list[int]:
@@ -69,22 +73,10 @@ def select_budget(cache: SliceCache, split: Split, cfg: FinetuneConfig) -> list[
     return budget_slices(cache, split, cfg.labelled_slices, cfg.budget_seed)
 
 
-def _truncate_curve(run_dir: Path, ckpt: Path | None) -> None:
-    """On resume, drop curve rows written after the checkpoint (they are recomputed)."""
-    curve = run_dir / "curve.csv"
-    if ckpt is None or not curve.exists():
-        curve.unlink(missing_ok=True)
-        return
-    step = checkpoint_step(ckpt)
-    with curve.open() as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
-    if not rows:
-        curve.unlink()
-        return
-    with curve.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+def label_set_of(cache: SliceCache) -> LabelSet:
+    """The cache's label set (from its manifest; else built from its label names)."""
+    labels = getattr(cache, "label_set", None)
+    return labels if isinstance(labels, LabelSet) else LabelSet.from_names(cache.label_names)
 
 
 def finetune(
@@ -105,53 +97,7 @@ def finetune(
         Preempted: SIGTERM/SIGUSR1 arrived; the checkpoint was saved at a step boundary.
         NumericalError: too many consecutive non-finite losses.
     """
-    apply_blas_settings()
-    if not cfg.data or not cfg.out:
-        raise ConfigError("fine-tuning needs data and out")
-    run_dir = Path(cfg.out)
-    if resume and (run_dir / "result.json").exists():
-        return load_result(run_dir)
-    ckpt = resume_checkpoint(run_dir, cfg, resume)
-    L.seed_everything(cfg.runtime.seed, workers=True, verbose=False)
-    cache = resolve_cache(cfg.data)
-    split = split_for_cache(cache, cfg.split_seed)
-    budget = select_budget(cache, split, cfg)
-    module, report = build_segmentation_module(cfg, cache, budget, split.val, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_inputs(run_dir, cfg, cache, split, budget, report)
-    _truncate_curve(run_dir, ckpt)
-    checkpoint = AtomicCheckpoint(
-        run_dir / "checkpoints", cfg.ckpt_every_steps, val_every_steps=cfg.val_every_steps
-    )
-    preemption = PreemptionSaver(checkpoint)
-    trainer = L.Trainer(
-        max_epochs=1,
-        max_steps=cfg.steps,
-        val_check_interval=cfg.val_every_steps,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        gradient_clip_val=cfg.grad_clip,
-        callbacks=[checkpoint, preemption, *callbacks],
-        logger=[
-            CSVLogger(run_dir, name="logs", version=""),
-            TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
-        ],
-        log_every_n_steps=10,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        **trainer_kwargs(cfg.runtime),
-    )
-    trainer.fit(module, ckpt_path=ckpt, weights_only=True)
-    preemption.raise_if_preempted(run_dir)
-    if trainer.global_step >= cfg.steps and _last_curve_step(run_dir) != trainer.global_step:
-        # the last step is not a multiple of the validation interval: validate it too, so
-        # every run ends with a curve point and a best model
-        trainer.validate(module, verbose=False)
-    if trainer.is_global_zero:
-        _write_result(run_dir, trainer.global_step, len(budget), module.skipped_steps)
-    trainer.strategy.barrier("result.json")  # other ranks read what rank 0 wrote
-    return load_result(run_dir)
+    return execute(FinetuneRun(cfg), resume, progress, callbacks)
 
 
 def build_segmentation_module(
@@ -159,12 +105,12 @@ def build_segmentation_module(
     cache: SliceCache,
     budget: list[int],
     val_patients: tuple[str, ...] | list[str],
-    run_dir: Path,
+    run_dir: Path | RunDir,
 ) -> tuple[SegmentationModule, LoadReport]:
     """The U-Net module trained on the slices ``budget`` and validated on the volumes of
     ``val_patients``, encoder initialised from ``cfg.init``; with ``runtime.augment =
     "device"`` the budget's slices and labels are held in memory and each batch is
-    augmented on the training device."""
+    augmented on the training device. Scores are named by the cache's label set."""
     on_device = cfg.runtime.augment == "device"
     unet = build_unet(cfg.arch, cache.num_classes, cfg.decoder_channels)
     report = load_weights(
@@ -179,72 +125,108 @@ def build_segmentation_module(
     )
     bank = SliceBank.from_cache(cache, budget, with_labels=True) if on_device else None
     module = SegmentationModule(
-        cfg, unet, train_set, Volumes(cache, val_patients), cache.num_classes, run_dir, bank
+        cfg,
+        unet,
+        train_set,
+        Volumes(cache, val_patients),
+        cache.num_classes,
+        run_dir,
+        bank,
+        label_names=dict(label_set_of(cache).names),
     )
     return module, report
 
 
-def _write_inputs(
-    run_dir: Path, cfg: FinetuneConfig, cache: SliceCache, split: Split, budget: list[int], report
-) -> None:
-    save_yaml(cfg, run_dir / "config.yaml")
-    prepare = {
-        "config": cache.manifest["config"],
-        "label_names": cache.manifest["label_names"],
-        "cache": str(cache.path),
-        "format": cache.manifest["format"],
-    }
-    (run_dir / "prepare.json").write_text(json.dumps(prepare, indent=1))
-    split.save(run_dir / "split.json")
-    save_budget(
-        run_dir / "budget.json",
-        cache,
-        budget,
-        seed=cfg.budget_seed,
-        slices=cfg.labelled_slices,
-        patients=cfg.labelled_patients,
-    )
-    (run_dir / "init.json").write_text(json.dumps(asdict(report), indent=1, default=str))
+class FinetuneRun(RunKind[FinetuneConfig, FinetuneResult]):
+    """Fine-tuning as a kind of the run template."""
+
+    name = "fine-tuning"
+
+    def build(
+        self, cache: SliceCache, split: Split, run: RunDir
+    ) -> tuple[SegmentationModule, LoadReport]:
+        self.budget = select_budget(cache, split, self.cfg)
+        return build_segmentation_module(self.cfg, cache, self.budget, split.val, run)
+
+    def save_inputs(
+        self, run: RunDir, cache: SliceCache, split: Split, module: L.LightningModule
+    ) -> None:
+        cfg = self.cfg
+        run.save_prepare(
+            {
+                "config": cache.manifest["config"],
+                "label_names": cache.manifest["label_names"],
+                "label_set": label_set_of(cache).to_dict(),
+                "cache": str(cache.path),
+                "format": cache.manifest["format"],
+            }
+        )
+        run.save_budget(
+            budget_record(
+                cache,
+                self.budget,
+                seed=cfg.budget_seed,
+                slices=cfg.labelled_slices,
+                patients=cfg.labelled_patients,
+            )
+        )
+
+    def on_resume(self, run: RunDir, ckpt_step: int | None) -> None:
+        # curve points after the checkpoint are recomputed (a fresh run: none are kept)
+        run.truncate_curve(ckpt_step)
+
+    def checkpoint_settings(self) -> dict[str, Any]:
+        return {"val_every_steps": self.cfg.val_every_steps}
+
+    def trainer_settings(self, module: L.LightningModule) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "max_epochs": 1,
+            "max_steps": cfg.steps,
+            "val_check_interval": cfg.val_every_steps,
+            "check_val_every_n_epoch": None,
+            "num_sanity_val_steps": 0,
+            "gradient_clip_val": cfg.grad_clip,
+            "log_every_n_steps": 10,
+        }
+
+    def finish(self, trainer: L.Trainer, module: L.LightningModule, run: RunDir) -> None:
+        # the last step is not a multiple of the validation interval: validate it too, so
+        # every run ends with a curve point and a best model (rank 0 read the curve)
+        last = _last_curve_step(run) if trainer.is_global_zero else None
+        last = trainer.strategy.broadcast(last, src=0)
+        if trainer.global_step >= self.cfg.steps and last != trainer.global_step:
+            trainer.validate(module, verbose=False)
+
+    def summary(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
+        curve = RunDir(self.cfg.out).read_curve()
+        v = curve.get("slice_iou/mean", np.array([]))
+        return {
+            "steps": trainer.global_step,
+            "skipped_steps": module.skipped_steps,
+            "labelled_slices": len(self.budget),
+            "best_val_iou": float(np.nanmax(v)) if v.size else float("nan"),
+            "final_val_iou": float(v[-1]) if v.size else float("nan"),
+            "world_size": trainer.world_size,
+        }
+
+    def load_result(self, run: RunDir) -> FinetuneResult:
+        return load_result(run)
 
 
-def _last_curve_step(run_dir: Path) -> int | None:
-    curve = read_curve(run_dir) if (run_dir / "curve.csv").exists() else {}
-    steps = curve.get("step", np.array([]))
+def _last_curve_step(run: RunDir) -> int | None:
+    steps = run.read_curve().get("step", np.array([]))
     return int(steps[-1]) if steps.size else None
 
 
-def read_curve(run_dir: Path) -> dict[str, np.ndarray]:
-    """``curve.csv`` as columns of floats."""
-    with (run_dir / "curve.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else {})}
-
-
-def _write_result(run_dir: Path, steps: int, n_labelled: int, skipped: int = 0) -> None:
-    curve = read_curve(run_dir) if (run_dir / "curve.csv").exists() else {}
-    s, v = curve.get("step", np.array([])), curve.get("slice_iou/mean", np.array([]))
-    result = {
-        "steps": steps,
-        "skipped_steps": skipped,
-        "labelled_slices": n_labelled,
-        "best_val_iou": float(np.nanmax(v)) if v.size else float("nan"),
-        "final_val_iou": float(v[-1]) if v.size else float("nan"),
-        "steps_to_95": steps_to_fraction(s, v, 0.95),
-        "curve_auc": curve_auc(s, v),
-    }
-    tmp = run_dir / ".result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(run_dir / "result.json")
-
-
-def load_result(run_dir: Path) -> FinetuneResult:
-    info = json.loads((run_dir / "result.json").read_text())
+def load_result(run_dir: Path | RunDir) -> FinetuneResult:
+    """The :class:`FinetuneResult` of a finished run directory."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    info = run.load_result()
     return FinetuneResult(
-        run_dir,
+        run.path,
         int(info["steps"]),
         int(info["labelled_slices"]),
         info["best_val_iou"],
         info["final_val_iou"],
-        info["steps_to_95"],
-        info["curve_auc"],
     )

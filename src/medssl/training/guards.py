@@ -1,6 +1,9 @@
-"""Numerical guards for the training steps: non-finite losses and BYOL collapse.
+"""Numerical guards of the training steps (non-finite losses, BYOL collapse) and the
+best-score tracker: plain objects a LightningModule owns, each with its own state
+(``state_dict``/``load_state_dict``) saved under one key of the checkpoint (see
+:mod:`medssl.training.state`).
 
-Both read one scalar per step on the host (the loss, the representation spread);
+The guards read one scalar per step on the host (the loss, the representation spread);
 the progress bar reads the loss anyway, so this adds no synchronisation that was not
 already there.
 """
@@ -18,53 +21,72 @@ log = logging.getLogger(__name__)
 
 
 class FiniteLoss:
-    """LightningModule mixin: a step whose loss is NaN/Inf is skipped (no backward, no
-    parameter update); ``max_bad`` such steps in a row abort the run.
+    """A step whose loss is NaN/Inf is skipped (no backward, no parameter update);
+    ``max_bad`` such steps in a row abort the run.
 
-    A forward pass on a poisoned batch has already updated the batch-norm running
-    statistics, so :meth:`snapshot_buffers` (called at the start of each step) keeps a
-    copy of every buffer and a skipped step restores it. The last good checkpoint is
+    An owned helper of a LightningModule (``self.finite_loss = FiniteLoss(max_bad)``):
+    the module calls :meth:`snapshot` at the start of each training step and returns
+    :meth:`check`'s answer as its loss. A forward pass on a poisoned batch has already
+    updated the batch-norm running statistics, so :meth:`snapshot` keeps a copy of every
+    buffer of the module and a skipped step restores it. The last good checkpoint is
     never overwritten by a non-finite model (see
     :class:`~medssl.training.callbacks.AtomicCheckpoint`).
+
+    Checkpoint state (:meth:`state_dict`): ``skipped_steps`` and the current run of
+    ``bad_steps``.
     """
 
-    _bad_steps: int = 0
-    skipped_steps: int = 0
-    _buffer_copy: list[torch.Tensor] | None = None
+    def __init__(self, max_bad: int) -> None:
+        self.max_bad = max_bad
+        self.bad_steps = 0
+        self.skipped_steps = 0
+        self._buffer_copy: list[torch.Tensor] | None = None
 
-    def snapshot_buffers(self) -> None:
-        """Copy the module's buffers (BN statistics: a few KB to MB, no host sync)."""
-        buffers = [b.detach() for b in self.buffers()]
+    def snapshot(self, module: torch.nn.Module) -> None:
+        """Copy ``module``'s buffers (BN statistics: a few KB to MB, no host sync)."""
+        buffers = [b.detach() for b in module.buffers()]
         if self._buffer_copy is None or len(self._buffer_copy) != len(buffers):
             self._buffer_copy = [b.clone() for b in buffers]
             return
         torch._foreach_copy_(self._buffer_copy, buffers)
 
-    def _restore_buffers(self) -> None:
+    def _restore(self, module: torch.nn.Module) -> None:
         if self._buffer_copy is not None:
-            torch._foreach_copy_([b.detach() for b in self.buffers()], self._buffer_copy)
+            torch._foreach_copy_([b.detach() for b in module.buffers()], self._buffer_copy)
 
-    def finite_or_skip(self, loss: torch.Tensor, max_bad: int) -> torch.Tensor | None:
-        """``loss`` when finite; ``None`` (Lightning skips the step) otherwise."""
+    def check(self, loss: torch.Tensor, module: torch.nn.Module, step: int) -> torch.Tensor | None:
+        """``loss`` when finite; ``None`` (Lightning skips the step) otherwise, with
+        ``module``'s buffers restored from the last :meth:`snapshot`.
+
+        Raises:
+            NumericalError: the ``max_bad``-th non-finite loss in a row.
+        """
         if bool(torch.isfinite(loss.detach())):
-            self._bad_steps = 0
+            self.bad_steps = 0
             return loss
-        self._restore_buffers()
-        self._bad_steps += 1
+        self._restore(module)
+        self.bad_steps += 1
         self.skipped_steps += 1
         log.warning(
             "step %d: non-finite loss (%s); step skipped (%d in a row, abort at %d)",
-            self.global_step,
+            step,
             float(loss.detach()),
-            self._bad_steps,
-            max_bad,
+            self.bad_steps,
+            self.max_bad,
         )
-        if self._bad_steps >= max_bad:
+        if self.bad_steps >= self.max_bad:
             raise NumericalError(
-                f"{self._bad_steps} consecutive non-finite losses up to step {self.global_step}; "
+                f"{self.bad_steps} consecutive non-finite losses up to step {step}; "
                 "stopped (the last good checkpoint is kept; check the data and the learning rate)"
             )
         return None
+
+    def state_dict(self) -> dict:
+        return {"skipped_steps": int(self.skipped_steps), "bad_steps": int(self.bad_steps)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.bad_steps = int(state.get("bad_steps", 0))
 
 
 class CollapseMonitor:
@@ -96,3 +118,33 @@ class CollapseMonitor:
             )
             return True
         return False
+
+    def state_dict(self) -> dict:
+        return {"low_steps": int(self.low_steps), "flag": self.flag}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.low_steps = int(state.get("low_steps", 0))
+        self.flag = state.get("flag")
+
+
+class BestScore:
+    """The best validation score so far (higher is better), for choosing the best model.
+
+    Checkpoint state: ``{"value": best}`` (``-inf`` before the first candidate).
+    """
+
+    def __init__(self) -> None:
+        self.value = -math.inf
+
+    def offer(self, score: float) -> bool:
+        """True (and ``score`` becomes the best) when ``score`` beats the best so far."""
+        if score > self.value:
+            self.value = float(score)
+            return True
+        return False
+
+    def state_dict(self) -> dict:
+        return {"value": float(self.value)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = float(state.get("value", -math.inf))

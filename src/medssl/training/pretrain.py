@@ -1,6 +1,9 @@
 """BYOL pretraining runs: config → run directory with per-epoch encoders.
 
-Run directory::
+A kind of the run template (:mod:`medssl.training.run`): :class:`PretrainRun` supplies
+the BYOL module over the unlabelled pool, its trainer settings (epochs, step cap),
+the encoder export and throughput callbacks and the raw facts of ``result.json``. Run
+directory (file names: :class:`~medssl.artifacts.rundir.RunDir`)::
 
     config.yaml                      the resolved PretrainConfig
     split.json, pool.json            patient split and the size of the unlabelled pool
@@ -18,36 +21,29 @@ weights, then BYOL on the target domain.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from medssl.artifacts.rundir import RunDir
+from medssl.artifacts.split import Split
 from medssl.configs import PretrainConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import TwoViews
-from medssl.data.resolve import resolve_cache
-from medssl.data.splits import split_for_cache, unlabelled_pool
+from medssl.data.splits import unlabelled_pool
 from medssl.models.byol import BYOL
 from medssl.models.encoders import create_encoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
-from medssl.overrides import ConfigError, save_yaml, to_dict
+from medssl.overrides import to_dict
 from medssl.training.byol_module import BYOLModule
-from medssl.training.callbacks import (
-    AtomicCheckpoint,
-    EncoderExport,
-    PreemptionSaver,
-    Throughput,
-)
-from medssl.training.reproducible import apply_blas_settings
-from medssl.training.rundir import resume_checkpoint
-from medssl.training.runtime import trainer_kwargs
+from medssl.training.callbacks import EncoderExport, Throughput
+from medssl.training.run import RunKind, execute
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +68,7 @@ def pretrain(
 
     Args:
         cfg: run config (``data`` and ``out`` must be set).
-        resume: continue from ``out/checkpoints/last.ckpt`` when present.
+        resume: continue from the run's checkpoint when present.
         progress: show Lightning's progress bar.
         callbacks: extra Lightning callbacks (after medssl's own).
 
@@ -80,51 +76,7 @@ def pretrain(
         Preempted: SIGTERM/SIGUSR1 arrived; the checkpoint was saved at a step boundary.
         NumericalError: too many consecutive non-finite losses.
     """
-    apply_blas_settings()
-    if not cfg.data or not cfg.out:
-        raise ConfigError("pretraining needs data and out")
-    run_dir = Path(cfg.out)
-    if resume and (run_dir / "result.json").exists():
-        log.info("%s already finished", run_dir)
-        return _result(run_dir)
-    ckpt = resume_checkpoint(run_dir, cfg, resume)
-    L.seed_everything(cfg.runtime.seed, workers=True, verbose=False)
-    cache = resolve_cache(cfg.data)
-    split = split_for_cache(cache, cfg.split_seed)
-    pool = unlabelled_pool(cache, split.train)
-    module, report = build_byol_module(cfg, cache, pool)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(cfg, run_dir / "config.yaml")
-    split.save(run_dir / "split.json")
-    (run_dir / "pool.json").write_text(
-        json.dumps(
-            {
-                "slices": len(pool),
-                "patients": len(split.train),
-                "steps_per_epoch": module.steps_per_epoch,
-                "world_size": module.world,
-            }
-        )
-    )
-    (run_dir / "init.json").write_text(json.dumps(asdict(report), indent=1, default=str))
-    trainer, preemption = _trainer(cfg, run_dir, module, progress, callbacks)
-    trainer.fit(module, ckpt_path=ckpt, weights_only=True)
-    preemption.raise_if_preempted(run_dir)
-    if trainer.is_global_zero:
-        _export_missing_final_epoch(trainer, module)
-    loss = trainer.callback_metrics.get("train_loss")
-    result = {
-        "steps": trainer.global_step,
-        "final_loss": None if loss is None else float(loss),
-        "skipped_steps": module.skipped_steps,
-        "collapse": module.collapse.flag,
-        "world_size": trainer.world_size,
-        "config": to_dict(cfg),
-    }
-    if trainer.is_global_zero:
-        (run_dir / "result.json").write_text(json.dumps(result, indent=1))
-    trainer.strategy.barrier("result.json")  # other ranks read what rank 0 wrote
-    return _result(run_dir)
+    return execute(PretrainRun(cfg), resume, progress, callbacks)
 
 
 def build_byol_module(
@@ -149,53 +101,64 @@ def build_byol_module(
     return BYOLModule(cfg, BYOL(encoder, cfg.heads), dataset, bank), report
 
 
-def _trainer(
-    cfg: PretrainConfig,
-    run_dir: Path,
-    module: BYOLModule,
-    progress: bool,
-    extra: Sequence[Callback] = (),
-) -> tuple[L.Trainer, PreemptionSaver]:
-    def save(encoder, path: Path) -> None:
-        save_encoder(encoder, path, cfg.arch)
+class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
+    """BYOL pretraining as a kind of the run template."""
 
-    checkpoint = AtomicCheckpoint(run_dir / "checkpoints", cfg.ckpt_every_steps)
-    preemption = PreemptionSaver(checkpoint)
-    callbacks = [
-        EncoderExport(run_dir, lambda m: m.byol.target_backbone, save),
-        checkpoint,
-        preemption,
-        Throughput(cfg.batch_size * module.world, cfg.log_every_steps),
-        *extra,
-    ]
-    loggers = [
-        CSVLogger(run_dir, name="logs", version=""),
-        TensorBoardLogger(run_dir, name="logs", version="", default_hp_metric=False),
-    ]
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs,
-        max_steps=module.total_steps,
-        callbacks=callbacks,
-        logger=loggers,
-        log_every_n_steps=cfg.log_every_steps,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        **trainer_kwargs(cfg.runtime),
-    )
-    return trainer, preemption
+    name = "pretraining"
 
+    def build(self, cache: SliceCache, split: Split, run: RunDir) -> tuple[BYOLModule, LoadReport]:
+        self.pool = unlabelled_pool(cache, split.train)
+        return build_byol_module(self.cfg, cache, self.pool)
 
-def _export_missing_final_epoch(trainer: L.Trainer, module: BYOLModule) -> None:
-    """A run killed between its last step's checkpoint and the epoch-end export resumes
-    with nothing left to train; export that finished epoch's encoder now."""
-    epoch, rest = divmod(trainer.global_step, module.steps_per_epoch)
-    exporter = next(c for c in trainer.callbacks if isinstance(c, EncoderExport))
-    if rest == 0 and epoch > 0 and not exporter.epoch_path(epoch).exists():
-        exporter.export(module, epoch)
+    def save_inputs(
+        self, run: RunDir, cache: SliceCache, split: Split, module: L.LightningModule
+    ) -> None:
+        run.save_pool(
+            {
+                "slices": len(self.pool),
+                "patients": len(split.train),
+                "steps_per_epoch": module.steps_per_epoch,
+                "world_size": module.world,
+            }
+        )
 
+    def trainer_settings(self, module: L.LightningModule) -> dict[str, Any]:
+        return {
+            "max_epochs": self.cfg.epochs,
+            "max_steps": module.total_steps,
+            "log_every_n_steps": self.cfg.log_every_steps,
+        }
 
-def _result(run_dir: Path) -> PretrainResult:
-    info = json.loads((run_dir / "result.json").read_text())
-    encoders = sorted(run_dir.glob("encoder_epoch_*.safetensors"))
-    return PretrainResult(run_dir, encoders, int(info["steps"]), info.get("final_loss"))
+    def callbacks(self, run: RunDir, module: L.LightningModule) -> list[Callback]:
+        arch = self.cfg.arch
+
+        def save(encoder, path: Path) -> None:
+            save_encoder(encoder, path, arch)
+
+        self.exporter = EncoderExport(run, lambda m: m.byol.target_backbone, save)
+        throughput = Throughput(self.cfg.batch_size * module.world, self.cfg.log_every_steps)
+        return [self.exporter, throughput]
+
+    def finish(self, trainer: L.Trainer, module: L.LightningModule, run: RunDir) -> None:
+        """A run killed between its last step's checkpoint and the epoch-end export
+        resumes with nothing left to train; export that finished epoch's encoder now."""
+        if not trainer.is_global_zero:
+            return
+        epoch, rest = divmod(trainer.global_step, module.steps_per_epoch)
+        if rest == 0 and epoch > 0 and not self.exporter.epoch_path(epoch).exists():
+            self.exporter.export(module, epoch)
+
+    def summary(self, trainer: L.Trainer, module: L.LightningModule) -> dict[str, Any]:
+        loss = trainer.callback_metrics.get("train_loss")
+        return {
+            "steps": trainer.global_step,
+            "final_loss": None if loss is None else float(loss),
+            "skipped_steps": module.skipped_steps,
+            "collapse": module.collapse.flag,
+            "world_size": trainer.world_size,
+            "config": to_dict(self.cfg),
+        }
+
+    def load_result(self, run: RunDir) -> PretrainResult:
+        info = run.load_result()
+        return PretrainResult(run.path, run.encoders(), int(info["steps"]), info.get("final_loss"))

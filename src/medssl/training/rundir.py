@@ -1,4 +1,8 @@
-"""Run directories: one config per directory, resume only the same run."""
+"""Resuming a run directory: one config per directory, resume only the same run.
+
+A helper of the run template (:mod:`medssl.training.run`); the files themselves are
+named by :class:`~medssl.artifacts.rundir.RunDir`.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,19 @@ from typing import TypeVar
 
 import torch
 
+from medssl.artifacts.rundir import RunDir
 from medssl.errors import WeightsError
-from medssl.overrides import ConfigError, load_yaml
-from medssl.training.callbacks import LAST_CKPT, PREVIOUS_CKPT, checkpoint_problem
+from medssl.overrides import ConfigError
+from medssl.training.callbacks import checkpoint_problem
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+__all__ = ["checkpoint_problem", "checkpoint_step", "resume_checkpoint"]
 
-def resume_checkpoint(run_dir: Path, cfg: T, resume: bool) -> Path | None:
+
+def resume_checkpoint(run_dir: Path | RunDir, cfg: T, resume: bool) -> Path | None:
     """Return the checkpoint to resume from (or ``None`` for a fresh run).
 
     ``last.ckpt`` is preferred; a damaged one is skipped with a warning for
@@ -28,16 +35,15 @@ def resume_checkpoint(run_dir: Path, cfg: T, resume: bool) -> Path | None:
         ConfigError: when ``run_dir`` holds a run with a different config, or a started
             run and ``resume`` is False (nothing already computed is overwritten).
     """
-    saved = run_dir / "config.yaml"
-    if not saved.exists():
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if not run.config_file.exists():
         return None
-    if load_yaml(type(cfg), saved) != cfg:
-        raise ConfigError(f"{run_dir}: holds a run with another config; choose another --out")
-    folder = run_dir / "checkpoints"
-    candidates = [folder / LAST_CKPT, folder / PREVIOUS_CKPT]
+    if run.load_config(type(cfg)) != cfg:
+        raise ConfigError(f"{run.path}: holds a run with another config; choose another --out")
+    candidates = [run.last_ckpt, run.previous_ckpt]
     if not resume:
-        if (run_dir / "result.json").exists() or any(c.exists() for c in candidates):
-            raise ConfigError(f"{run_dir}: run already started; pass --resume to continue it")
+        if run.started:
+            raise ConfigError(f"{run.path}: run already started; pass --resume to continue it")
         return None
     for ckpt in candidates:
         if not ckpt.exists():

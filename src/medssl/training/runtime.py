@@ -1,16 +1,16 @@
-"""Hardware-dependent choices: precision, Lightning trainer arguments, atomic files."""
+"""Hardware-dependent choices: the Lightning trainer arguments common to every run kind."""
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 import torch
 
 from medssl.configs import RuntimeConfig, resolve_precision, world_size
 
 log = logging.getLogger(__name__)
+
+__all__ = ["resolve_precision", "trainer_kwargs", "world_size"]
 
 
 def trainer_kwargs(runtime: RuntimeConfig) -> dict:
@@ -28,10 +28,3 @@ def trainer_kwargs(runtime: RuntimeConfig) -> dict:
         "deterministic": False,
         "benchmark": runtime.cudnn_benchmark and on_gpu,
     }
-
-
-def atomic_replace(tmp: Path, final: Path) -> None:
-    """fsync ``tmp`` then rename it over ``final`` (readers see the old or the new file)."""
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)

@@ -119,18 +119,28 @@ def resumable_loader(
 
 
 class ResumePosition:
-    """LightningModule mixin: store the data position in checkpoints, restore it on load.
+    """Where in the data a resumed run continues: ``(epoch, batches processed)``.
 
-    The position is ``(epoch, batches processed)`` as Lightning's loop counts them, so a
-    run resumed from a mid-epoch checkpoint replays exactly the batches it had not done.
+    An owned helper of a LightningModule: before a checkpoint is written the module
+    calls :meth:`capture` with its trainer (the position as Lightning's loop counts
+    it), :meth:`state_dict` goes into the checkpoint, and on resume
+    :meth:`load_state_dict` sets :attr:`position`, which the module hands to
+    :func:`resumable_loader`; so a run resumed from a mid-epoch checkpoint replays
+    exactly the batches it had not done.
     """
 
-    _resume_position: tuple[int, int] | None = None
+    def __init__(self) -> None:
+        #: the position restored from a checkpoint (``None``: start at the beginning)
+        self.position: tuple[int, int] | None = None
+        self._captured: list[int] | None = None
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current
-        checkpoint["medssl_position"] = [int(self.current_epoch), int(progress.processed)]
+    def capture(self, trainer) -> None:
+        """Record the trainer's current position (call before saving a checkpoint)."""
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        self._captured = [int(trainer.current_epoch), int(progress.processed)]
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        pos = checkpoint.get("medssl_position")
-        self._resume_position = None if pos is None else (int(pos[0]), int(pos[1]))
+    def state_dict(self) -> list[int] | None:
+        return self._captured
+
+    def load_state_dict(self, state: list[int] | None) -> None:
+        self.position = None if state is None else (int(state[0]), int(state[1]))

@@ -1,32 +1,37 @@
-"""The U-Net fine-tuning LightningModule: loss, Adam, schedule, validation curve."""
+"""The U-Net fine-tuning LightningModule: loss, Adam, schedule, validation curve.
+
+The module owns its helpers (composition, not mixins), each with one checkpoint key
+under ``checkpoint["medssl"]`` (:mod:`medssl.training.state`): ``position``
+(:class:`~medssl.training.sampling.ResumePosition`), ``finite_loss``
+(:class:`~medssl.training.guards.FiniteLoss`) and ``best``
+(:class:`~medssl.training.guards.BestScore`); :class:`~medssl.training.device_augment.DeviceAugment`
+makes the pixels on the device and :class:`~medssl.training.validation.ValidationScores`
+accumulates and synchronises the validation scores across ranks.
+"""
 
 from __future__ import annotations
 
-import csv
-import json
-import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from medssl.configs import FinetuneConfig
+from medssl.artifacts.rundir import RunDir
+from medssl.configs import FinetuneConfig, resolve_precision, world_size
 from medssl.data.batch_augment import SliceBank
-from medssl.data.datasets import LabelledSlices, Volumes
-from medssl.evaluation.counts import SegmentationCounts
+from medssl.data.datasets import LabelledSlices
 from medssl.evaluation.metrics import soft_jaccard_loss_from_logits
 from medssl.models.unet import encoder_of, set_encoder_trainable
 from medssl.training.device_augment import DeviceAugment
-from medssl.training.guards import FiniteLoss
-from medssl.training.runtime import atomic_replace, resolve_precision, world_size
+from medssl.training.guards import BestScore, FiniteLoss
 from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import linear_warmup_cosine
-
-CURVE_FIELDS = ("step", "val_loss")
+from medssl.training.state import load_states, save_states
+from medssl.training.validation import ValidationScores, VolumeShard
 
 
 def finetune_lr_factor(cfg: FinetuneConfig, step: int) -> float:
@@ -62,45 +67,54 @@ def segmentation_loss(name: str, classes: tuple[int, ...]):
     raise ValueError(f"unknown loss {name!r}")
 
 
-class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningModule):
+class SegmentationModule(L.LightningModule):
     """Fine-tunes a U-Net for a fixed number of steps and records a learning curve.
 
     Args:
         cfg: run config.
         unet: the network (encoder already initialised).
         train_set: labelled training slices of the budget (augmented crops).
-        val_set: validation volumes (whole slices, padded, deterministic).
+        val_set: validation volumes (whole slices, padded, deterministic); each rank of
+            a DDP run validates its own share of them.
         num_classes: classes including background.
-        run_dir: where ``curve.csv`` and ``best.safetensors`` go.
+        run_dir: where rank 0 writes the curve and the best model.
         bank: the budget's slices and labels in memory, for ``runtime.augment = "device"``
             (``train_set`` then yields only the random draws).
+        label_names: ``{value: name}`` of the dataset's labels (the curve's columns).
     """
 
     def __init__(
         self,
         cfg: FinetuneConfig,
         unet: torch.nn.Module,
-        train_set: LabelledSlices,
-        val_set: Volumes,
+        train_set: LabelledSlices | Dataset,
+        val_set: Dataset | list,
         num_classes: int,
-        run_dir: Path,
+        run_dir: Path | RunDir,
         bank: SliceBank | None = None,
+        label_names: Mapping[int, str] | None = None,
     ) -> None:
         super().__init__()
-        self.attach_bank(bank, cfg.crop)
         self.cfg, self.unet = cfg, unet
         self.train_set, self.val_set = train_set, val_set
         self.classes = tuple(range(1, num_classes))
         self.loss_fn = segmentation_loss(cfg.loss, self.classes)
-        self.run_dir = run_dir
+        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.world = world_size(cfg.runtime)
-        self.counts = SegmentationCounts(self.classes)
-        self.best_iou = -math.inf
-        self._val_losses: list[torch.Tensor] = []
+        self.resume_position = ResumePosition()
+        self.device_augment = DeviceAugment(bank, cfg.crop)
+        self.finite_loss = FiniteLoss(cfg.max_bad_steps)
+        self.best = BestScore()
+        self.validation = ValidationScores(self.classes, label_names)
         if cfg.runtime.channels_last:
             self.unet.to(memory_format=torch.channels_last)
         if cfg.runtime.compile:
             self.unet.compile()
+
+    @property
+    def skipped_steps(self) -> int:
+        """Training steps skipped for a non-finite loss."""
+        return self.finite_loss.skipped_steps
 
     def train_dataloader(self) -> DataLoader:
         rt, cfg = self.cfg.runtime, self.cfg
@@ -111,14 +125,17 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
             self.global_rank,
             self.world,
             rt.num_workers,
-            self._resume_position,
+            self.resume_position.position,
             num_samples=cfg.steps * cfg.batch_size * self.world,
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set, batch_size=None, num_workers=min(1, self.cfg.runtime.num_workers)
-        )
+        shard = VolumeShard(self.val_set, self.global_rank, self.trainer.world_size)
+        return DataLoader(shard, batch_size=None, num_workers=min(1, self.cfg.runtime.num_workers))
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        return self.device_augment(batch, self.device)
 
     def configure_optimizers(self):
         params = [p for p in self.unet.parameters()]
@@ -158,10 +175,10 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        self.snapshot_buffers()
+        self.finite_loss.snapshot(self)
         logits = self.unet(self._prep(batch["image"]))
-        loss = self.finite_or_skip(
-            self.loss_fn(logits.float(), batch["label"]), self.cfg.max_bad_steps
+        loss = self.finite_loss.check(
+            self.loss_fn(logits.float(), batch["label"]), self, self.global_step
         )
         if loss is None:
             return None
@@ -172,9 +189,9 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         top, left, h, w = batch["valid"].tolist()
         logits = self.unet(self._prep(batch["image"]))[..., top : top + h, left : left + w]
-        label = batch["label"]
-        self._val_losses.append(self.loss_fn(logits.float(), label).detach())
-        self.counts.update(logits.argmax(1), label)
+        if batch.get("scored", True):
+            label = batch["label"]
+            self.validation.update(logits.argmax(1), label, self.loss_fn(logits.float(), label))
 
     def _scheduled(self, step: int, every: int) -> bool:
         """A validation at ``step`` is a curve point every ``every`` steps and at the end."""
@@ -184,47 +201,40 @@ class SegmentationModule(ResumePosition, DeviceAugment, FiniteLoss, L.LightningM
         if not self._scheduled(int(self.global_step), self.cfg.val_every_steps):
             # an unscheduled validation (Lightning validates when a run stops early, e.g.
             # on pre-emption): not a learning-curve point, it would not be replayed on resume
-            self.counts.reset()
-            self._val_losses.clear()
+            self.validation.reset()
             return
-        scores = self.counts.compute()
-        self.counts.reset()
-        val_loss = float(torch.stack(self._val_losses).mean()) if self._val_losses else math.nan
-        self._val_losses.clear()
-        row = {"step": int(self.global_step), "val_loss": val_loss, **scores}
+        self.validation.sync(self.device)  # every rank: the scores of all volumes
+        scores = self.validation.compute()
+        self.validation.reset()
+        row = {"step": int(self.global_step), **scores}
         self.log("val_iou", scores["slice_iou/mean"], prog_bar=True)
-        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
-            self._append_curve(row)
-            selectable = self._scheduled(int(self.global_step), self.cfg.best_every_steps)
-            if selectable and scores["slice_iou/mean"] > self.best_iou:
-                self.best_iou = scores["slice_iou/mean"]
-                self._save_best(row)
+        if self.trainer.sanity_checking:
+            return
+        selectable = self._scheduled(int(self.global_step), self.cfg.best_every_steps)
+        better = selectable and self.best.offer(scores["slice_iou/mean"])
+        if self.trainer.is_global_zero:
+            self.run.append_curve(row)
+            if better:
+                self.run.save_best(
+                    self._best_state(), {"format": "medssl-unet", "arch": self.cfg.arch}, row
+                )
 
-    def _append_curve(self, row: dict) -> None:
-        path = self.run_dir / "curve.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def _save_best(self, row: dict) -> None:
-        tmp = self.run_dir / ".best.safetensors.tmp"
-        state = {
+    def _best_state(self) -> dict[str, torch.Tensor]:
+        return {
             k: v.detach().float().contiguous().cpu() if v.is_floating_point() else v.cpu()
             for k, v in self.unet.state_dict().items()
         }
-        save_file(state, str(tmp), metadata={"format": "medssl-unet", "arch": self.cfg.arch})
-        atomic_replace(tmp, self.run_dir / "best.safetensors")
-        (self.run_dir / "best.json").write_text(json.dumps(row, indent=1))
+
+    def _states(self) -> dict:
+        return {
+            "position": self.resume_position,
+            "finite_loss": self.finite_loss,
+            "best": self.best,
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["medssl_best_iou"] = float(self.best_iou)
-        checkpoint["medssl_skipped_steps"] = int(self.skipped_steps)
+        self.resume_position.capture(self.trainer)
+        save_states(checkpoint, self._states())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.best_iou = float(checkpoint.get("medssl_best_iou", -math.inf))
-        self.skipped_steps = int(checkpoint.get("medssl_skipped_steps", 0))
+        load_states(checkpoint, self._states())

@@ -17,11 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medssl.artifacts.labels import ACDC_LABELS
 from medssl.data.case import Case, PatientMeta, Phase, VolumeRef
-from medssl.data.checks import (
-    ACDC_LABELS,
-    check_finite,
-)
+from medssl.data.checks import check_finite
 from medssl.data.nifti import read_header, read_nifti, spacing_from_zooms, to_slices
 from medssl.data.readers.base import Source
 from medssl.data.readers.nifti_cases import labelled_case
@@ -70,7 +68,7 @@ def parse_info_cfg(path: Path, need_group: bool) -> PatientMeta:
 
 
 def _load_labelled(ref: VolumeRef) -> Iterator[Case]:
-    yield labelled_case(ref, *ref.files, ACDC_LABELS)
+    yield labelled_case(ref, *ref.files, dict(ACDC_LABELS.names))
 
 
 def _load_series(ref: VolumeRef) -> Iterator[Case]:
@@ -144,4 +142,4 @@ def read_acdc(root: Path) -> Source:
         p_refs, p_problems = _patient_refs(pdir, meta)
         refs.extend(p_refs)
         problems.extend(p_problems)
-    return Source(root, "acdc", refs, dict(ACDC_LABELS), problems)
+    return Source(root, "acdc", refs, dict(ACDC_LABELS.names), problems)

@@ -15,8 +15,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from medssl.artifacts.labels import ACDC_LABELS
 from medssl.data.case import Case, VolumeRef
-from medssl.data.checks import ACDC_LABELS, check_finite, check_label_values, check_same_shape
+from medssl.data.checks import check_finite, check_label_values, check_same_shape
 from medssl.data.nifti import check_file_bytes
 from medssl.data.readers.base import Source, phases_by_frame_order, split_frame_name
 from medssl.errors import DataError
@@ -59,7 +60,7 @@ def _load_h5(ref: VolumeRef) -> Iterator[Case]:
         raise DataError(path, "unreadable", f"not a readable HDF5 file ({exc})") from exc
     check_finite(path, image)
     check_same_shape(path, image.shape, label.shape)
-    label = check_label_values(path, label, ACDC_LABELS)
+    label = check_label_values(path, label, ACDC_LABELS.values)
     yield Case(ref.patient_id, image, label, spacing, ref.phase, ref.frame, ref.meta, ref.files)
 
 
@@ -72,4 +73,4 @@ def read_h5(root: Path) -> Source:
         VolumeRef(pid, "labelled", (f,), _load_h5, phases[(pid, frame)], frame)
         for f, (pid, frame) in zip(files, names, strict=True)
     ]
-    return Source(root, "h5", refs, dict(ACDC_LABELS), spacing_known=False)
+    return Source(root, "h5", refs, dict(ACDC_LABELS.names), spacing_known=False)
