@@ -330,3 +330,23 @@ def test_rv_ellipse_meets_its_target_area():
 def test_bad_arguments_are_refused(tmp_path, kwargs):
     with pytest.raises(ValueError):
         generate_phantom(tmp_path, **{"patients": 1, **kwargs})
+
+
+def test_heart_labels_write_the_values_of_the_label_set_roles():
+    from medssl.artifacts.labels import LabelSet
+
+    design = sample_heart("NOR", np.random.default_rng(1))
+    z = np.array([30.0]).reshape(-1, 1, 1)
+    grid = (np.arange(-100, 100) + 0.5) * 0.8
+    dx, dy = grid[None, None, :], grid[None, :, None]
+    radii = heart_radii(design, angular_profile(design, np.arctan2(dy, dx)), (dx, dy), z, 0.4)
+    acdc = heart_labels(radii, np.hypot(dx, dy))
+    other = LabelSet(
+        {0: "bg", 4: "LVc", 7: "LVm", 9: "RVc"},
+        {"lv_cavity": 4, "lv_myocardium": 7, "rv_cavity": 9},
+    )
+    relabelled = heart_labels(radii, np.hypot(dx, dy), other)
+    assert set(np.unique(acdc)) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(relabelled, np.array([0, 9, 7, 4], np.uint8)[acdc])
+    with pytest.raises(ValueError, match="cardiac label set"):
+        heart_labels(radii, np.hypot(dx, dy), LabelSet({0: "bg", 1: "Anterior"}))

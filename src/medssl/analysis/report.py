@@ -27,6 +27,7 @@ from medssl.analysis.stats import (
     metrics_table,
     pairwise_tests,
 )
+from medssl.artifacts.table import check_results, label_column, structure_names
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,15 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
         format_mean_std(metrics_table(main)),
         "Test metrics per budget and pipeline (mean ± s.d. over seeds):",
     )
+    structures = structure_names(main.columns)
+    if structures:
+        per_label = metrics_table(main, [label_column("dice_3d", s) for s in structures])
+        per_label.columns = [c.removeprefix(label_column("dice_3d", "")) for c in per_label.columns]
+        sec.table(
+            format_mean_std(per_label),
+            "Test 3D Dice per structure of the dataset's label set, per budget and "
+            "pipeline (mean ± s.d. over seeds):",
+        )
     names = set(main["pipeline"])
     ref = reference or next((b for b in BASELINES if b in names), None)
     tests = pairwise_tests(main, "test_slice_iou_mean", reference=ref)
@@ -423,6 +433,8 @@ def write_report(
     all_notes = list(notes)
     banner = "SYNTHETIC DATA — not results of real experiments" if synthetic else ""
     curves = pd.DataFrame() if curves is None else curves
+    if not results.empty:
+        check_results(results.columns, "results table")
     if results.empty:
         return _write(out, title, banner, [_notes(["No finished fine-tune runs.", *all_notes])], [])
     fits: dict[str, dict[str, PowerLawBootstrap]] = {}

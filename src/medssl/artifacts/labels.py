@@ -111,3 +111,6 @@ ACDC_LABELS = LabelSet(
     {0: "background", 1: "RV", 2: "MYO", 3: "LV"},
     {"rv_cavity": 1, "lv_myocardium": 2, "lv_cavity": 3},
 )
+
+#: The label set of an unlabelled pool (background only).
+UNLABELLED = LabelSet({0: "background"})

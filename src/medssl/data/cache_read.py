@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl.artifacts.manifest import CachePaths
+from medssl.artifacts.labels import LabelSet
+from medssl.artifacts.manifest import CacheManifest, CachePaths
 from medssl.data.case import Case, Phase
 from medssl.data.preprocess import NormStats
 from medssl.errors import DataError
@@ -79,7 +80,7 @@ class SliceCache:
 
     Attributes:
         path: cache folder.
-        manifest: parsed ``manifest.json``.
+        manifest: the typed ``manifest.json`` (:class:`~medssl.artifacts.manifest.CacheManifest`).
         volumes: one :class:`VolumeInfo` per volume, in storage order.
         index: per-slice columns ``volume, slice, height, width, img_offset, lab_offset``.
     """
@@ -87,14 +88,14 @@ class SliceCache:
     def __init__(
         self,
         path: Path,
-        manifest: dict,
+        manifest: CacheManifest | dict,
         volumes: list[VolumeInfo],
         index: dict[str, np.ndarray],
         images: np.ndarray,
         labels: np.ndarray,
     ) -> None:
         self.path = path
-        self.manifest = manifest
+        self.manifest = manifest if isinstance(manifest, CacheManifest) else CacheManifest(manifest)
         self.volumes = volumes
         self.index = index
         self.images = images
@@ -140,7 +141,13 @@ class SliceCache:
         return len(self.index["volume"])
 
     @property
+    def label_set(self) -> LabelSet:
+        """The dataset's label set, as the reader declared it (stored in the manifest)."""
+        return self.manifest.label_set
+
+    @property
     def label_names(self) -> dict[int, str]:
+        """``{value: name}`` of the labels; empty for an unlabelled pool."""
         return {int(k): v for k, v in self.manifest["label_names"].items()}
 
     @property

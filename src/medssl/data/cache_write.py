@@ -145,7 +145,7 @@ def _store_split(out: Path, seed: int | None) -> None:
     from medssl.data.splits import default_split
 
     cache = SliceCache.open(out)
-    manifest = CacheManifest(cache.manifest)
+    manifest = cache.manifest
     stored = manifest.split
     if stored is not None and (seed is None or stored.seed == seed):
         return
@@ -191,6 +191,7 @@ def _write_cache(
         "format": source.format,
         "config": config.to_dict(),
         "label_names": {str(k): v for k, v in source.label_names.items()},
+        "label_set": source.labels.to_dict(),
         "fingerprints": fingerprints,
         "source_hash": source_hash(fingerprints),
         **writer.summary(),

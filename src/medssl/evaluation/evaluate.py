@@ -38,7 +38,7 @@ from medssl.artifacts.labels import LabelSet
 from medssl.artifacts.rundir import RunDir
 from medssl.data.cache_read import SliceCache
 from medssl.data.splits import OFFICIAL_TEST, official_test_patients
-from medssl.evaluation.clinical import clinical_indices, index_errors
+from medssl.evaluation.clinical import clinical_indices, index_errors, label_volumes_ml
 from medssl.evaluation.inference import predict_logits
 from medssl.evaluation.metrics import (
     PAPER_PAD_TO,
@@ -134,7 +134,24 @@ def _volume_row(
         **{f"slice_iou_{k}": v for k, v in class_means(ious, classes, names).items()},
         **vm.flat(),
     }
+    if vol.spacing is not None:
+        row.update(_volume_columns(pred, truth, vol.spacing, model.label_set))
     return row, ious, pred, truth, paper
+
+
+def _volume_columns(
+    pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...], labels: LabelSet
+) -> dict[str, float]:
+    """Per-label volumes in ml of the prediction and the reference, and their difference:
+    ``<name>_volume_ml_pred``, ``<name>_volume_ml_ref``, ``<name>_volume_ml_abs_error``
+    (every dataset; cardiac label sets get the clinical indices on top)."""
+    p, r = label_volumes_ml(pred, spacing, labels), label_volumes_ml(truth, spacing, labels)
+    out: dict[str, float] = {}
+    for name in labels.foreground_names:
+        out[f"{name}_volume_ml_pred"] = p[name]
+        out[f"{name}_volume_ml_ref"] = r[name]
+        out[f"{name}_volume_ml_abs_error"] = abs(p[name] - r[name])
+    return out
 
 
 def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dict:
@@ -180,7 +197,7 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
             )
     if not rows:
         raise ValueError(f"{run_dir}: no labelled volumes of the {split} split in {cache.path}")
-    label_set = LabelSet.from_names(model.label_names)
+    label_set = model.label_set
     clinical = (
         _clinical(labels, cache.manifest.get("truth"), label_set) if label_set.cardiac else []
     )
@@ -267,6 +284,11 @@ def _aggregate(
         "by_phase": by_phase,
         "distance_units": rows[0]["units"],
     }
+    errors = [k for k in rows[0] if k.endswith("_volume_ml_abs_error")]
+    if errors:
+        metrics["volume_ml_mean_abs_error"] = {
+            k[: -len("_volume_ml_abs_error")]: mean(k, rows) for k in errors
+        }
     if clinical:
         keys = [k for k in clinical[0] if k.endswith("_abs_error") and not k.startswith("phantom_")]
         metrics["clinical_mean_abs_error"] = {

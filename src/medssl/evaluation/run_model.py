@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from medssl.artifacts.labels import LabelSet
 from medssl.artifacts.rundir import RunDir
 from medssl.configs import FinetuneConfig, resolve_precision
 from medssl.data.preprocess import PrepareConfig
@@ -24,13 +25,17 @@ class RunModel:
     model: nn.Module
     config: FinetuneConfig
     prepare: PrepareConfig
-    label_names: dict[int, str]
+    label_set: LabelSet
     cache: Path
     precision: str
 
     @property
+    def label_names(self) -> dict[int, str]:
+        return dict(self.label_set.names)
+
+    @property
     def num_classes(self) -> int:
-        return max(self.label_names) + 1
+        return self.label_set.num_classes
 
 
 def load_run_model(run_dir: str | Path, device: str | None = None) -> RunModel:
@@ -46,8 +51,13 @@ def load_run_model(run_dir: str | Path, device: str | None = None) -> RunModel:
             raise MedsslError(f"{run_dir}: no {path.name}; is this a finished fine-tuning run?")
     cfg = run.load_config(FinetuneConfig)
     prep = run.load_prepare()
-    labels = {int(k): v for k, v in prep["label_names"].items()}
-    model = build_unet(cfg.arch, max(labels) + 1, cfg.decoder_channels)
+    # the label set recorded at training time (runs before it: their label names)
+    labels = (
+        LabelSet.from_dict(prep["label_set"])
+        if "label_set" in prep
+        else LabelSet.from_names(prep["label_names"])
+    )
+    model = build_unet(cfg.arch, labels.num_classes, cfg.decoder_channels)
     state, _ = read_safetensors(run.best_weights)
     model.load_state_dict(state, strict=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -12,10 +12,15 @@ from medssl.artifacts.atomic import atomic_write, write_text
 from medssl.artifacts.labels import ACDC_LABELS, LabelSet
 from medssl.artifacts.rundir import RunDir
 from medssl.artifacts.study import StudyDir
+from medssl.artifacts.table import (
+    CURVE_COLUMNS,
+    RESULT_COLUMNS,
+    SORT_KEYS,
+    STUDY_METRICS,
+    CurveRow,
+    StudyRow,
+)
 from medssl.experiments import store
-
-#: Per-slice study metrics (the paper's quantities), carried when the evaluation wrote them.
-STUDY_METRICS = ("paper_iou", "paper_jaccard_loss")
 
 
 def _cells(job: dict) -> list[dict]:
@@ -58,62 +63,64 @@ def _curve_summary(run: RunDir) -> dict[str, float]:
     return {"steps_to_95": steps_to_fraction(s, v, 0.95), "curve_auc": curve_auc(s, v)}
 
 
-def _row(job: dict, run_path: Path, meta: dict | None = None) -> dict:
+def _row(job: dict, run_path: Path, meta: dict | None = None) -> StudyRow:
     run = RunDir(run_path)
     result = run.load_result()
     metrics = run.load_metrics()
-    result = {**result, **_curve_summary(run)}
+    summary = _curve_summary(run)
     meta = _cells(job)[0] if meta is None else meta
     epoch = meta.get("pretrain_epoch")
-    row = {
-        "run_id": job["id"],
-        "study": meta.get("study", "main"),
-        "pipeline": meta["pipeline"],
-        "budget_kind": meta.get("budget_kind", "slices"),
-        "budget": _budget(meta, result),
-        "labelled_slices": int(result["labelled_slices"]),
-        "seed": int(meta["seed"]),
-        "pretrain_epoch": math.nan if epoch is None else float(epoch),
-        "steps": int(result["steps"]),
-        **{
-            k: float(result[k])
-            for k in ("best_val_iou", "final_val_iou", "steps_to_95", "curve_auc")
-        },
-        "test_slice_iou_mean": metrics["slice_iou"]["mean"],
-        "test_jaccard_loss": metrics["jaccard_loss"],
-        "test_dice_3d_mean": metrics["dice_3d"]["mean"],
-        "distance_units": metrics["distance_units"],
-        "run_dir": str(run.path),
-    }
-    for key in STUDY_METRICS:
-        if key in metrics or key in result:
-            row[key] = _study_metric(metrics, result, key)
+    known = {k: _study_metric(metrics, result, k) for k in STUDY_METRICS}
+    per_label = {}
     for s in _label_set(run).foreground_names:
-        row[f"test_slice_iou_{s}"] = metrics["slice_iou"].get(s, math.nan)
-        row[f"test_dice_3d_{s}"] = metrics["dice_3d"].get(s, math.nan)
         hd = [
             metrics["by_phase"][p][s]["hd95"]
             for p in metrics["by_phase"]
             if s in metrics["by_phase"][p]
         ]
-        row[f"test_hd95_{s}"] = float(sum(hd) / len(hd)) if hd else math.nan
-    return row
+        per_label[s] = {
+            "slice_iou": metrics["slice_iou"].get(s, math.nan),
+            "dice_3d": metrics["dice_3d"].get(s, math.nan),
+            "hd95": float(sum(hd) / len(hd)) if hd else math.nan,
+        }
+    return StudyRow(
+        run_id=job["id"],
+        study=meta.get("study", "main"),
+        pipeline=meta["pipeline"],
+        budget_kind=meta.get("budget_kind", "slices"),
+        budget=_budget(meta, result),
+        labelled_slices=int(result["labelled_slices"]),
+        seed=int(meta["seed"]),
+        pretrain_epoch=math.nan if epoch is None else float(epoch),
+        steps=int(result["steps"]),
+        best_val_iou=float(result["best_val_iou"]),
+        final_val_iou=float(result["final_val_iou"]),
+        steps_to_95=float(summary["steps_to_95"]),
+        curve_auc=float(summary["curve_auc"]),
+        test_slice_iou_mean=metrics["slice_iou"]["mean"],
+        test_jaccard_loss=metrics["jaccard_loss"],
+        test_dice_3d_mean=metrics["dice_3d"]["mean"],
+        distance_units=metrics["distance_units"],
+        run_dir=str(run.path),
+        per_label=per_label,
+        **{k: v for k, v in known.items() if k in metrics or k in result},
+    )
 
 
-def _curve_rows(job: dict, run: Path, meta: dict, budget: int) -> list[dict]:
+def _curve_rows(job: dict, run: Path, meta: dict, budget: int) -> list[CurveRow]:
     epoch = meta.get("pretrain_epoch")
     return [
-        {
-            "run_id": job["id"],
-            "study": meta.get("study", "main"),
-            "pipeline": meta["pipeline"],
-            "budget": budget,
-            "seed": int(meta["seed"]),
-            "pretrain_epoch": math.nan if epoch is None else float(epoch),
-            "step": int(r["step"]),
-            "val_loss": float(r["val_loss"]),
-            "val_iou": float(r["slice_iou/mean"]),
-        }
+        CurveRow(
+            run_id=job["id"],
+            study=meta.get("study", "main"),
+            pipeline=meta["pipeline"],
+            budget=budget,
+            seed=int(meta["seed"]),
+            pretrain_epoch=math.nan if epoch is None else float(epoch),
+            step=int(r["step"]),
+            val_loss=float(r["val_loss"]),
+            val_iou=float(r["slice_iou/mean"]),
+        )
         for r in RunDir(run).curve_rows()
     ]
 
@@ -133,14 +140,12 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         for meta in _cells(job):
             row = _row(job, run, meta)
-            rows.append(row)
-            curves.extend(_curve_rows(job, run, meta, row["budget"]))
-    results = pd.DataFrame(rows)
-    curve_df = pd.DataFrame(curves)
+            rows.append(row.to_dict())
+            curves.extend(c.to_dict() for c in _curve_rows(job, run, meta, row.budget))
+    results = pd.DataFrame(rows, columns=None if rows else list(RESULT_COLUMNS))
+    curve_df = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
     if not results.empty:
-        results = results.sort_values(
-            ["study", "pipeline", "budget", "seed", "pretrain_epoch"], ignore_index=True
-        )
+        results = results.sort_values(list(SORT_KEYS), ignore_index=True)
     for name, df in (("results", results), ("curves", curve_df)):
         study = StudyDir(root)
         with atomic_write(study.table(name, "parquet")) as tmp:

@@ -36,11 +36,6 @@ STALE_AFTER_S = 600.0
 HEARTBEAT_S = 30.0
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with the one atomic writer (:mod:`medssl.artifacts.atomic`)."""
-    write_text(path, text)
-
-
 def save_plan(plan: Plan, root: Path) -> None:
     jobs = [
         {
@@ -53,7 +48,7 @@ def save_plan(plan: Plan, root: Path) -> None:
         for j in plan.jobs
     ]
     root.mkdir(parents=True, exist_ok=True)
-    write_atomic(
+    write_text(
         StudyDir(root).plan_file, json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1)
     )
 
@@ -76,14 +71,14 @@ def has_failed(root: Path, job_id: str) -> bool:
 
 def mark_done(root: Path, job_id: str, info: dict) -> None:
     study = StudyDir(root)
-    write_atomic(study.done_marker(job_id), json.dumps(info))
+    write_text(study.done_marker(job_id), json.dumps(info))
     study.failed_marker(job_id).unlink(missing_ok=True)
 
 
 def mark_failed(root: Path, job_id: str, error: str) -> None:
     study = StudyDir(root)
     study.run(job_id).mkdir()
-    write_atomic(study.failed_marker(job_id), json.dumps({"error": error, "time": time.time()}))
+    write_text(study.failed_marker(job_id), json.dumps({"error": error, "time": time.time()}))
 
 
 def append_ledger(root: Path, entry: dict) -> None:

@@ -36,7 +36,6 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 
-from medssl.artifacts.labels import LabelSet
 from medssl.artifacts.rundir import RunDir
 from medssl.artifacts.split import Split
 from medssl.configs import FinetuneConfig
@@ -71,12 +70,6 @@ def select_budget(cache: SliceCache, split: Split, cfg: FinetuneConfig) -> list[
     if cfg.labelled_patients is not None:
         return budget_patients(cache, split, cfg.labelled_patients, cfg.budget_seed)
     return budget_slices(cache, split, cfg.labelled_slices, cfg.budget_seed)
-
-
-def label_set_of(cache: SliceCache) -> LabelSet:
-    """The cache's label set (from its manifest; else built from its label names)."""
-    labels = getattr(cache, "label_set", None)
-    return labels if isinstance(labels, LabelSet) else LabelSet.from_names(cache.label_names)
 
 
 def finetune(
@@ -132,7 +125,7 @@ def build_segmentation_module(
         cache.num_classes,
         run_dir,
         bank,
-        label_names=dict(label_set_of(cache).names),
+        label_names=dict(cache.label_set.names),
     )
     return module, report
 
@@ -156,7 +149,7 @@ class FinetuneRun(RunKind[FinetuneConfig, FinetuneResult]):
             {
                 "config": cache.manifest["config"],
                 "label_names": cache.manifest["label_names"],
-                "label_set": label_set_of(cache).to_dict(),
+                "label_set": cache.label_set.to_dict(),
                 "cache": str(cache.path),
                 "format": cache.manifest["format"],
             }

@@ -36,6 +36,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from medssl.artifacts.labels import ACDC_LABELS
+from medssl.data.clinical import MYOCARDIUM_DENSITY_G_PER_ML, clinical_indices
 from medssl.data.nifti import from_slices, write_nifti
 from medssl.data.phantom.heart import HeartDesign
 from medssl.data.phantom.render import Acquisition, render_cine
@@ -71,10 +73,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MYOCARDIUM_DENSITY_G_PER_ML = 1.05
 TRUTH_FILE = "phantom_truth.json"
-#: Label values of the ACDC maps.
-RV_LABEL, MYO_LABEL, LV_LABEL = 1, 2, 3
+#: The phantom's label set (ACDC's) and its values.
+LABELS = ACDC_LABELS
+RV_LABEL, MYO_LABEL, LV_LABEL = (
+    LABELS.roles[r] for r in ("rv_cavity", "lv_myocardium", "lv_cavity")
+)
 _STREAM_DESIGN, _STREAM_SCAN, _STREAM_LOOK, _STREAM_TEXTURE, _STREAM_NOISE = range(5)
 
 
@@ -256,14 +260,10 @@ def _truth(
     ed: np.ndarray,
     es: np.ndarray,
 ) -> PhantomTruth:
-    """Clinical indices counted on the written label maps."""
-    voxel_ml = float(np.prod(acq.zooms)) / 1000.0
-
-    def volume(label: np.ndarray, value: int) -> float:
-        return int(np.count_nonzero(label == value)) * voxel_ml
-
-    lv_edv, lv_esv = volume(ed, LV_LABEL), volume(es, LV_LABEL)
-    rv_edv, rv_esv = volume(ed, RV_LABEL), volume(es, RV_LABEL)
+    """Clinical indices counted on the written label maps, by the maths evaluation uses
+    (:func:`medssl.data.clinical.clinical_indices`)."""
+    # (Z, Y, X) label maps: spacing (slice, row, col) = zooms (sx, sy, sz) reversed
+    idx = clinical_indices(ed, es, tuple(reversed(acq.zooms)), LABELS)
     targets = {
         "lv_edv_ml": design.lv_edv_ml,
         "lv_ef": design.lv_ef,
@@ -280,13 +280,13 @@ def _truth(
         shape=(acq.cols, acq.rows, acq.slices, acq.frames),
         ed_frame=1,
         es_frame=acq.es_index + 1,
-        lv_edv_ml=lv_edv,
-        lv_esv_ml=lv_esv,
-        lv_ef=100.0 * (lv_edv - lv_esv) / lv_edv,
-        rv_edv_ml=rv_edv,
-        rv_esv_ml=rv_esv,
-        rv_ef=100.0 * (rv_edv - rv_esv) / rv_edv,
-        lv_mass_g=volume(ed, MYO_LABEL) * MYOCARDIUM_DENSITY_G_PER_ML,
+        lv_edv_ml=idx["LV_EDV"],
+        lv_esv_ml=idx["LV_ESV"],
+        lv_ef=idx["LV_EF"],
+        rv_edv_ml=idx["RV_EDV"],
+        rv_esv_ml=idx["RV_ESV"],
+        rv_ef=idx["RV_EF"],
+        lv_mass_g=idx["MYO_mass"],
         design={k: float(v) for k, v in targets.items()},
     )
 

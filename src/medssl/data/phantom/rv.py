@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medssl.artifacts.labels import ACDC_LABELS, LabelSet
 from medssl.data.phantom.geometry import ellipse_distance
 from medssl.data.phantom.heart import (
     AngularProfile,
@@ -175,15 +176,22 @@ def heart_radii(
     return HeartRadii(endo=endo, epi=epi, rv=rv, rv_wall=wall, fat=fat)
 
 
-def heart_labels(radii: HeartRadii, r: np.ndarray) -> np.ndarray:
-    """ACDC labels from radii and the radius ``r`` of each voxel centre.
+def heart_labels(radii: HeartRadii, r: np.ndarray, labels: LabelSet = ACDC_LABELS) -> np.ndarray:
+    """Label map from radii and the radius ``r`` of each voxel centre.
+
+    Args:
+        labels: a cardiac label set; its roles give the values written (ACDC's: 1 RV
+            cavity, 2 LV myocardium, 3 LV cavity).
 
     Returns:
-        uint8 map: 0 background, 1 RV cavity, 2 LV myocardium, 3 LV cavity
-        (papillary muscles and trabeculae count as cavity, as in ACDC).
+        uint8 map, 0 background (papillary muscles and trabeculae count as cavity, as
+        in ACDC).
     """
+    if not labels.cardiac:
+        raise ValueError(f"the phantom needs a cardiac label set, got {dict(labels.names)}")
+    roles = labels.roles
     label = np.zeros(np.broadcast_shapes(r.shape, radii.epi.shape), dtype=np.uint8)
-    label[(radii.rv < 0.0) & (r >= radii.epi)] = 1
-    label[(r < radii.epi) & (r >= radii.endo)] = 2
-    label[r < radii.endo] = 3
+    label[(radii.rv < 0.0) & (r >= radii.epi)] = roles["rv_cavity"]
+    label[(r < radii.epi) & (r >= radii.endo)] = roles["lv_myocardium"]
+    label[r < radii.endo] = roles["lv_cavity"]
     return label

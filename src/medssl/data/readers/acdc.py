@@ -142,4 +142,4 @@ def read_acdc(root: Path) -> Source:
         p_refs, p_problems = _patient_refs(pdir, meta)
         refs.extend(p_refs)
         problems.extend(p_problems)
-    return Source(root, "acdc", refs, dict(ACDC_LABELS.names), problems)
+    return Source(root, "acdc", refs, ACDC_LABELS, problems)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medssl.artifacts.labels import LabelSet
 from medssl.data.case import Phase, VolumeRef
 from medssl.errors import DataError
 
@@ -21,7 +22,8 @@ class Source:
         root: folder the source was read from.
         format: reader name (``acdc``, ``h5``, ``nnunet``, ``nifti-folder``).
         refs: listed volumes; :meth:`VolumeRef.load` decodes one.
-        label_names: declared label set ``{value: name}`` (empty for unlabelled pools).
+        labels: the label set the reader declares (background only for unlabelled
+            pools); :attr:`label_names` is its ``{value: name}`` view.
         problems: structural problems found while listing (missing files, bad
             metadata); the affected records are left out of ``refs``.
     """
@@ -29,9 +31,14 @@ class Source:
     root: Path
     format: str
     refs: list[VolumeRef]
-    label_names: dict[int, str]
+    labels: LabelSet
     problems: list[DataError] = field(default_factory=list)
     spacing_known: bool = True
+
+    @property
+    def label_names(self) -> dict[int, str]:
+        """``{value: name}`` of the declared labels; empty when none is foreground."""
+        return dict(self.labels.names) if self.labels.foreground else {}
 
     @property
     def patients(self) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from medssl.artifacts.labels import UNLABELLED
 from medssl.data.case import Case, VolumeRef
 from medssl.data.checks import check_finite
 from medssl.data.nifti import (
@@ -54,4 +55,4 @@ def read_nifti_folder(root: Path) -> Source:
         pid, frame = split_frame_name(strip_nifti_suffix(f.name))
         kind = "series" if volume_ndim(f) == 4 else "unlabelled"
         refs.append(VolumeRef(pid, kind, (f,), _load_any, frame=frame))
-    return Source(root, "nifti-folder", refs, {})
+    return Source(root, "nifti-folder", refs, UNLABELLED)

@@ -73,4 +73,4 @@ def read_h5(root: Path) -> Source:
         VolumeRef(pid, "labelled", (f,), _load_h5, phases[(pid, frame)], frame)
         for f, (pid, frame) in zip(files, names, strict=True)
     ]
-    return Source(root, "h5", refs, dict(ACDC_LABELS.names), spacing_known=False)
+    return Source(root, "h5", refs, ACDC_LABELS, spacing_known=False)

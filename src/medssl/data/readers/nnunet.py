@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from medssl.artifacts.labels import LabelSet
 from medssl.data.case import Case, VolumeRef
 from medssl.data.readers.base import Source, phases_by_frame_order, split_frame_name
 from medssl.data.readers.nifti_cases import image_case, labelled_case
@@ -115,4 +116,4 @@ def read_nnunet(root: Path) -> Source:
                 pid, "unlabelled", (root / "imagesTs" / f"{cid}_0000{ending}",), loader, frame=frame
             )
         )
-    return Source(root, "nnunet", refs, labels, problems)
+    return Source(root, "nnunet", refs, LabelSet.from_names(labels), problems)
