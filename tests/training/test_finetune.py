@@ -66,7 +66,7 @@ def test_run_outputs(tiny_finetuned: Path) -> None:
     )
     # derived from the curve by medssl.analysis (training writes the raw curve only)
     assert "steps_to_95" not in result and "curve_auc" not in result
-    summary = _curve_summary(RunDir(tiny_finetuned))
+    summary = _curve_summary(RunDir(tiny_finetuned).curve_rows())
     assert summary["steps_to_95"] == expected_95, (ious, summary["steps_to_95"])
     assert result["final_val_iou"] == ious[-1] and result["best_val_iou"] == max(ious)
     # curve AUC: trapezoid area over the step span (the curve's mean value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -56,23 +57,36 @@ def _label_set(run: RunDir) -> LabelSet:
     return LabelSet.from_names(prep.get("label_names") or ACDC_LABELS.names)
 
 
-def _curve_summary(run: RunDir) -> dict[str, float]:
-    """Summaries derived from the run's validation curve (training writes the curve only)."""
-    curve = run.read_curve()
-    s, v = curve.get("step", []), curve.get("slice_iou/mean", [])
+def _curve_summary(curve: list[dict[str, str]]) -> dict[str, float]:
+    """Summaries derived from a run's validation curve (``curve.csv`` rows; training
+    writes the curve only)."""
+    s = [float(r["step"]) for r in curve]
+    v = [float(r["slice_iou/mean"]) for r in curve]
     return {"steps_to_95": steps_to_fraction(s, v, 0.95), "curve_auc": curve_auc(s, v)}
 
 
-def _row(job: dict, run_path: Path, meta: dict | None = None) -> StudyRow:
-    run = RunDir(run_path)
-    result = run.load_result()
-    metrics = run.load_metrics()
-    summary = _curve_summary(run)
-    meta = _cells(job)[0] if meta is None else meta
+@dataclass(frozen=True)
+class _RunFiles:
+    """What collection reads of one finished fine-tune, read once for all its cells."""
+
+    run: RunDir
+    result: dict
+    metrics: dict
+    curve: list[dict[str, str]]
+    labels: LabelSet
+
+    @classmethod
+    def read(cls, run: RunDir) -> _RunFiles:
+        return cls(run, run.load_result(), run.load_metrics(), run.curve_rows(), _label_set(run))
+
+
+def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
+    run, result, metrics = files.run, files.result, files.metrics
+    summary = _curve_summary(files.curve)
     epoch = meta.get("pretrain_epoch")
     known = {k: _study_metric(metrics, result, k) for k in STUDY_METRICS}
     per_label = {}
-    for s in _label_set(run).foreground_names:
+    for s in files.labels.foreground_names:
         hd = [
             metrics["by_phase"][p][s]["hd95"]
             for p in metrics["by_phase"]
@@ -107,7 +121,7 @@ def _row(job: dict, run_path: Path, meta: dict | None = None) -> StudyRow:
     )
 
 
-def _curve_rows(job: dict, run: Path, meta: dict, budget: int) -> list[CurveRow]:
+def _curve_rows(job: dict, curve: list[dict[str, str]], meta: dict, budget: int) -> list[CurveRow]:
     epoch = meta.get("pretrain_epoch")
     return [
         CurveRow(
@@ -121,7 +135,7 @@ def _curve_rows(job: dict, run: Path, meta: dict, budget: int) -> list[CurveRow]
             val_loss=float(r["val_loss"]),
             val_iou=float(r["slice_iou/mean"]),
         )
-        for r in RunDir(run).curve_rows()
+        for r in curve
     ]
 
 
@@ -135,13 +149,13 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     plan = store.load_plan_json(root)
     rows, curves = [], []
     for job in plan["jobs"]:
-        run = store.run_dir(root, job["id"])
         if job["kind"] != "finetune" or not store.is_done(root, job["id"]):
             continue
+        files = _RunFiles.read(RunDir(store.run_dir(root, job["id"])))
         for meta in _cells(job):
-            row = _row(job, run, meta)
+            row = _row(job, files, meta)
             rows.append(row.to_dict())
-            curves.extend(c.to_dict() for c in _curve_rows(job, run, meta, row.budget))
+            curves.extend(c.to_dict() for c in _curve_rows(job, files.curve, meta, row.budget))
     results = pd.DataFrame(rows, columns=None if rows else list(RESULT_COLUMNS))
     curve_df = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
     if not results.empty:
