@@ -61,8 +61,235 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class ObjectiveConfig:
+    """Settings of the self-supervised objectives other than BYOL's (each method reads
+    its own; the others ignore them). Defaults: the published recipes of
+    ``docs/methods.md``.
+
+    Attributes:
+        temperature: softmax temperature of the InfoNCE / NT-Xent losses (``simclr``,
+            ``mocov2``, ``densecl``).
+        queue_size: negatives kept in the memory queue (``mocov2``, ``densecl``).
+        vicreg_sim, vicreg_var, vicreg_cov: VICReg's invariance, variance and
+            covariance weights (λ, μ, ν).
+        barlow_lambda: Barlow Twins' off-diagonal weight (λ).
+        barlow_scale: solo-learn's overall scale of the Barlow Twins loss.
+        dino_prototypes: DINO's output dimension (prototypes).
+        dino_student_temp: DINO's student temperature.
+        dino_teacher_temp: DINO's teacher temperature after warmup.
+        dino_warmup_teacher_temp: DINO's teacher temperature at step 0.
+        dino_warmup_teacher_temp_epochs: epochs of the linear teacher-temperature warmup.
+        dino_center_momentum: EMA momentum of DINO's teacher centre.
+        dense_weight: DenseCL's weight λ of the dense loss (``(1−λ)·global + λ·dense``).
+        mask_ratio: share of patches masked (``mim``).
+        mask_patch: masked patch side in pixels (``mim``; 32 = the ResNet's stride, as
+            SparK).
+        norm_pix: ``mim`` reconstructs each patch normalised by its own mean and std (MAE's
+            ``norm_pix_loss``, SparK's default).
+        decoder_channels: ``mim``'s U-Net decoder widths (fine-tuning with
+            ``init_decoder`` needs the same widths: the default is fine-tuning's).
+    """
+
+    temperature: float = 0.2
+    queue_size: int = 65536
+    vicreg_sim: float = 25.0
+    vicreg_var: float = 25.0
+    vicreg_cov: float = 1.0
+    barlow_lambda: float = 0.0051
+    barlow_scale: float = 0.048
+    dino_prototypes: int = 4096
+    dino_student_temp: float = 0.1
+    dino_teacher_temp: float = 0.07
+    dino_warmup_teacher_temp: float = 0.04
+    dino_warmup_teacher_temp_epochs: int = 50
+    dino_center_momentum: float = 0.9
+    dense_weight: float = 0.5
+    mask_ratio: float = 0.6
+    mask_patch: int = 32
+    norm_pix: bool = True
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One self-supervised method of the registry (the implementation is in
+    :mod:`medssl.training.methods`).
+
+    Attributes:
+        kind: ``global`` (one vector per view), ``dense`` (per-location features) or
+            ``masked`` (masked image modelling).
+        objective: the loss, in words.
+        source: the paper and the recipe the preset copies.
+        pretrains: what the exported weights cover.
+        recipe: overrides of the ResNet-50 presets (``paper``, ``medssl``).
+        small: overrides of the ``cpu-small`` preset.
+    """
+
+    kind: Literal["global", "dense", "masked"]
+    objective: str
+    source: str
+    pretrains: str
+    recipe: dict
+    small: dict
+
+
+_SMALL_HEAD = {"proj_hidden": 1024, "proj_out": 128}
+
+#: The registry's methods: name → what it is and its published recipe.
+METHODS: dict[str, MethodInfo] = {
+    "byol": MethodInfo(
+        "global",
+        "BYOL: symmetric 2 − 2·cos between the online prediction and the EMA target",
+        "Grill et al. 2020; the study's solo-learn recipe (docs/paper-protocol.md)",
+        "encoder (EMA target)",
+        {},
+        {},
+    ),
+    "simclr": MethodInfo(
+        "global",
+        "SimCLR: NT-Xent over the 2B views of the batch (lightly NTXentLoss)",
+        "Chen et al. 2020; solo-learn scripts/pretrain/imagenet-100/simclr.yaml",
+        "encoder",
+        {
+            "heads": {"proj_hidden": 4096, "proj_out": 512},
+            "objective": {"temperature": 0.2},
+            "base_lr": 0.3,
+            "weight_decay": 1e-4,
+            "lars_eta": 0.02,
+            "lars_clip": True,
+        },
+        {"heads": _SMALL_HEAD, "base_lr": 0.3, "weight_decay": 1e-4},
+    ),
+    "mocov2": MethodInfo(
+        "global",
+        "MoCo v2 (solo-learn mocov2plus, symmetric): InfoNCE against an EMA key "
+        "encoder and a queue of negatives (lightly NTXentLoss with memory bank)",
+        "Chen et al. 2020 (MoCo v2); solo-learn scripts/pretrain/imagenet/mocov2plus.yaml",
+        "encoder (query network)",
+        {
+            "heads": {"proj_hidden": 2048, "proj_out": 256},
+            "objective": {"temperature": 0.2, "queue_size": 65536},
+            "optimizer": "sgd",
+            "base_lr": 0.3,
+            "weight_decay": 3e-5,
+            "tau_base": 0.99,
+            "tau_end": 0.999,
+        },
+        {
+            "heads": _SMALL_HEAD,
+            "objective": {"queue_size": 4096},
+            "optimizer": "sgd",
+            "base_lr": 0.3,
+            "weight_decay": 3e-5,
+            "tau_base": 0.99,
+            "tau_end": 0.999,
+        },
+    ),
+    "vicreg": MethodInfo(
+        "global",
+        "VICReg: invariance + variance + covariance terms (lightly VICRegLoss)",
+        "Bardes et al. 2022; solo-learn scripts/pretrain/imagenet-100/vicreg.yaml",
+        "encoder",
+        {
+            "heads": {"proj_hidden": 2048, "proj_out": 2048},
+            "objective": {"vicreg_sim": 25.0, "vicreg_var": 25.0, "vicreg_cov": 1.0},
+            "base_lr": 0.3,
+            "weight_decay": 1e-4,
+            "lars_eta": 0.02,
+            "lars_clip": True,
+        },
+        {"heads": {"proj_hidden": 1024, "proj_out": 1024}, "base_lr": 0.3, "weight_decay": 1e-4},
+    ),
+    "barlowtwins": MethodInfo(
+        "global",
+        "Barlow Twins: cross-correlation to identity, scaled (lightly BarlowTwinsLoss)",
+        "Zbontar et al. 2021; solo-learn scripts/pretrain/imagenet/barlow.yaml",
+        "encoder",
+        {
+            "heads": {"proj_hidden": 4096, "proj_out": 4096},
+            "objective": {"barlow_lambda": 0.0051, "barlow_scale": 0.048},
+            "base_lr": 0.8,
+            "weight_decay": 1.5e-6,
+            "lars_eta": 0.001,
+            "lars_clip": False,
+        },
+        {
+            "heads": {"proj_hidden": 1024, "proj_out": 1024},
+            "base_lr": 0.8,
+            "weight_decay": 1.5e-6,
+            "lars_eta": 0.001,
+            "lars_clip": False,
+        },
+    ),
+    "dino": MethodInfo(
+        "global",
+        "DINO: cross-entropy between the centred, sharpened EMA teacher and the student "
+        "over prototypes (lightly DINOLoss, DINOProjectionHead)",
+        "Caron et al. 2021; solo-learn scripts/pretrain/imagenet-100/dino.yaml",
+        "encoder (EMA teacher)",
+        {
+            "heads": {"proj_hidden": 2048, "proj_out": 256},
+            "objective": {"dino_prototypes": 4096},
+            "base_lr": 0.3,
+            "weight_decay": 1e-6,
+            "lars_eta": 0.02,
+            "lars_clip": True,
+            "tau_base": 0.9995,
+            "tau_end": 1.0,
+        },
+        {
+            "heads": {"proj_hidden": 1024, "proj_out": 128},
+            "objective": {"dino_prototypes": 1024, "dino_warmup_teacher_temp_epochs": 1},
+            "base_lr": 0.3,
+            "weight_decay": 1e-6,
+            "tau_base": 0.996,
+            "tau_end": 1.0,
+        },
+    ),
+    "densecl": MethodInfo(
+        "dense",
+        "DenseCL: (1−λ)·global InfoNCE + λ·dense InfoNCE between each location and its "
+        "most similar key location, both with queues (lightly DenseCLProjectionHead, "
+        "NTXentLoss, select_most_similar)",
+        "Wang et al. 2021 (DenseCL, CVPR): SGD lr 0.03/256, wd 1e-4, τ 0.999, queue 65536, "
+        "temperature 0.2, λ 0.5",
+        "encoder (query network)",
+        {
+            "heads": {"proj_hidden": 2048, "proj_out": 128},
+            "objective": {"temperature": 0.2, "queue_size": 65536, "dense_weight": 0.5},
+            "optimizer": "sgd",
+            "base_lr": 0.03,
+            "weight_decay": 1e-4,
+            "tau_base": 0.999,
+            "tau_end": 0.999,
+        },
+        {
+            "heads": _SMALL_HEAD,
+            "objective": {"queue_size": 4096},
+            "optimizer": "sgd",
+            "base_lr": 0.03,
+            "weight_decay": 1e-4,
+            "tau_base": 0.99,
+            "tau_end": 0.999,
+        },
+    ),
+    "mim": MethodInfo(
+        "masked",
+        "masked image modelling: 60 % of 32-px patches zeroed, the U-Net reconstructs "
+        "them (MSE on masked pixels, per-patch normalised targets); a masked-input "
+        "U-Net, simpler than SparK's sparse convolutions",
+        "Tian et al. 2023 (SparK) mask ratio and patch; He et al. 2022 (MAE) AdamW "
+        "lr 1.5e-4/256, β (0.9, 0.95), wd 0.05, norm_pix_loss",
+        "encoder and U-Net decoder",
+        {"optimizer": "adamw", "base_lr": 1.5e-4, "weight_decay": 0.05},
+        {"optimizer": "adamw", "base_lr": 1.5e-3, "weight_decay": 0.05},
+    ),
+}
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
-    """BYOL pretraining run (defaults: the study's ``paper`` preset).
+    """Self-supervised pretraining run (defaults: the study's ``paper`` preset, BYOL).
 
     Attributes:
         data: prepared cache or source folder.
@@ -71,6 +298,11 @@ class PretrainConfig:
         init_layout: force the weight file's layout (``None`` detects it).
         trust_pickle: allow unpickling a trusted legacy weight file.
         arch: timm encoder name.
+        method: the self-supervised method (:data:`METHODS`; ``byol``: the study's).
+        optimizer: ``lars`` (solo-learn's LARS, bias and norm parameters excluded from
+            weight decay and adaptation), ``sgd`` (momentum SGD, weight decay on every
+            parameter, as solo-learn) or ``adamw`` (β = (0.9, 0.95), MAE's).
+        objective: the objectives' own settings (temperatures, queue, weights, masks).
         epochs: passes over the unlabelled pool; the schedules span them.
         stop_epoch: stop after this many epochs while keeping the schedules of
             ``epochs`` (the study's hierarchical encoders are epoch 25 of a 401-epoch
@@ -79,17 +311,19 @@ class PretrainConfig:
             (``None``: epochs decide).
         batch_size: per-device batch; the learning rate scales with the total batch.
         crop: view size in pixels.
-        base_lr: LARS learning rate per 256 samples (solo-learn scaling:
+        base_lr: learning rate per 256 samples (solo-learn scaling:
             ``lr = base_lr · total batch / 256``).
-        weight_decay, lars_eta, lars_clip, momentum: LARS settings.
+        weight_decay, lars_eta, lars_clip, momentum: optimiser settings (eta and clip:
+            LARS only; momentum: LARS and SGD).
         warmup_epochs: linear warmup length (solo-learn ``warmup_cosine``, stepped per
             optimisation step) before the cosine decay to 0.
         warmup_start_lr: learning rate of the first warmup step (absolute).
         loss_reduction: ``sum`` (solo-learn: the two directions' losses added, range
             0–8) or ``mean`` (their average, range 0–4; halves the step).
         views: augmentation of the two views (``size`` is taken from ``crop``).
-        tau_base, tau_end: target EMA momentum schedule end points.
-        heads: projector/predictor sizes.
+        tau_base, tau_end: target EMA momentum schedule end points (methods with an EMA
+            network: byol, mocov2, dino, densecl).
+        heads: projector/predictor sizes (``proj_out``: DINO's bottleneck).
         ckpt_every_steps: also write the resume checkpoint every N steps (0: epoch ends).
         log_every_steps: metric logging interval.
         max_bad_steps: abort after this many consecutive non-finite losses (each is
@@ -107,6 +341,9 @@ class PretrainConfig:
     init_layout: str | None = None
     trust_pickle: bool = False
     arch: str = "resnet50"
+    method: str = "byol"
+    optimizer: Literal["lars", "sgd", "adamw"] = "lars"
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     epochs: int = 401
     stop_epoch: int | None = None
     max_steps: int | None = None
@@ -131,6 +368,10 @@ class PretrainConfig:
     collapse_patience: int = 20
     split_seed: int | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r} (known: {', '.join(METHODS)})")
 
     @property
     def run_epochs(self) -> int:
@@ -170,6 +411,26 @@ PRETRAIN_PRESETS: dict[str, dict] = {
 }
 
 PresetName = Literal["paper", "medssl", "cpu-small"]
+
+
+def method_overrides(method: str, preset_name: str) -> dict:
+    """The overrides that turn pretraining preset ``preset_name`` into ``method``'s
+    recipe (``{}`` for BYOL: the presets are BYOL's)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    info = METHODS[method]
+    recipe = info.small if preset_name == "cpu-small" else info.recipe
+    return {} if method == "byol" else {"method": method, **recipe}
+
+
+def pretrain_preset(
+    name: str, method: str = "byol", overrides: list[str] | dict | None = None
+) -> PretrainConfig:
+    """A pretraining config: preset ``name``, then ``method``'s recipe
+    (:func:`method_overrides`), then ``overrides`` (``key=value`` strings or a mapping)."""
+    cfg = preset(PretrainConfig, PRETRAIN_PRESETS, name)
+    cfg = apply_overrides(cfg, method_overrides(method, name))
+    return apply_overrides(cfg, overrides or [])
 
 
 def preset(cls: type, presets: dict[str, dict], name: str, overrides: list[str] | None = None):

@@ -165,6 +165,14 @@ class RunDir:
     def encoder_last(self) -> Path:
         return self.path / "encoder_last.safetensors"
 
+    def decoder_epoch(self, epoch: int) -> Path:
+        """The U-Net decoder exported after ``epoch`` epochs (methods that train one)."""
+        return self.path / f"decoder_epoch_{epoch:03d}.safetensors"
+
+    @property
+    def decoder_last(self) -> Path:
+        return self.path / "decoder_last.safetensors"
+
     def encoders(self) -> list[Path]:
         """The per-epoch encoders present, in epoch order."""
         return sorted(self.path.glob("encoder_epoch_*.safetensors"))

@@ -46,6 +46,7 @@ from medssl.models.encoders import first_conv_name
 log = logging.getLogger(__name__)
 
 ENCODER_FORMAT = "medssl-encoder"
+DECODER_FORMAT = "medssl-decoder"
 
 HARMLESS_GLOBALS: frozenset[str] = frozenset(
     {
@@ -183,6 +184,37 @@ def save_encoder(model: nn.Module, path: str | Path, arch: str) -> Path:
     with atomic_write(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
     return path
+
+
+def save_decoder(
+    decoder: nn.Module, path: str | Path, arch: str, channels: tuple[int, ...]
+) -> Path:
+    """Write a U-Net decoder's state dict as a medssl decoder safetensors file
+    (atomically); the metadata names the encoder it was trained with and its widths."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    meta = {
+        "format": DECODER_FORMAT,
+        "arch": arch,
+        "decoder_channels": ",".join(str(c) for c in channels),
+    }
+    with atomic_write(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return path
+
+
+def load_decoder_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata (``format``, ``arch``, ``decoder_channels``) of a decoder file.
+
+    Raises:
+        WeightsError: the file is missing, unreadable or not a medssl decoder file.
+    """
+    if not Path(path).is_file():
+        raise WeightsError(path, "no such decoder file")
+    state, meta = read_safetensors(path)
+    if meta.get("format") != DECODER_FORMAT or "arch" not in meta:
+        raise WeightsError(path, f"not a medssl decoder file (metadata {meta})")
+    return state, meta
 
 
 def load_encoder_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -44,24 +44,23 @@ from medssl.artifacts.manifest import CachePaths
 from medssl.artifacts.rundir import RunDir
 from medssl.configs import (
     FINETUNE_PRESETS,
-    PRETRAIN_PRESETS,
     FinetuneConfig,
     PretrainConfig,
     RuntimeConfig,
     cpu_has_amx,
     preset,
+    pretrain_preset,
     resolve_precision,
 )
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import split_for_cache
-from medssl.models.byol import BYOL
-from medssl.models.encoders import create_encoder
 from medssl.models.unet import build_unet
 from medssl.overrides import ConfigError
-from medssl.training.byol_module import BYOLModule
 from medssl.training.finetune import FinetuneRun
+from medssl.training.methods import build_method
 from medssl.training.pretrain import PretrainRun
+from medssl.training.pretrain_module import PretrainModule
 from medssl.training.reproducible import apply_blas_settings
 from medssl.training.run import RunKind, make_trainer
 from medssl.training.segment_module import SegmentationModule
@@ -80,7 +79,8 @@ class BenchConfig:
     """What to time.
 
     Attributes:
-        kind: ``pretrain`` (BYOL step) or ``finetune`` (U-Net step).
+        kind: ``pretrain`` (a pretraining step of ``method``) or ``finetune`` (U-Net step).
+        method: the pretraining method (``medssl.configs.METHODS``) with its recipe.
         data: source folder or prepared cache (may be empty with ``synthetic``).
         arch: timm encoder.
         size: crop side in pixels.
@@ -93,6 +93,7 @@ class BenchConfig:
     """
 
     kind: Literal["pretrain", "finetune"] = "finetune"
+    method: str = "byol"
     data: str = ""
     arch: str = "resnet50"
     size: int = 128
@@ -212,12 +213,13 @@ def _synthetic_batch(cfg: BenchConfig) -> dict[str, torch.Tensor]:
 
 
 def run_config(cfg: BenchConfig) -> PretrainConfig | FinetuneConfig:
-    """The run config a benchmark times: the ``paper`` preset with the benchmark's
-    encoder, crop, batch and runtime, sized to ``warmup + steps`` steps."""
+    """The run config a benchmark times: the ``paper`` preset (with ``method``'s recipe
+    for pretraining) with the benchmark's encoder, crop, batch and runtime, sized to
+    ``warmup + steps`` steps."""
     total = cfg.warmup + cfg.steps
     common = {"arch": cfg.arch, "crop": cfg.size, "batch_size": cfg.batch, "runtime": cfg.runtime}
     if cfg.kind == "pretrain":
-        base = preset(PretrainConfig, PRETRAIN_PRESETS, "paper")
+        base = pretrain_preset("paper", cfg.method)
         return dataclasses.replace(base, **common, max_steps=total, epochs=1000)
     if cfg.kind == "finetune":
         base = preset(FinetuneConfig, FINETUNE_PRESETS, "paper")
@@ -233,8 +235,8 @@ def _synthetic_module(kind: RunKind, cfg: BenchConfig, run_dir: Path) -> L.Light
     """A module of the run's config without a dataset (the batches come pre-made)."""
     run, total = kind.cfg, cfg.warmup + cfg.steps
     if isinstance(kind, PretrainRun):
-        byol = BYOL(create_encoder(cfg.arch, in_chans=1), run.heads)
-        return BYOLModule(run, byol, _PreMade({}, cfg.batch * total))
+        method, _ = build_method(run, lambda encoder: None)
+        return PretrainModule(run, method, _PreMade({}, cfg.batch * total))
     unet = build_unet(cfg.arch, SYNTHETIC_CLASSES, run.decoder_channels)
     return SegmentationModule(run, unet, _PreMade({}, 1), [], SYNTHETIC_CLASSES, run_dir)
 
@@ -300,6 +302,7 @@ def bench(cfg: BenchConfig) -> dict:
     runtime = cfg.runtime
     return {
         "bench": cfg.kind,
+        "method": cfg.method if cfg.kind == "pretrain" else None,
         **figures,
         "device": device_name(runtime.accelerator),
         "precision": resolve_precision(runtime),

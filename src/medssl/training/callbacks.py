@@ -195,12 +195,16 @@ class PreemptionSaver(Callback):
 
 
 class EncoderExport(Callback):
-    """Save an encoder after every epoch (and before training: epoch 0).
+    """Save an encoder (and, for methods that train one, the U-Net decoder) after every
+    epoch and before training (epoch 0).
 
     Args:
-        run: the run directory (:meth:`RunDir.encoder_epoch`, :attr:`RunDir.encoder_last`).
+        run: the run directory (:meth:`RunDir.encoder_epoch`, :attr:`RunDir.encoder_last`,
+            :meth:`RunDir.decoder_epoch`, :attr:`RunDir.decoder_last`).
         get_encoder: returns the module to export (for BYOL, the target backbone).
         save: ``save(module, path)`` writing an encoder file (atomically).
+        get_decoder: returns the decoder to export, or ``None`` (no decoder).
+        save_decoder: ``save_decoder(module, path)`` writing a decoder file.
     """
 
     def __init__(
@@ -208,17 +212,25 @@ class EncoderExport(Callback):
         run: RunDir | Path,
         get_encoder: Callable[[L.LightningModule], torch.nn.Module],
         save: Callable[[torch.nn.Module, Path], None],
+        get_decoder: Callable[[L.LightningModule], torch.nn.Module | None] | None = None,
+        save_decoder: Callable[[torch.nn.Module, Path], None] | None = None,
     ) -> None:
         self.run = run if isinstance(run, RunDir) else RunDir(run)
         self.get_encoder = get_encoder
         self.save = save
+        self.get_decoder = get_decoder
+        self.save_decoder = save_decoder
 
     def epoch_path(self, epoch: int) -> Path:
         """The file of the encoder after ``epoch`` epochs."""
         return self.run.encoder_epoch(epoch)
 
     def export(self, module: L.LightningModule, epoch: int) -> None:
-        """Write the encoder after ``epoch`` epochs, and as the latest encoder."""
+        """Write the encoder (and decoder) after ``epoch`` epochs, and as the latest."""
+        decoder = self.get_decoder(module) if self.get_decoder else None
+        if decoder is not None and self.save_decoder is not None:
+            self.save_decoder(decoder, self.run.decoder_epoch(epoch))
+            self.save_decoder(decoder, self.run.decoder_last)
         encoder = self.get_encoder(module)
         self.save(encoder, self.epoch_path(epoch))
         self.save(encoder, self.run.encoder_last)

@@ -1,7 +1,8 @@
-"""BYOL pretraining runs: config → run directory with per-epoch encoders.
+"""Self-supervised pretraining runs: config → run directory with per-epoch encoders.
 
 A kind of the run template (:mod:`medssl.training.run`): :class:`PretrainRun` supplies
-the BYOL module over the unlabelled pool, its trainer settings (epochs, step cap),
+the pretraining module of ``cfg.method`` (:mod:`medssl.training.methods`) over the
+unlabelled pool, its trainer settings (epochs, step cap),
 the encoder export and throughput callbacks and the raw facts of ``result.json``. Run
 directory (file names: :class:`~medssl.artifacts.rundir.RunDir`)::
 
@@ -10,12 +11,14 @@ directory (file names: :class:`~medssl.artifacts.rundir.RunDir`)::
     init.json                        what the weight import matched (loud loading)
     encoder_epoch_000.safetensors    target encoder before training, then after each epoch
     encoder_last.safetensors         the latest of them
+    decoder_epoch_NNN.safetensors    the U-Net decoder likewise (methods that train one: mim)
+    decoder_last.safetensors
     checkpoints/last.ckpt            resume state (model, target, optimiser, schedule, step)
     logs/metrics.csv, logs/events.*  per-step loss, τ, lr, collapse monitor, throughput
     result.json                      written last: the run finished
 
 Specialist = ``init="random"``; hierarchical = ``init`` with ImageNet (or BYOL-ImageNet)
-weights, then BYOL on the target domain.
+weights, then the method (BYOL in the study) on the target domain.
 """
 
 from __future__ import annotations
@@ -37,12 +40,12 @@ from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import TwoViews
 from medssl.data.splits import unlabelled_pool
-from medssl.models.byol import BYOL
-from medssl.models.encoders import create_encoder
+from medssl.models.safe_load import save_decoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
 from medssl.overrides import to_dict
-from medssl.training.byol_module import BYOLModule
 from medssl.training.callbacks import EncoderExport, Throughput
+from medssl.training.methods import build_method
+from medssl.training.pretrain_module import PretrainModule
 from medssl.training.run import RunKind, execute
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ def pretrain(
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
 ) -> PretrainResult:
-    """Run (or resume) BYOL pretraining as configured.
+    """Run (or resume) self-supervised pretraining (``cfg.method``) as configured.
 
     Args:
         cfg: run config (``data`` and ``out`` must be set).
@@ -79,12 +82,12 @@ def pretrain(
     return execute(PretrainRun(cfg), resume, progress, callbacks)
 
 
-def build_byol_module(
+def build_pretrain_module(
     cfg: PretrainConfig, cache: SliceCache, pool: list[int]
-) -> tuple[BYOLModule, LoadReport]:
-    """The BYOL module over the slices ``pool`` of ``cache``, encoder initialised from
-    ``cfg.init``; with ``runtime.augment = "device"`` the pool is held in memory and the
-    views are made on the training device."""
+) -> tuple[PretrainModule, LoadReport]:
+    """The pretraining module of ``cfg.method`` over the slices ``pool`` of ``cache``,
+    encoder initialised from ``cfg.init``; with ``runtime.augment = "device"`` the pool
+    is held in memory and the views are made on the training device."""
     on_device = cfg.runtime.augment == "device"
     dataset = TwoViews(
         cache,
@@ -94,21 +97,27 @@ def build_byol_module(
         params_only=on_device,
     )
     bank = SliceBank.from_cache(cache, pool) if on_device else None
-    encoder = create_encoder(cfg.arch, in_chans=1)
-    report = load_weights(
-        encoder, cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
-    )
-    return BYOLModule(cfg, BYOL(encoder, cfg.heads), dataset, bank), report
+
+    def load(encoder) -> LoadReport:
+        return load_weights(
+            encoder, cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
+        )
+
+    method, report = build_method(cfg, load)
+    assert report is not None
+    return PretrainModule(cfg, method, dataset, bank), report
 
 
 class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
-    """BYOL pretraining as a kind of the run template."""
+    """Self-supervised pretraining as a kind of the run template."""
 
     name = "pretraining"
 
-    def build(self, cache: SliceCache, split: Split, run: RunDir) -> tuple[BYOLModule, LoadReport]:
+    def build(
+        self, cache: SliceCache, split: Split, run: RunDir
+    ) -> tuple[PretrainModule, LoadReport]:
         self.pool = unlabelled_pool(cache, split.train)
-        return build_byol_module(self.cfg, cache, self.pool)
+        return build_pretrain_module(self.cfg, cache, self.pool)
 
     def save_inputs(
         self, run: RunDir, cache: SliceCache, split: Split, module: L.LightningModule
@@ -130,12 +139,21 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
         }
 
     def callbacks(self, run: RunDir, module: L.LightningModule) -> list[Callback]:
-        arch = self.cfg.arch
+        arch, channels = self.cfg.arch, self.cfg.objective.decoder_channels
 
         def save(encoder, path: Path) -> None:
             save_encoder(encoder, path, arch)
 
-        self.exporter = EncoderExport(run, lambda m: m.byol.target_backbone, save)
+        def save_dec(decoder, path: Path) -> None:
+            save_decoder(decoder, path, arch, channels)
+
+        self.exporter = EncoderExport(
+            run,
+            lambda m: m.method.export_encoder(),
+            save,
+            lambda m: m.method.export_decoder(),
+            save_dec,
+        )
         throughput = Throughput(self.cfg.batch_size * module.world, self.cfg.log_every_steps)
         return [self.exporter, throughput]
 
@@ -154,6 +172,7 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
             "steps": trainer.global_step,
             "final_loss": None if loss is None else float(loss),
             "skipped_steps": module.skipped_steps,
+            "method": self.cfg.method,
             "collapse": module.collapse.flag,
             "world_size": trainer.world_size,
             "config": to_dict(self.cfg),

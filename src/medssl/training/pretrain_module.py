@@ -1,10 +1,12 @@
-"""The BYOL LightningModule: one training step, the EMA update, LARS and the schedule.
+"""The pretraining LightningModule: one training step of any registry method
+(:mod:`medssl.training.methods`), the EMA update, the optimiser and the schedule.
 
 The module owns its helpers (composition, not mixins), each with one checkpoint key
 under ``checkpoint["medssl"]`` (:mod:`medssl.training.state`): ``position``
 (:class:`~medssl.training.sampling.ResumePosition`), ``finite_loss``
-(:class:`~medssl.training.guards.FiniteLoss`) and ``collapse``
-(:class:`~medssl.training.guards.CollapseMonitor`); views are made on the device by
+(:class:`~medssl.training.guards.FiniteLoss`), ``collapse``
+(:class:`~medssl.training.guards.CollapseMonitor`) and ``method_buffers``
+(:class:`~medssl.training.methods.MethodBuffers`: memory queues); views are made on the device by
 :class:`~medssl.training.device_augment.DeviceAugment`.
 """
 
@@ -19,33 +21,36 @@ from torch.utils.data import DataLoader
 from medssl.configs import PretrainConfig, world_size
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import TwoViews
-from medssl.models.byol import BYOL
 from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import CollapseMonitor, FiniteLoss
 from medssl.training.lars import LARS, lars_param_groups
-from medssl.training.losses import representation_std, symmetric_byol_loss
+from medssl.training.methods import Method, MethodBuffers, StepContext
 from medssl.training.sampling import ResumePosition, resumable_loader
 from medssl.training.schedules import linear_warmup_cosine, momentum_schedule
 from medssl.training.state import load_states, save_states
 
+#: state-dict prefix of the networks (``byol.`` before the method registry)
+NET_PREFIX, LEGACY_PREFIX = "method.", "byol."
 
-class BYOLModule(L.LightningModule):
-    """BYOL pretraining of ``byol.backbone`` on two-view batches.
+
+class PretrainModule(L.LightningModule):
+    """Self-supervised pretraining of ``method``'s networks on two-view batches.
 
     Args:
         cfg: the run's config.
-        byol: online and target networks (already initialised from the weight source).
+        method: the method's networks and loss (already initialised from the weight
+            source).
         dataset: two-view dataset of the unlabelled pool (with ``params_only``, the
             views are made on the device from ``bank``).
         bank: the pool's slices in memory, for ``runtime.augment = "device"``.
     """
 
     def __init__(
-        self, cfg: PretrainConfig, byol: BYOL, dataset: TwoViews, bank: SliceBank | None = None
+        self, cfg: PretrainConfig, method: Method, dataset: TwoViews, bank: SliceBank | None = None
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.byol = byol
+        self.method = method
         self.dataset = dataset
         self.world = world_size(cfg.runtime)
         self.steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * self.world))
@@ -54,16 +59,16 @@ class BYOLModule(L.LightningModule):
         self.schedule_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
         self.total_steps = min(self.schedule_steps, cfg.run_epochs * self.steps_per_epoch)
         self.collapse = CollapseMonitor(
-            cfg.heads.proj_out, cfg.collapse_fraction, cfg.collapse_patience
+            method.spread_dim, cfg.collapse_fraction, cfg.collapse_patience
         )
+        self.method_buffers = MethodBuffers(method)
         self.resume_position = ResumePosition()
         self.device_augment = DeviceAugment(bank, cfg.crop)
         self.finite_loss = FiniteLoss(cfg.max_bad_steps)
         if cfg.runtime.channels_last:
-            self.byol.to(memory_format=torch.channels_last)
+            self.method.to(memory_format=torch.channels_last)
         if cfg.runtime.compile:
-            for net in (byol.backbone, byol.target_backbone, byol.projector, byol.predictor):
-                net.compile()
+            self.method.compile_parts()
 
     # --- data -----------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
@@ -93,12 +98,29 @@ class BYOLModule(L.LightningModule):
         """Base LR scaled by the total batch (solo-learn: ``base_lr · B_total / 256``)."""
         return self.cfg.base_lr * self.cfg.batch_size * self.world / 256
 
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg, params = self.cfg, self.method.online_parameters()
+        if cfg.optimizer == "lars":
+            groups = lars_param_groups(params, cfg.weight_decay)
+            return LARS(
+                groups, lr=self.lr, momentum=cfg.momentum, eta=cfg.lars_eta, clip_lr=cfg.lars_clip
+            )
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(
+                params.parameters(),
+                lr=self.lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+            )
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(
+                params.parameters(), lr=self.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay
+            )
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r} (lars, sgd, adamw)")
+
     def configure_optimizers(self):
         cfg = self.cfg
-        groups = lars_param_groups(self.byol.online_parameters(), cfg.weight_decay)
-        opt = LARS(
-            groups, lr=self.lr, momentum=cfg.momentum, eta=cfg.lars_eta, clip_lr=cfg.lars_clip
-        )
+        opt = self._optimizer()
         warmup = math.ceil(cfg.warmup_epochs * self.steps_per_epoch)
         total, start = self.schedule_steps, cfg.warmup_start_lr / self.lr
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -115,24 +137,24 @@ class BYOLModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         self.finite_loss.snapshot(self)
         v1, v2 = self._prep(batch["view1"]), self._prep(batch["view2"])
-        z1, p1 = self.byol.forward_online(v1)
-        _z2, p2 = self.byol.forward_online(v2)
-        t1, t2 = self.byol.forward_target(v1), self.byol.forward_target(v2)
-        loss = symmetric_byol_loss(p1, p2, t1, t2, self.cfg.loss_reduction)
-        loss = self.finite_loss.check(loss, self, self.global_step)
+        ctx = StepContext(
+            self.global_step, self.schedule_steps, self.steps_per_epoch, self.global_rank
+        )
+        out = self.method.step(v1, v2, ctx)
+        loss = self.finite_loss.check(out.loss, self, self.global_step)
         if loss is None:
             return None
-        spread = representation_std(z1)
-        self.collapse.update(float(spread), self.global_step)
+        logs = {"loss": loss.detach(), **out.logs}
+        if self.method.has_target:
+            logs["tau"] = momentum_schedule(
+                self.global_step, self.schedule_steps, self.cfg.tau_base, self.cfg.tau_end
+            )
+        logs["lr"] = self.optimizers().param_groups[0]["lr"]
+        if out.spread is not None:
+            self.collapse.update(float(out.spread), self.global_step)
+            logs["online_std"] = out.spread
         self.log_dict(
-            {
-                "loss": loss.detach(),
-                "tau": momentum_schedule(
-                    self.global_step, self.schedule_steps, self.cfg.tau_base, self.cfg.tau_end
-                ),
-                "lr": self.optimizers().param_groups[0]["lr"],
-                "online_std": spread,
-            },
+            logs,
             on_step=True,
             on_epoch=False,
             prog_bar=False,
@@ -147,6 +169,7 @@ class BYOLModule(L.LightningModule):
             "position": self.resume_position,
             "finite_loss": self.finite_loss,
             "collapse": self.collapse,
+            "method_buffers": self.method_buffers,
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -154,16 +177,25 @@ class BYOLModule(L.LightningModule):
         save_states(checkpoint, self._states())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the helpers; a checkpoint written before the method registry names
+        the networks ``byol.*``: they are renamed ``method.*`` (the same tensors)."""
+        state = checkpoint.get("state_dict") or {}
+        if any(k.startswith(LEGACY_PREFIX) for k in state):
+            checkpoint["state_dict"] = {
+                (NET_PREFIX + k[len(LEGACY_PREFIX) :] if k.startswith(LEGACY_PREFIX) else k): v
+                for k, v in state.items()
+            }
         load_states(checkpoint, self._states())
 
     def optimizer_step(self, *args, **kwargs) -> None:
-        """Optimiser step, then the target EMA update for the same step.
+        """Optimiser step, then the EMA update of the method's target for the same step.
 
         Doing the EMA here (not in ``on_train_batch_end``) puts it inside the step, so
         a checkpoint written by a callback after the step already contains it.
         """
         step = self.global_step
         super().optimizer_step(*args, **kwargs)
-        self.byol.update_target(
-            momentum_schedule(step, self.schedule_steps, self.cfg.tau_base, self.cfg.tau_end)
-        )
+        if self.method.has_target:
+            self.method.update_target(
+                momentum_schedule(step, self.schedule_steps, self.cfg.tau_base, self.cfg.tau_end)
+            )

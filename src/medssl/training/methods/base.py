@@ -1,0 +1,112 @@
+"""What every self-supervised method supplies to the pretraining module.
+
+A :class:`Method` is an ``nn.Module`` holding its networks (backbone, heads, EMA
+copies) and its loss. :class:`~medssl.training.pretrain_module.PretrainModule` calls
+:meth:`Method.step` on the two device-made views of a batch, optimises
+:meth:`Method.online_parameters`, calls :meth:`Method.update_target` after each
+optimiser step (methods with an EMA network), exports :meth:`Method.export_encoder`
+(and :meth:`Method.export_decoder`) every epoch, and checkpoints
+:meth:`Method.extra_state` (state outside ``state_dict``: lightly's memory banks are
+non-persistent buffers) as the owned helper ``method_buffers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from lightly.loss.memory_bank import MemoryBankModule
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where a training step stands (for schedules inside an objective)."""
+
+    step: int
+    schedule_steps: int
+    steps_per_epoch: int
+    rank: int = 0
+
+    @property
+    def epoch(self) -> float:
+        """Fractional epoch of this step."""
+        return self.step / max(1, self.steps_per_epoch)
+
+
+@dataclass
+class StepOutput:
+    """One step's loss, its logged parts and the embedding spread for the collapse
+    monitor (``None``: the method cannot collapse that way)."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+    spread: torch.Tensor | None = None
+
+
+class Method(nn.Module):
+    """Base class of the registry's methods.
+
+    Attributes:
+        name: registry name.
+        has_target: the method keeps an EMA network (``update_target`` does work).
+        spread_dim: dimension of the embedding whose spread is monitored.
+    """
+
+    name = ""
+    has_target = False
+    spread_dim = 1
+
+    def step(self, v1: torch.Tensor, v2: torch.Tensor, ctx: StepContext) -> StepOutput:
+        """The loss of one batch of view pairs ``(B, 1, S, S)``."""
+        raise NotImplementedError
+
+    def online_parameters(self) -> nn.Module:
+        """The trained modules (what the optimiser sees)."""
+        raise NotImplementedError
+
+    def export_encoder(self) -> nn.Module:
+        """The timm encoder written as ``encoder_*.safetensors``."""
+        raise NotImplementedError
+
+    def export_decoder(self) -> nn.Module | None:
+        """The U-Net decoder written as ``decoder_*.safetensors`` (``None``: none)."""
+        return None
+
+    @torch.no_grad()
+    def update_target(self, tau: float) -> None:
+        """EMA update of the target networks after an optimiser step (``tau``: momentum)."""
+
+    def compile_parts(self) -> None:
+        """Compile the networks' forward passes (``nn.Module.compile``)."""
+        for module in self.online_parameters().values():
+            module.compile()
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """Non-persistent buffers that resume needs (the used memory banks), by name."""
+        out: dict[str, torch.Tensor] = {}
+        for name, module in self.named_modules():
+            if isinstance(module, MemoryBankModule) and module.size[0] > 0:
+                out[f"{name}.bank"], out[f"{name}.bank_ptr"] = module.bank, module.bank_ptr
+        return out
+
+
+class MethodBuffers:
+    """Owned helper of the pretraining module: checkpoints :meth:`Method.extra_state`
+    (lightly's memory banks are ``persistent=False`` buffers, absent from
+    ``state_dict``), so a resumed run has the same queue of negatives."""
+
+    def __init__(self, method: Method) -> None:
+        self.method = method
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: buf.detach().cpu().clone() for name, buf in self.method.extra_state().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        buffers = self.method.extra_state()
+        unknown = set(state) - set(buffers)
+        if unknown:
+            raise ValueError(f"checkpoint has method buffers this method lacks: {sorted(unknown)}")
+        with torch.no_grad():
+            for name, value in state.items():
+                buffers[name].copy_(value.to(buffers[name].device))
