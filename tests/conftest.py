@@ -97,6 +97,23 @@ def tiny_pretrain_config(cache: Path, out: Path, *extra: str):
     return preset(PretrainConfig, PRETRAIN_PRESETS, "paper", sets)
 
 
+#: small settings of the non-BYOL objectives for the tiny runs
+TINY_METHOD = [
+    "objective.queue_size=16",
+    "objective.dino_prototypes=64",
+    "objective.mask_patch=8",
+    "objective.decoder_channels=32,16,16,8,8",
+]
+
+
+def tiny_method_config(cache: Path, out: Path, method: str, *extra: str):
+    """The tiny run of ``method`` (its recipe on the ``paper`` preset), plus overrides."""
+    from medssl.configs import pretrain_preset
+
+    sets = [f"data={cache}", f"out={out}", *TINY_PRETRAIN, *TINY_METHOD, *extra]
+    return pretrain_preset("paper", method, sets)
+
+
 def tiny_finetune_config(cache: Path, out: Path, *extra: str):
     """The tiny fine-tuning run's config on ``cache`` writing to ``out``, plus overrides."""
     from medssl.configs import FINETUNE_PRESETS, FinetuneConfig, preset

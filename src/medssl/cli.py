@@ -107,6 +107,10 @@ def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dic
     if args.trust_pickle:
         explicit["trust_pickle"] = "true"
     overrides = [f"{k}={v}" for k, v in explicit.items()] + list(args.set or [])
+    if cls.__name__ == "PretrainConfig":
+        from medssl.configs import pretrain_preset
+
+        return pretrain_preset(args.preset, args.method, overrides)
     return preset(cls, presets, args.preset, overrides)
 
 
@@ -141,6 +145,7 @@ def _finetune_config(args: argparse.Namespace):
             "budget_seed": "budget_seed",
             "labelled_slices": "labelled_slices",
             "labelled_patients": "labelled_patients",
+            "init_decoder": "init_decoder",
         },
     )
 
@@ -233,6 +238,11 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="cache or source folder")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--init", default="random", help="random | imagenet | weights/encoder file")
+    p.add_argument(
+        "--init-decoder",
+        help="a pretraining run's decoder_*.safetensors (e.g. from --method mim) for the "
+        "U-Net decoder (default: random decoder)",
+    )
     p.add_argument("--init-layout")
     p.add_argument("--trust-pickle", action="store_true")
     budget = p.add_mutually_exclusive_group()
@@ -357,8 +367,21 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="BYOL pretraining of an encoder")
+    from medssl.configs import METHODS
+
+    listing = "; ".join(f"{name} ({info.kind})" for name, info in METHODS.items())
+    p = sub.add_parser(
+        "pretrain",
+        help="self-supervised pretraining of an encoder (BYOL, SimCLR, MoCo v2, ...)",
+        description=f"Self-supervised pretraining. Methods: {listing}. See docs/methods.md.",
+    )
     p.add_argument("--data", type=Path, required=True, help="cache or source folder")
+    p.add_argument(
+        "--method",
+        default="byol",
+        choices=list(METHODS),
+        help=f"self-supervised method with its published recipe: {listing} (default byol)",
+    )
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--init", default="random", help="random | imagenet | weights file")
     p.add_argument("--init-layout", help="force the weight file layout")
@@ -389,6 +412,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     cfg = BenchConfig(
         kind=args.kind,
+        method=args.method,
         data=str(args.data or ""),
         arch=args.arch,
         size=args.size,
@@ -405,6 +429,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _add_bench_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time full training steps; print one JSON line")
     p.add_argument("kind", choices=["pretrain", "finetune"])
+    p.add_argument(
+        "--method", default="byol", help="pretraining method (pretrain only; see pretrain --help)"
+    )
     p.add_argument("--data", type=Path, help="cache or source folder")
     p.add_argument("--arch", default="resnet50")
     p.add_argument("--size", type=int, default=128, help="crop side (pixels)")

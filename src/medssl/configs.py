@@ -123,6 +123,8 @@ class MethodInfo:
         pretrains: what the exported weights cover.
         recipe: overrides of the ResNet-50 presets (``paper``, ``medssl``).
         small: overrides of the ``cpu-small`` preset.
+        trains_decoder: the method pretrains the U-Net decoder too (study fine-tunes
+            start from it: ``init_decoder``).
     """
 
     kind: Literal["global", "dense", "masked"]
@@ -131,6 +133,7 @@ class MethodInfo:
     pretrains: str
     recipe: dict
     small: dict
+    trains_decoder: bool = False
 
 
 _SMALL_HEAD = {"proj_hidden": 1024, "proj_out": 128}
@@ -283,6 +286,7 @@ METHODS: dict[str, MethodInfo] = {
         "encoder and U-Net decoder",
         {"optimizer": "adamw", "base_lr": 1.5e-4, "weight_decay": 0.05},
         {"optimizer": "adamw", "base_lr": 1.5e-3, "weight_decay": 0.05},
+        trains_decoder=True,
     ),
 }
 
@@ -454,6 +458,9 @@ class FinetuneConfig:
         init: encoder weight source (``random``, ``imagenet``, a file or a pretraining
             run's ``encoder_*.safetensors``).
         init_layout, trust_pickle: see :class:`PretrainConfig`.
+        init_decoder: a pretraining run's ``decoder_*.safetensors`` (methods that train
+            the decoder: ``mim``) loaded into the U-Net decoder, every key matched
+            (``None``: random decoder).
         arch: timm encoder name.
         labelled_slices: slice budget (``None`` with ``labelled_patients=None``: all).
         labelled_patients: patient budget (ED and ES of N training patients).
@@ -493,6 +500,7 @@ class FinetuneConfig:
     init: str = "random"
     init_layout: str | None = None
     trust_pickle: bool = False
+    init_decoder: str | None = None
     arch: str = "resnet50"
     labelled_slices: int | None = None
     labelled_patients: int | None = None

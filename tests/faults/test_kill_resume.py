@@ -22,6 +22,7 @@ from tests.conftest import (
     TINY_FINETUNE,
     TINY_PRETRAIN,
     tiny_finetune_config,
+    tiny_method_config,
     tiny_pretrain_config,
 )
 
@@ -125,6 +126,34 @@ def test_sigkill_at_20_random_steps_resumes_bit_identically(kind: str, tmp_path:
     for killed_at, resumed_from in zip(kills, starts, strict=True):
         assert 0 <= killed_at - resumed_from <= INTERVAL, (killed_at, resumed_from)
     _assert_same_weights(ref, run, kind)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["simclr", "densecl", "mim"])
+def test_methods_resume_bit_identically(method: str, tmp_path: Path) -> None:
+    """One contrastive, one dense (its queues are checkpointed) and the masked method:
+    killed after a step and inside a checkpoint write, each resumes bit-identically."""
+    cache = prepare_cache(
+        builders.make_acdc(tmp_path / "src", n_patients=6, n_frames=4), tmp_path / "cache"
+    ).path
+    extra = ["max_steps=14", "epochs=1000", f"ckpt_every_steps={INTERVAL}"]
+    ref, run = tmp_path / "ref", tmp_path / "killed"
+    save_yaml(tiny_method_config(cache, ref, method, *extra), tmp_path / "ref.yaml")
+    save_yaml(tiny_method_config(cache, run, method, *extra), tmp_path / "config.yaml")
+    done = _run("pretrain", tmp_path / "ref.yaml", "none", 0)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for step, mode in [(4, "step"), (9, "ckpt")]:
+        proc = _run("pretrain", tmp_path / "config.yaml", mode, step)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    final = _run("pretrain", tmp_path / "config.yaml", "none", 0)
+    assert final.returncode == 0, final.stderr[-3000:]
+    # the write at step 9 died: resumed from an earlier checkpoint (step 6 or epoch end 8)
+    assert 6 <= int(final.stdout.split("RESUMED_FROM ")[1].split()[0]) < 9
+    _assert_same_weights(ref, run, "pretrain")
+    a = torch.load(ref / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    for name, tensor in a["medssl"]["method_buffers"].items():
+        assert torch.equal(tensor, b["medssl"]["method_buffers"][name]), name
 
 
 def _cli(kind: str, cache: Path, out: Path, sets: list[str]) -> list[str]:

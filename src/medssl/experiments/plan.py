@@ -17,10 +17,12 @@ from typing import Any
 from medssl.artifacts.rundir import RunDir
 from medssl.configs import (
     FINETUNE_PRESETS,
-    PRETRAIN_PRESETS,
+    METHODS,
     FinetuneConfig,
+    ObjectiveConfig,
     PretrainConfig,
     preset,
+    pretrain_preset,
 )
 from medssl.experiments.study import LengthStudy, Pipeline, StageSpec, Study, resolve_pipeline
 from medssl.overrides import ConfigError, apply_overrides, to_dict
@@ -56,12 +58,27 @@ class Plan:
         return {j.id: j for j in self.jobs}
 
 
+#: config keys added after studies were first committed, with their defaults: left out
+#: of the content id at the default, so the ids (and the committed runs) stay valid
+_LATER_DEFAULTS: dict[str, Any] = {
+    "method": "byol",
+    "optimizer": "lars",
+    "objective": to_dict(ObjectiveConfig()),
+    "init_decoder": None,
+}
+
+
 def content_id(kind: str, cfg: Any, init_ref: str | None = None) -> str:
     """Hash of a run's resolved config (without ``out``; ``init`` replaced by ``init_ref``)."""
     d = to_dict(cfg)
     d.pop("out", None)
+    for key, default in _LATER_DEFAULTS.items():  # ids of runs planned before these keys
+        if key in d and d[key] == default:
+            d.pop(key)
     if init_ref is not None:
         d["init"] = init_ref
+        if d.get("init_decoder") is not None:
+            d["init_decoder"] = f"{init_ref}:decoder"
     blob = json.dumps({"kind": kind, "config": d}, sort_keys=True, default=str)
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
@@ -91,9 +108,13 @@ def imagenet_available(study: Study, arch: str) -> tuple[bool, str]:
     )
 
 
+def _trains_decoder(pipe: Pipeline) -> bool:
+    return pipe.method is not None and METHODS[pipe.method].trains_decoder
+
+
 def _pretrain_job(study: Study, pipe: Pipeline, spec: StageSpec, root: Path, part: str) -> Job:
     overrides = [f"data={study.data}", f"init={pipe.init}"]
-    cfg = preset(PretrainConfig, PRETRAIN_PRESETS, spec.preset, overrides)
+    cfg = pretrain_preset(spec.preset, pipe.method or "byol", overrides)
     cfg = apply_overrides(cfg, spec.set)
     jid = content_id("pretrain", cfg)
     cfg = apply_overrides(cfg, {"out": str(root / "runs" / jid)})
@@ -111,10 +132,13 @@ def _finetune_job(
     root: Path,
     depends: tuple[str, ...],
     meta: dict,
+    decoder: str | None = None,
 ) -> Job:
-    """One fine-tune; ``budget=None`` fine-tunes on every labelled training slice."""
+    """One fine-tune; ``budget=None`` fine-tunes on every labelled training slice;
+    ``decoder``: the pretrained decoder file it starts from."""
     key = "labelled_slices" if study.budget_kind == "slices" else "labelled_patients"
     overrides = [f"data={study.data}", f"init={init}"]
+    overrides += [] if decoder is None else [f"init_decoder={decoder}"]
     overrides += [] if budget is None else [f"{key}={budget}"]
     overrides += [f"budget_seed={seed}", f"runtime.seed={seed}"]
     cfg = preset(FinetuneConfig, FINETUNE_PRESETS, study.finetune.preset, overrides)
@@ -175,11 +199,13 @@ def expand(study: Study, root: str | Path) -> Plan:
         if pipe.init is None:
             skipped[name] = pipe.skip_reason or "weights unavailable"
             continue
-        init, ref, deps = pipe.init, None, ()
+        init, ref, deps, decoder = pipe.init, None, (), None
         if pipe.domain_pretraining:
             pj = _add(jobs, _pretrain_job(study, pipe, study.pretrain_for(name), root, "main"))
             init = str(RunDir(pj.config.out).encoder_last)
             ref, deps = f"pretrain:{pj.id}:last", (pj.id,)
+            if _trains_decoder(pipe):
+                decoder = str(RunDir(pj.config.out).decoder_last)
         for budget in study.budgets:
             for seed in study.seeds:
                 j = _finetune_job(
@@ -192,6 +218,7 @@ def expand(study: Study, root: str | Path) -> Plan:
                     root,
                     deps,
                     {"study": "main", "pretrain_epoch": None},
+                    decoder,
                 )
                 _add(jobs, j)
     if study.length is not None:
@@ -232,11 +259,14 @@ def _length_jobs(
     if any(e > 0 for e in epochs):
         pj = _add(jobs, pj)
     for epoch in epochs:
+        decoder = None
         if epoch == 0:
             init, ref, deps = str(pipe.init), None, ()
         else:
             init = str(RunDir(pj.config.out).encoder_epoch(epoch))
             ref, deps = f"pretrain:{pj.id}:{epoch}", (pj.id,)
+            if _trains_decoder(pipe):
+                decoder = str(RunDir(pj.config.out).decoder_epoch(epoch))
         for seed in length.seeds:
             j = _finetune_job(
                 study,
@@ -248,5 +278,6 @@ def _length_jobs(
                 root,
                 deps,
                 {"study": "length", "pretrain_epoch": epoch},
+                decoder,
             )
             _add(jobs, j)

@@ -57,6 +57,13 @@ Pipelines are chains of weight sources and pretraining stages:
 | ``byol-<domain>`` (specialist) | random → BYOL on the domain → fine-tune |
 | ``supervised-imagenet+byol-<domain>`` | ImageNet → BYOL on the domain → fine-tune |
 | ``byol-imagenet+byol-<domain>`` | BYOL-ImageNet → BYOL on the domain → fine-tune |
+| ``METHOD-<domain>``, ``BASE+METHOD-<domain>`` | the same with any registry method |
+
+METHOD is any method of :data:`medssl.configs.METHODS` (``simclr-acdc``,
+``supervised-imagenet+densecl-acdc``, ``mim-acdc``...); its pretraining run is the
+stage's preset with the method's recipe (:func:`medssl.configs.pretrain_preset`), then
+the stage's ``set``. A method that pretrains a decoder (``mim``) fine-tunes from its
+encoder *and* decoder (``init_decoder``).
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ import yaml
 
 from medssl.configs import (
     FINETUNE_PRESETS,
+    METHODS,
     PRETRAIN_PRESETS,
     FinetuneConfig,
     PretrainConfig,
@@ -168,12 +176,14 @@ class Study:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A resolved pipeline: the initial weight source and whether BYOL on the domain follows."""
+    """A resolved pipeline: the initial weight source and the method of the domain
+    pretraining that follows (``method=None``: none)."""
 
     name: str
     init: str | None  # None: the named weights are not available
     domain_pretraining: bool
     skip_reason: str | None = None
+    method: str | None = None
 
 
 def load_study(path: str | Path) -> Study:
@@ -243,20 +253,32 @@ def _check_stage(spec: StageSpec, kind: str, where: str) -> None:
         raise ConfigError(f"'{where}.set': {exc}") from exc
 
 
+def pipeline_method(name: str, domain: str) -> str | None:
+    """The pretraining method of pipeline ``name``'s domain stage (``None``: no domain
+    stage). Names: a base pipeline, ``METHOD-<domain>`` (specialist) or
+    ``BASE+METHOD-<domain>`` (hierarchical), METHOD one of :data:`medssl.configs.METHODS`.
+
+    Raises:
+        ConfigError: an unknown pipeline name (the message lists the known forms).
+    """
+    parts = name.split("+")
+    stages = {f"{method}-{domain}": method for method in METHODS}
+    if len(parts) == 1 and parts[0] in stages:
+        return stages[parts[0]]
+    if len(parts) == 1 and parts[0] in BASE_PIPELINES:
+        return None
+    if len(parts) == 2 and parts[1] in stages and parts[0] in BASE_PIPELINES:
+        return stages[parts[1]]
+    known = [*BASE_PIPELINES, f"METHOD-{domain}", f"BASE+METHOD-{domain}"]
+    raise ConfigError(
+        f"unknown pipeline {name!r} (known for domain {domain!r}: {', '.join(known)}; "
+        f"METHOD: {', '.join(METHODS)}; BASE: {', '.join(BASE_PIPELINES[1:])})"
+    )
+
+
 def check_pipeline_name(name: str, domain: str) -> bool:
     """Validate a pipeline name; return whether it has a domain-pretraining stage."""
-    target = f"byol-{domain}"
-    parts = name.split("+")
-    if parts == [target]:
-        return True
-    if len(parts) == 1 and parts[0] in BASE_PIPELINES:
-        return False
-    if len(parts) == 2 and parts[1] == target and parts[0] in BASE_PIPELINES:
-        return True
-    known = [*BASE_PIPELINES, target, *(f"{b}+{target}" for b in BASE_PIPELINES[1:])]
-    raise ConfigError(
-        f"unknown pipeline {name!r} (known for domain {domain!r}: {', '.join(known)})"
-    )
+    return pipeline_method(name, domain) is not None
 
 
 def _pipelines(raw: Any, domain: str, default: StageSpec) -> tuple[tuple[str, ...], dict]:
@@ -386,6 +408,12 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
 
 def resolve_pipeline(name: str, study: Study, imagenet_ok: tuple[bool, str]) -> Pipeline:
     """Turn a pipeline name into its chain, or a skipped pipeline with the reason."""
+    return replace(
+        _resolve_init(name, study, imagenet_ok), method=pipeline_method(name, study.domain)
+    )
+
+
+def _resolve_init(name: str, study: Study, imagenet_ok: tuple[bool, str]) -> Pipeline:
     domain_pretraining = check_pipeline_name(name, study.domain)
     parts = name.split("+")
     base = parts[0] if len(parts) == 2 or not domain_pretraining else "random"

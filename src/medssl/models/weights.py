@@ -43,7 +43,12 @@ from medssl.models.layouts import (
     resolve_layout,
     state_of,
 )
-from medssl.models.safe_load import load_encoder_file, read_weights_file, save_encoder
+from medssl.models.safe_load import (
+    load_decoder_file,
+    load_encoder_file,
+    read_weights_file,
+    save_encoder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ __all__ = [
     "detect_layout",
     "import_state",
     "inspect_weights",
+    "load_decoder",
     "load_encoder_file",
     "load_weights",
     "save_encoder",
@@ -195,6 +201,36 @@ def load_weights(
         min_match=min_match,
         trusted_globals=raw.trusted_globals,
     )
+
+
+def load_decoder(decoder: nn.Module, path: str | Path, arch: str, channels: tuple[int, ...]) -> int:
+    """Fill a U-Net decoder from a medssl decoder file, every key matched; returns the
+    number of tensors loaded.
+
+    Raises:
+        WeightsError: not a decoder file, another encoder or other decoder widths, or
+            keys/shapes that do not match.
+    """
+    state, meta = load_decoder_file(path)
+    if meta["arch"] != arch:
+        raise WeightsError(path, f"decoder trained with encoder {meta['arch']}, not {arch}")
+    widths = ",".join(str(c) for c in channels)
+    if meta.get("decoder_channels", widths) != widths:
+        raise WeightsError(
+            path, f"decoder widths {meta['decoder_channels']} differ from the U-Net's {widths}"
+        )
+    try:
+        result = decoder.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a shape mismatch
+        first = (str(exc).splitlines() or [""])[-1].strip()
+        raise WeightsError(path, f"decoder tensors do not fit ({first})") from exc
+    if result.missing_keys or result.unexpected_keys:
+        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+        raise WeightsError(
+            path, f"decoder keys do not match (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    log.info("decoder: %d tensors loaded from %s (all matched)", len(state), path)
+    return len(state)
 
 
 def import_state(

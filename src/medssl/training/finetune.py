@@ -44,7 +44,7 @@ from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.data.splits import budget_patients, budget_record, budget_slices
 from medssl.models.unet import build_unet, encoder_of
-from medssl.models.weights import LoadReport, load_weights
+from medssl.models.weights import LoadReport, load_decoder, load_weights
 from medssl.overrides import ConfigError
 from medssl.training.run import RunKind, execute
 from medssl.training.segment_module import SegmentationModule
@@ -109,6 +109,8 @@ def build_segmentation_module(
     report = load_weights(
         encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
     )
+    if cfg.init_decoder:
+        load_decoder(unet.decoder, cfg.init_decoder, cfg.arch, cfg.decoder_channels)
     train_set = LabelledSlices(
         cache,
         budget,
