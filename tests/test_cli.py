@@ -71,3 +71,44 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_key" in err[0]
+
+
+def test_pretrain_method_then_finetune_from_its_encoder_and_decoder(
+    tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from tests.conftest import TINY_FINETUNE, TINY_METHOD, TINY_PRETRAIN
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    listing = capsys.readouterr().out
+    for name in ("byol", "simclr", "mocov2", "vicreg", "barlowtwins", "dino", "densecl", "mim"):
+        assert name in listing
+    pre = tmp_path / "mim"
+    sets = [a for s in [*TINY_PRETRAIN, *TINY_METHOD, "max_steps=3"] for a in ("--set", s)]
+    args = ["pretrain", "--method", "mim", "--data", str(tiny_cache), "--out", str(pre)]
+    assert main([*args, *sets]) == 0
+    import yaml
+
+    config = yaml.safe_load((pre / "config.yaml").read_text())
+    assert (config["method"], config["optimizer"]) == ("mim", "adamw")  # the method's recipe
+    run = tmp_path / "ft"
+    fine = ["--set", "decoder_channels=32,16,16,8,8", "--set", "steps=2"]
+    fine = [a for s in TINY_FINETUNE for a in ("--set", s)] + fine
+    args = ["finetune", "--data", str(tiny_cache), "--out", str(run)]
+    args += ["--init", str(pre / "encoder_last.safetensors")]
+    args += ["--init-decoder", str(pre / "decoder_last.safetensors")]
+    assert main([*args, *fine]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["init_decoder"].endswith(
+        "decoder_last.safetensors"
+    )
+    # a decoder of other widths is refused in one line naming the file
+    capsys.readouterr()
+    other = [a for s in TINY_FINETUNE for a in ("--set", s)] + [
+        "--set",
+        "decoder_channels=16,16,8,8,8",
+    ]
+    bad = ["finetune", "--data", str(tiny_cache), "--out", str(tmp_path / "bad")]
+    bad += ["--init-decoder", str(pre / "decoder_last.safetensors")]
+    assert main([*bad, *other]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "decoder_last.safetensors" in err[0] and "widths" in err[0]

@@ -160,3 +160,35 @@ def test_submitit_local_executor_runs_a_tiny_study(tiny_cache: Path, tmp_path: P
     jobs = runner.run_slurm(plan, root, workers=1, executor=ex)
     assert [j.result() for j in jobs] == [1]
     assert study_status(root).done == 1
+
+
+def test_study_with_method_pipelines_runs_each_method(tiny_cache: Path, tmp_path: Path) -> None:
+    """``simclr-tiny`` and ``mim-tiny`` from a study file: each pretrains with its method;
+    mim's fine-tune starts from its pretrained decoder."""
+    pretrain_set = {
+        **TINY_PRETRAIN_SET,
+        "objective.mask_patch": 8,
+        "objective.decoder_channels": TINY_FINETUNE_SET["decoder_channels"],
+    }
+    raw = _study_dict(
+        tiny_cache,
+        pipelines=["simclr-tiny", "mim-tiny"],
+        budgets={"kind": "slices", "values": [2]},
+        pretrain={"preset": "paper", "set": pretrain_set},
+    )
+    root = tmp_path / "study"
+    status = run_study(parse_study(raw), root, progress=False)
+    assert (status.done, status.failed) == (4, 0)
+    results, _ = collect(root)
+    assert set(results["pipeline"]) == {"simclr-tiny", "mim-tiny"}
+    methods, decoders = {}, []
+    for run in (root / "runs").iterdir():
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        if "method" in config:
+            methods[config["method"]] = run
+        elif config["init_decoder"]:
+            decoders.append(Path(config["init_decoder"]))
+    assert set(methods) == {"simclr", "mim"}
+    assert (methods["mim"] / "decoder_last.safetensors").exists()
+    assert not (methods["simclr"] / "decoder_last.safetensors").exists()
+    assert decoders == [methods["mim"] / "decoder_last.safetensors"]  # one fine-tune: mim's

@@ -346,3 +346,42 @@ def test_study_report_shows_every_pipeline_in_figure_7(tmp_path: Path) -> None:
     assert folders == ["byol-acdc_30-slices", "random_30-slices"]
     md = (tmp_path / "report.md").read_text()
     assert "one column per pipeline" in md and "IoU (study metric)" in md
+
+
+def test_method_pipelines_plan_their_method_and_recipe(tmp_path: Path) -> None:
+    pipelines = [
+        "random",
+        "byol-acdc",
+        "simclr-acdc",
+        "mim-acdc",
+        "supervised-imagenet+densecl-acdc",
+    ]
+    weights = {"imagenet": str(tmp_path / "in.safetensors")}
+    (tmp_path / "in.safetensors").write_bytes(b"x")  # only its presence is checked here
+    plan = expand(parse_study(_raw(pipelines=pipelines, weights=weights)), tmp_path)
+    pre = {j.meta["pipeline"]: j.config for j in _pretrain_jobs(plan).values()}
+    assert {p: c.method for p, c in pre.items()} == {
+        "byol-acdc": "byol",
+        "simclr-acdc": "simclr",
+        "mim-acdc": "mim",
+        "supervised-imagenet+densecl-acdc": "densecl",
+    }
+    # the method's cpu-small recipe under the study's own set (epochs: 25)
+    assert pre["supervised-imagenet+densecl-acdc"].optimizer == "sgd"
+    assert pre["simclr-acdc"].epochs == 25 and pre["simclr-acdc"].heads.proj_out == 128
+    assert pre["supervised-imagenet+densecl-acdc"].init.endswith("in.safetensors")
+    # only mim's fine-tunes start from its pretrained decoder
+    for job, _cell in _cells(plan, "main"):
+        decoder = job.config.init_decoder
+        if job.meta["pipeline"] == "mim-acdc":
+            assert decoder is not None and decoder.endswith("decoder_last.safetensors")
+            assert Path(decoder).parent == Path(pre["mim-acdc"].out)
+        else:
+            assert decoder is None
+    # each method is its own pretraining job
+    assert len({c.out for c in pre.values()}) == 4
+
+
+def test_unknown_method_pipeline_lists_the_methods() -> None:
+    with pytest.raises(ConfigError, match=r"unknown pipeline 'swav-acdc'.*simclr.*mim"):
+        parse_study(_raw(pipelines=["swav-acdc"]))
