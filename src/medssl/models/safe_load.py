@@ -209,12 +209,7 @@ def load_decoder_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     Raises:
         WeightsError: the file is missing, unreadable or not a medssl decoder file.
     """
-    if not Path(path).is_file():
-        raise WeightsError(path, "no such decoder file")
-    state, meta = read_safetensors(path)
-    if meta.get("format") != DECODER_FORMAT or "arch" not in meta:
-        raise WeightsError(path, f"not a medssl decoder file (metadata {meta})")
-    return state, meta
+    return _medssl_file(path, DECODER_FORMAT, "decoder")
 
 
 def load_encoder_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -223,11 +218,17 @@ def load_encoder_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     Raises:
         WeightsError: the file is missing, unreadable or not a medssl encoder file.
     """
+    return _medssl_file(path, ENCODER_FORMAT, "encoder")
+
+
+def _medssl_file(
+    path: str | Path, fmt: str, what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not Path(path).is_file():
-        raise WeightsError(path, "no such encoder file")
+        raise WeightsError(path, f"no such {what} file")
     state, meta = read_safetensors(path)
-    if meta.get("format") != ENCODER_FORMAT or "arch" not in meta:
-        raise WeightsError(path, f"not a medssl encoder file (metadata {meta})")
+    if meta.get("format") != fmt or "arch" not in meta:
+        raise WeightsError(path, f"not a medssl {what} file (metadata {meta})")
     return state, meta
 
 

@@ -18,6 +18,9 @@ import torch
 from lightly.loss.memory_bank import MemoryBankModule
 from torch import nn
 
+from medssl.models.encoders import encoder_dim
+from medssl.training.losses import representation_std
+
 
 @dataclass(frozen=True)
 class StepContext:
@@ -89,6 +92,38 @@ class Method(nn.Module):
             if isinstance(module, MemoryBankModule) and module.size[0] > 0:
                 out[f"{name}.bank"], out[f"{name}.bank_ptr"] = module.bank, module.bank_ptr
         return out
+
+
+class TwoBranch(Method):
+    """One backbone and one projector (``head``) for both views and an objective of the
+    two projections (SimCLR, VICReg, Barlow Twins); the backbone is exported.
+
+    Subclasses set :attr:`head` (a lightly head class taking ``(input, hidden, output)``)
+    and implement :meth:`objective`.
+    """
+
+    head: type[nn.Module] = nn.Identity
+
+    def __init__(self, backbone: nn.Module, cfg) -> None:
+        super().__init__()
+        heads = cfg.heads
+        self.backbone = backbone
+        self.projector = self.head(encoder_dim(backbone), heads.proj_hidden, heads.proj_out)
+        self.spread_dim = heads.proj_out
+
+    def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, v1: torch.Tensor, v2: torch.Tensor, ctx: StepContext) -> StepOutput:
+        z1 = self.projector(self.backbone(v1)).float()
+        z2 = self.projector(self.backbone(v2)).float()
+        return StepOutput(self.objective(z1, z2), {}, representation_std(z1))
+
+    def online_parameters(self) -> nn.ModuleDict:
+        return nn.ModuleDict({"backbone": self.backbone, "projector": self.projector})
+
+    def export_encoder(self) -> nn.Module:
+        return self.backbone
 
 
 class MethodBuffers:

@@ -18,34 +18,20 @@ from torch import nn
 from medssl.configs import PretrainConfig
 from medssl.models.encoders import encoder_dim
 from medssl.training.losses import representation_std
-from medssl.training.methods.base import Method, StepContext, StepOutput
+from medssl.training.methods.base import Method, StepContext, StepOutput, TwoBranch
 from medssl.training.methods.momentum import ema_copy, ema_update
 
 
-class SimCLR(Method):
+class SimCLR(TwoBranch):
     name = "simclr"
+    head = SimCLRProjectionHead
 
     def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
-        super().__init__()
-        heads = cfg.heads
-        self.backbone = backbone
-        self.projector = SimCLRProjectionHead(
-            encoder_dim(backbone), heads.proj_hidden, heads.proj_out
-        )
+        super().__init__(backbone, cfg)
         self.criterion = NTXentLoss(cfg.objective.temperature, gather_distributed=True)
-        self.spread_dim = heads.proj_out
 
-    def step(self, v1: torch.Tensor, v2: torch.Tensor, ctx: StepContext) -> StepOutput:
-        z1 = self.projector(self.backbone(v1))
-        z2 = self.projector(self.backbone(v2))
-        loss = self.criterion(z1.float(), z2.float())
-        return StepOutput(loss, {}, representation_std(z1))
-
-    def online_parameters(self) -> nn.ModuleDict:
-        return nn.ModuleDict({"backbone": self.backbone, "projector": self.projector})
-
-    def export_encoder(self) -> nn.Module:
-        return self.backbone
+    def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return self.criterion(z1, z2)
 
 
 class MoCoV2(Method):

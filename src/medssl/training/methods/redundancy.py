@@ -22,39 +22,13 @@ from torch import nn
 from medssl.configs import ObjectiveConfig, PretrainConfig
 from medssl.models.encoders import encoder_dim
 from medssl.training.losses import representation_std
-from medssl.training.methods.base import Method, StepContext, StepOutput
+from medssl.training.methods.base import Method, StepContext, StepOutput, TwoBranch
 from medssl.training.methods.momentum import ema_copy, ema_update
 
 
-class _TwoBranch(Method):
-    """Shared shape of VICReg and Barlow Twins: one backbone and expander for both views."""
-
-    def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
-        super().__init__()
-        heads = cfg.heads
-        self.backbone = backbone
-        self.projector = BarlowTwinsProjectionHead(
-            encoder_dim(backbone), heads.proj_hidden, heads.proj_out
-        )
-        self.spread_dim = heads.proj_out
-
-    def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def step(self, v1: torch.Tensor, v2: torch.Tensor, ctx: StepContext) -> StepOutput:
-        z1 = self.projector(self.backbone(v1)).float()
-        z2 = self.projector(self.backbone(v2)).float()
-        return StepOutput(self.objective(z1, z2), {}, representation_std(z1))
-
-    def online_parameters(self) -> nn.ModuleDict:
-        return nn.ModuleDict({"backbone": self.backbone, "projector": self.projector})
-
-    def export_encoder(self) -> nn.Module:
-        return self.backbone
-
-
-class VICReg(_TwoBranch):
+class VICReg(TwoBranch):
     name = "vicreg"
+    head = BarlowTwinsProjectionHead  # VICReg's 3-layer expander
 
     def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
         super().__init__(backbone, cfg)
@@ -67,8 +41,9 @@ class VICReg(_TwoBranch):
         return self.criterion(z1, z2)
 
 
-class BarlowTwins(_TwoBranch):
+class BarlowTwins(TwoBranch):
     name = "barlowtwins"
+    head = BarlowTwinsProjectionHead
 
     def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
         super().__init__(backbone, cfg)
