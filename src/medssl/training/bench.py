@@ -47,10 +47,9 @@ from medssl.configs import (
     FinetuneConfig,
     PretrainConfig,
     RuntimeConfig,
-    cpu_has_amx,
+    precision_choice,
     preset,
     pretrain_preset,
-    resolve_precision,
 )
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
@@ -253,8 +252,17 @@ def device_name(accelerator: str = "auto") -> str:
                 break
     except OSError:
         pass
-    amx = ", AMX" if cpu_has_amx() else ""
-    return f"{model} ({torch.get_num_threads()} threads{amx})"
+    flags = [n for n, probe in _CPU_FLAGS if getattr(torch.cpu, probe, lambda: False)()]
+    listed = f", {', '.join(flags)}" if flags else ""
+    return f"{model} ({torch.get_num_threads()} threads{listed})"
+
+
+#: CPU features named in ``device`` (as torch reports them)
+_CPU_FLAGS = (
+    ("AVX-512", "_is_avx512_supported"),
+    ("AVX-512 BF16", "_is_avx512_bf16_supported"),
+    ("AMX", "_is_amx_tile_supported"),
+)
 
 
 def _peak_rss_mb() -> float:
@@ -298,6 +306,7 @@ def bench(cfg: BenchConfig) -> dict:
             loader = DataLoader(_PreMade(_synthetic_batch(cfg), total), batch_size=None)
         trainer.fit(module, train_dataloaders=loader)
     figures = timer.summary(cfg.warmup, cfg.batch * cfg.runtime.devices)
+    precision, why = precision_choice(cfg.runtime)
     bank = module.device_augment.bank
     runtime = cfg.runtime
     return {
@@ -305,7 +314,8 @@ def bench(cfg: BenchConfig) -> dict:
         "method": cfg.method if cfg.kind == "pretrain" else None,
         **figures,
         "device": device_name(runtime.accelerator),
-        "precision": resolve_precision(runtime),
+        "precision": precision,
+        "precision_reason": why,
         "channels_last": runtime.channels_last,
         "augment": "synthetic" if cfg.synthetic else runtime.augment,
         "arch": cfg.arch,
