@@ -584,10 +584,10 @@ def cpu_bf16() -> tuple[bool, str]:
     """Whether bf16 autocast pays on this CPU, and why: the rule is *native bf16
     matmuls*, i.e. AMX tiles or AVX-512 BF16, as torch reports them
     (``torch.cpu._is_amx_tile_supported``, ``_is_avx512_bf16_supported``; the CPU flags
-    ``amx_bf16``/``avx512_bf16`` where torch cannot tell). Measured with ResNet-50 at
-    128 px on 2 vCPUs: 1.75× (fine-tuning) and 2.0× (BYOL) over fp32 on an AMD EPYC with
-    AVX-512 BF16, 1.6–1.7× on an Intel Xeon with AMX (benchmarks/RESULTS.md). Without
-    either, bf16 is emulated and slower than fp32."""
+    ``amx_bf16``/``avx512_bf16`` where torch cannot tell). Measured fine-tuning a
+    ResNet-50 U-Net at 128 px on 2 vCPUs: 1.84× fp32 on an AMD EPYC with AVX-512 BF16,
+    1.6–1.7× on an Intel Xeon with AMX (benchmarks/RESULTS.md). Without either, bf16 is
+    emulated and slower than fp32."""
     checks = (
         ("AMX", "_is_amx_tile_supported", "amx_bf16"),
         ("AVX-512 BF16", "_is_avx512_bf16_supported", "avx512_bf16"),
