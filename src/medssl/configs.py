@@ -420,12 +420,11 @@ PresetName = Literal["paper", "medssl", "cpu-small"]
 
 def method_overrides(method: str, preset_name: str) -> dict:
     """The overrides that turn pretraining preset ``preset_name`` into ``method``'s
-    recipe (``{}`` for BYOL: the presets are BYOL's)."""
+    recipe (for BYOL only ``method``: the presets are BYOL's)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     info = METHODS[method]
-    recipe = info.small if preset_name == "cpu-small" else info.recipe
-    return {} if method == "byol" else {"method": method, **recipe}
+    return {"method": method, **(info.small if preset_name == "cpu-small" else info.recipe)}
 
 
 def pretrain_preset(
@@ -570,39 +569,43 @@ FINETUNE_PRESETS: dict[str, dict] = {
 
 
 # --- hardware-dependent choices ------------------------------------------------------
-@functools.cache
-def cpu_has_amx() -> bool:
-    """True when the CPU advertises AMX-BF16 (bf16 matmuls run several times fp32 speed)."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+#: CPU features medssl names: (name, torch's probe in ``torch.cpu``, /proc/cpuinfo flag)
+CPU_FEATURES = (
+    ("AVX-512", "_is_avx512_supported", "avx512f"),
+    ("AVX-512 BF16", "_is_avx512_bf16_supported", "avx512_bf16"),
+    ("AMX", "_is_amx_tile_supported", "amx_bf16"),
+)
 
 
-@functools.cache
-def cpu_bf16() -> tuple[bool, str]:
-    """Whether bf16 autocast pays on this CPU, and why: the rule is *native bf16
-    matmuls*, i.e. AMX tiles or AVX-512 BF16, as torch reports them
-    (``torch.cpu._is_amx_tile_supported``, ``_is_avx512_bf16_supported``; the CPU flags
-    ``amx_bf16``/``avx512_bf16`` where torch cannot tell). Measured fine-tuning a
-    ResNet-50 U-Net at 128 px on 2 vCPUs: 1.84× fp32 on an AMD EPYC with AVX-512 BF16,
-    1.6–1.7× on an Intel Xeon with AMX (benchmarks/RESULTS.md). Without either, bf16 is
-    emulated and slower than fp32."""
-    checks = (
-        ("AMX", "_is_amx_tile_supported", "amx_bf16"),
-        ("AVX-512 BF16", "_is_avx512_bf16_supported", "avx512_bf16"),
-    )
+def cpu_features() -> tuple[str, ...]:
+    """The :data:`CPU_FEATURES` this CPU has, as torch reports them (the /proc/cpuinfo
+    flag where torch cannot tell)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         flags = ""
-    for name, probe, flag in checks:
+    found = []
+    for name, probe, flag in CPU_FEATURES:
         fn = getattr(torch.cpu, probe, None)
         try:
             reported = bool(fn()) if fn is not None else flag in flags
         except RuntimeError:
             reported = flag in flags
         if reported:
+            found.append(name)
+    return tuple(found)
+
+
+@functools.cache
+def cpu_bf16() -> tuple[bool, str]:
+    """Whether bf16 autocast pays on this CPU, and why: the rule is *native bf16
+    matmuls*, i.e. AMX tiles or AVX-512 BF16 (:func:`cpu_features`). Measured
+    fine-tuning a ResNet-50 U-Net at 128 px on 2 vCPUs: 1.84× fp32 on an AMD EPYC with
+    AVX-512 BF16, 1.6–1.7× on an Intel Xeon with AMX (benchmarks/RESULTS.md). Without
+    either, bf16 is emulated and slower than fp32."""
+    features = cpu_features()
+    for name in ("AMX", "AVX-512 BF16"):
+        if name in features:
             return True, f"the CPU has {name} (native bf16 matmuls): bf16 autocast"
     return False, "the CPU has neither AMX nor AVX-512 BF16 (bf16 would be emulated): fp32"
 

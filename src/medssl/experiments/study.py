@@ -181,9 +181,13 @@ class Pipeline:
 
     name: str
     init: str | None  # None: the named weights are not available
-    domain_pretraining: bool
+    method: str | None  # None: no domain pretraining
     skip_reason: str | None = None
-    method: str | None = None
+
+    @property
+    def domain_pretraining(self) -> bool:
+        """Whether a pretraining stage on the domain follows the initial weights."""
+        return self.method is not None
 
 
 def load_study(path: str | Path) -> Study:
@@ -408,35 +412,29 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
 
 def resolve_pipeline(name: str, study: Study, imagenet_ok: tuple[bool, str]) -> Pipeline:
     """Turn a pipeline name into its chain, or a skipped pipeline with the reason."""
-    return replace(
-        _resolve_init(name, study, imagenet_ok), method=pipeline_method(name, study.domain)
-    )
-
-
-def _resolve_init(name: str, study: Study, imagenet_ok: tuple[bool, str]) -> Pipeline:
-    domain_pretraining = check_pipeline_name(name, study.domain)
+    method = pipeline_method(name, study.domain)
     parts = name.split("+")
-    base = parts[0] if len(parts) == 2 or not domain_pretraining else "random"
+    base = parts[0] if len(parts) == 2 or method is None else "random"
     if base == "random":
-        return Pipeline(name, "random", domain_pretraining)
+        return Pipeline(name, "random", method)
     if base == "supervised-imagenet":
         local = study.weights.get("imagenet")
         if local:
-            return _file_pipeline(name, local, domain_pretraining)
+            return _file_pipeline(name, local, method)
         ok, why = imagenet_ok
-        return Pipeline(name, "imagenet" if ok else None, domain_pretraining, None if ok else why)
+        return Pipeline(name, "imagenet" if ok else None, method, None if ok else why)
     local = study.weights.get("byol-imagenet")  # base == "byol-imagenet"
     if not local:
         return Pipeline(
             name,
             None,
-            domain_pretraining,
+            method,
             "no BYOL-ImageNet weights file given (weights: {byol-imagenet: PATH})",
         )
-    return _file_pipeline(name, local, domain_pretraining)
+    return _file_pipeline(name, local, method)
 
 
-def _file_pipeline(name: str, path: str, domain_pretraining: bool) -> Pipeline:
+def _file_pipeline(name: str, path: str, method: str | None) -> Pipeline:
     if not Path(path).is_file():
-        return Pipeline(name, None, domain_pretraining, f"weights file {path} not found")
-    return Pipeline(name, path, domain_pretraining)
+        return Pipeline(name, None, method, f"weights file {path} not found")
+    return Pipeline(name, path, method)

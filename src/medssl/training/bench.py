@@ -47,6 +47,7 @@ from medssl.configs import (
     FinetuneConfig,
     PretrainConfig,
     RuntimeConfig,
+    cpu_features,
     precision_choice,
     preset,
     pretrain_preset,
@@ -252,17 +253,8 @@ def device_name(accelerator: str = "auto") -> str:
                 break
     except OSError:
         pass
-    flags = [n for n, probe in _CPU_FLAGS if getattr(torch.cpu, probe, lambda: False)()]
-    listed = f", {', '.join(flags)}" if flags else ""
+    listed = "".join(f", {name}" for name in cpu_features())
     return f"{model} ({torch.get_num_threads()} threads{listed})"
-
-
-#: CPU features named in ``device`` (as torch reports them)
-_CPU_FLAGS = (
-    ("AVX-512", "_is_avx512_supported"),
-    ("AVX-512 BF16", "_is_avx512_bf16_supported"),
-    ("AMX", "_is_amx_tile_supported"),
-)
 
 
 def _peak_rss_mb() -> float:

@@ -20,6 +20,7 @@ from torch import nn
 
 from medssl.models.encoders import encoder_dim
 from medssl.training.losses import representation_std
+from medssl.training.methods.momentum import ema_update
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,10 @@ class Method(nn.Module):
 
     Attributes:
         name: registry name.
-        has_target: the method keeps an EMA network (``update_target`` does work).
         spread_dim: dimension of the embedding whose spread is monitored.
     """
 
     name = ""
-    has_target = False
     spread_dim = 1
 
     def step(self, v1: torch.Tensor, v2: torch.Tensor, ctx: StepContext) -> StepOutput:
@@ -76,9 +75,19 @@ class Method(nn.Module):
         """The U-Net decoder written as ``decoder_*.safetensors`` (``None``: none)."""
         return None
 
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """``(online, EMA copy)`` module pairs (``[]``: the method has no EMA network)."""
+        return []
+
+    @property
+    def has_target(self) -> bool:
+        """The method keeps an EMA network (``update_target`` does work)."""
+        return bool(self.ema_pairs())
+
     @torch.no_grad()
     def update_target(self, tau: float) -> None:
         """EMA update of the target networks after an optimiser step (``tau``: momentum)."""
+        ema_update(self.ema_pairs(), tau)
 
     def compile_parts(self) -> None:
         """Compile the networks' forward passes (``nn.Module.compile``)."""

@@ -21,7 +21,6 @@ class BYOLMethod(BYOL, Method):
     """BYOL's online/target networks with the study's loss."""
 
     name = "byol"
-    has_target = True
 
     def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
         super().__init__(backbone, cfg.heads)
@@ -37,6 +36,10 @@ class BYOLMethod(BYOL, Method):
 
     def export_encoder(self) -> nn.Module:
         return self.target_backbone
+
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """The pairs :meth:`BYOL.update_target` updates (it runs, unchanged, by MRO)."""
+        return [(self.backbone, self.target_backbone), (self.projector, self.target_projector)]
 
     def compile_parts(self) -> None:
         for net in (self.backbone, self.target_backbone, self.projector, self.predictor):

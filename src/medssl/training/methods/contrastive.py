@@ -19,7 +19,7 @@ from medssl.configs import PretrainConfig
 from medssl.models.encoders import encoder_dim
 from medssl.training.losses import representation_std
 from medssl.training.methods.base import Method, StepContext, StepOutput, TwoBranch
-from medssl.training.methods.momentum import ema_copy, ema_update
+from medssl.training.methods.momentum import ema_copy
 
 
 class SimCLR(TwoBranch):
@@ -36,7 +36,6 @@ class SimCLR(TwoBranch):
 
 class MoCoV2(Method):
     name = "mocov2"
-    has_target = True
 
     def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
         super().__init__()
@@ -71,8 +70,5 @@ class MoCoV2(Method):
     def export_encoder(self) -> nn.Module:
         return self.backbone
 
-    @torch.no_grad()
-    def update_target(self, tau: float) -> None:
-        ema_update(
-            [(self.backbone, self.target_backbone), (self.projector, self.target_projector)], tau
-        )
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.backbone, self.target_backbone), (self.projector, self.target_projector)]

@@ -23,7 +23,7 @@ from medssl.configs import PretrainConfig
 from medssl.models.encoders import encoder_dim
 from medssl.training.losses import representation_std
 from medssl.training.methods.base import Method, StepContext, StepOutput
-from medssl.training.methods.momentum import ema_copy, ema_update
+from medssl.training.methods.momentum import ema_copy
 
 
 def dense_forward(
@@ -38,7 +38,6 @@ def dense_forward(
 
 class DenseCL(Method):
     name = "densecl"
-    has_target = True
 
     def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
         super().__init__()
@@ -89,13 +88,9 @@ class DenseCL(Method):
     def export_encoder(self) -> nn.Module:
         return self.backbone
 
-    @torch.no_grad()
-    def update_target(self, tau: float) -> None:
-        ema_update(
-            [
-                (self.backbone, self.target_backbone),
-                (self.global_head, self.target_global_head),
-                (self.local_head, self.target_local_head),
-            ],
-            tau,
-        )
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [
+            (self.backbone, self.target_backbone),
+            (self.global_head, self.target_global_head),
+            (self.local_head, self.target_local_head),
+        ]

@@ -23,7 +23,7 @@ from medssl.configs import ObjectiveConfig, PretrainConfig
 from medssl.models.encoders import encoder_dim
 from medssl.training.losses import representation_std
 from medssl.training.methods.base import Method, StepContext, StepOutput, TwoBranch
-from medssl.training.methods.momentum import ema_copy, ema_update
+from medssl.training.methods.momentum import ema_copy
 
 
 class VICReg(TwoBranch):
@@ -66,7 +66,6 @@ def teacher_temperature(obj: ObjectiveConfig, epoch: float) -> float:
 
 class DINO(Method):
     name = "dino"
-    has_target = True
 
     def __init__(self, backbone: nn.Module, cfg: PretrainConfig) -> None:
         super().__init__()
@@ -108,6 +107,5 @@ class DINO(Method):
     def export_encoder(self) -> nn.Module:
         return self.teacher_backbone
 
-    @torch.no_grad()
-    def update_target(self, tau: float) -> None:
-        ema_update([(self.backbone, self.teacher_backbone), (self.head, self.teacher_head)], tau)
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.backbone, self.teacher_backbone), (self.head, self.teacher_head)]
