@@ -112,3 +112,36 @@ def test_pretrain_method_then_finetune_from_its_encoder_and_decoder(
     assert main([*bad, *other]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "decoder_last.safetensors" in err[0] and "widths" in err[0]
+
+
+def test_finetune_with_nnunet_split_and_labelled_file(
+    tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+
+    from medssl.artifacts.split import Split
+    from tests.conftest import TINY_FINETUNE
+
+    folds = [
+        {"train": ["patient003_frame01", "patient004_frame01"], "val": ["patient005_frame01"]},
+        {"train": ["patient001_frame01", "patient002_frame01"], "val": ["patient003_frame01"]},
+    ]
+    (tmp_path / "splits_final.json").write_text(json.dumps(folds))
+    (tmp_path / "labelled.json").write_text(json.dumps(["patient002"]))
+    sets = [a for s in [*TINY_FINETUNE, "steps=2"] for a in ("--set", s)]
+    args = ["finetune", "--data", str(tiny_cache), "--out", str(tmp_path / "run")]
+    args += ["--split", str(tmp_path / "splits_final.json"), "--split-fold", "1"]
+    assert main([*args, "--labelled", str(tmp_path / "labelled.json"), *sets]) == 0
+    split = Split.load(tmp_path / "run" / "split.json")
+    assert split.train == ("patient001", "patient002") and split.val == ("patient003",)
+    assert split.scheme == "nnunet-fold-1"
+    budget = json.loads((tmp_path / "run" / "budget.json").read_text())
+    assert {s[0] for s in budget["slices"]} == {"patient002"}
+    capsys.readouterr()
+    # fold 0 trains on patients 3 and 4: patient002 is outside train -> one line, file named
+    args[-1] = "0"
+    args[4] = str(tmp_path / "run0")
+    assert main([*args, "--labelled", str(tmp_path / "labelled.json"), *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "labelled.json" in err[0] and "not train" in err[0]
+    assert not (tmp_path / "run0" / "config.yaml").exists()

@@ -96,6 +96,8 @@ def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dic
         "init_layout": "init_layout",
         "runtime.devices": "devices",
         "runtime.num_nodes": "num_nodes",
+        "split": "split",
+        "split_fold": "split_fold",
     }
     if args.seed is not None:
         explicit["runtime.seed"] = str(args.seed)
@@ -146,6 +148,7 @@ def _finetune_config(args: argparse.Namespace):
             "labelled_slices": "labelled_slices",
             "labelled_patients": "labelled_patients",
             "init_decoder": "init_decoder",
+            "labelled": "labelled",
         },
     )
 
@@ -176,7 +179,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from medssl.artifacts.rundir import RunDir
     from medssl.evaluation.evaluate import evaluate
 
-    m = evaluate(args.run_dir, args.split)
+    m = evaluate(args.run_dir, args.split, postprocess=not args.no_postprocess)
     iou = m["slice_iou"]
     print(f"{m['split']}: {m['volumes']} volumes, {m['slices']} slices")
     print(
@@ -195,6 +198,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     for key, value in m.get("clinical_mean_abs_error", {}).items():
         print(f"  |error| {key}: {value:.2f}")
+    if "postprocessed" in m:
+        pp = m["postprocessed"]
+        applied = ", ".join(pp["applied_to"]) or "none (it raised no validation Dice)"
+        print(f"post-processed (largest component of: {applied}; decided on {pp['decided_on']})")
+        print("  3D Dice " + "  ".join(f"{k} {v:.4f}" for k, v in pp["dice_3d"].items()))
+        for phase, table in pp["by_phase"].items():
+            hd = "  ".join(f"{s} {v['hd95']:.2f}" for s, v in table.items() if s != "mean_dice")
+            raw = "  ".join(
+                f"{s} {v['hd95']:.2f}" for s, v in m["by_phase"][phase].items() if s != "mean_dice"
+            )
+            print(f"  {phase} HD95 without: {raw}   with: {hd}")
     run = RunDir(args.run_dir)
     print(f"written: {run.metrics_file}, {run.per_case_file.name}")
     return 0
@@ -203,7 +217,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from medssl.evaluation.predict import predict
 
-    files = predict(args.model, args.input, args.out, overlays=not args.no_overlays, progress=True)
+    files = predict(
+        args.model,
+        args.input,
+        args.out,
+        overlays=not args.no_overlays,
+        progress=True,
+        postprocess=not args.no_postprocess,
+    )
     print(f"wrote {len(files)} segmentations to {args.out}")
     return 0
 
@@ -248,6 +269,12 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--labelled-slices", type=int, help="slice budget (default: all)")
     budget.add_argument("--labelled-patients", type=int, help="patient budget (ED+ES)")
+    budget.add_argument(
+        "--labelled",
+        type=Path,
+        help="explicit labelled set: JSON of patient ids or [patient, frame, slice] triples, "
+        "all in the train split (in place of a drawn budget)",
+    )
     p.add_argument(
         "--budget-seed",
         type=int,
@@ -266,6 +293,11 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
         choices=["test", "val", "train", "official-test"],
         help="patients to score; official-test: the official ACDC testing/ patients",
     )
+    p.add_argument(
+        "--no-postprocess",
+        action="store_true",
+        help="skip the largest-component post-processing metrics (decided on val)",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="segment new volumes (NIfTI or h5)")
@@ -273,6 +305,11 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, required=True, help="file or folder")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--no-overlays", action="store_true")
+    p.add_argument(
+        "--no-postprocess",
+        action="store_true",
+        help="do not apply the run's saved post-processing (largest component per structure)",
+    )
     p.set_defaults(func=_cmd_predict)
 
     w = sub.add_parser("weights", help="inspect or convert weight files")
@@ -361,6 +398,13 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="config override, e.g. --set batch_size=64 --set runtime.precision=32-true",
     )
+    p.add_argument(
+        "--split",
+        type=Path,
+        help="split file in place of the cache's split: a medssl split file "
+        "({train, val, test} patient ids) or nnU-Net splits_final.json (with --split-fold)",
+    )
+    p.add_argument("--split-fold", type=int, help="fold of an nnU-Net split file (default 0)")
     p.add_argument("--devices", type=int, help="devices per node (DDP when > 1)")
     p.add_argument("--num-nodes", type=int, help="nodes for multi-node DDP")
     p.add_argument("--resume", action="store_true", help="continue a killed run")

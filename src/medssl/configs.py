@@ -337,6 +337,10 @@ class PretrainConfig:
             online projections' spread stays below ``fraction/√D`` for ``patience`` steps.
         split_seed: ``None``: the cache's split, written once by ``medssl data prepare``;
             an int: the default split drawn with that seed (non-ACDC ids).
+        split: a split file (medssl ``split.json``, or nnU-Net ``splits_final.json`` with
+            ``split_fold``) in place of the cache's split; see
+            :mod:`medssl.data.split_files`.
+        split_fold: fold of an nnU-Net split file (``None``: 0).
         runtime: hardware settings.
     """
 
@@ -372,6 +376,8 @@ class PretrainConfig:
     collapse_fraction: float = 0.1
     collapse_patience: int = 20
     split_seed: int | None = None
+    split: str | None = None
+    split_fold: int | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
@@ -464,6 +470,9 @@ class FinetuneConfig:
         arch: timm encoder name.
         labelled_slices: slice budget (``None`` with ``labelled_patients=None``: all).
         labelled_patients: patient budget (ED and ES of N training patients).
+        labelled: an explicit labelled set in place of a drawn budget: a JSON file of
+            patient ids or ``[patient, frame, slice]`` triples, all in ``train``
+            (:mod:`medssl.data.split_files`).
         budget_seed: seed of the label budget (and of the run).
         steps: optimisation steps (same for every budget).
         batch_size: per-device batch.
@@ -492,6 +501,10 @@ class FinetuneConfig:
             skipped).
         split_seed: ``None``: the cache's split, written once by ``medssl data prepare``;
             an int: the default split drawn with that seed (non-ACDC ids).
+        split: a split file (medssl ``split.json``, or nnU-Net ``splits_final.json`` with
+            ``split_fold``) in place of the cache's split; see
+            :mod:`medssl.data.split_files`.
+        split_fold: fold of an nnU-Net split file (``None``: 0).
         runtime: hardware settings.
     """
 
@@ -504,6 +517,7 @@ class FinetuneConfig:
     arch: str = "resnet50"
     labelled_slices: int | None = None
     labelled_patients: int | None = None
+    labelled: str | None = None
     budget_seed: int = 0
     steps: int = 150 * (1498 // 192)
     batch_size: int = 192
@@ -523,6 +537,8 @@ class FinetuneConfig:
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     max_bad_steps: int = 10
     split_seed: int | None = None
+    split: str | None = None
+    split_fold: int | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 

@@ -385,3 +385,45 @@ def test_method_pipelines_plan_their_method_and_recipe(tmp_path: Path) -> None:
 def test_unknown_method_pipeline_lists_the_methods() -> None:
     with pytest.raises(ConfigError, match=r"unknown pipeline 'swav-acdc'.*simclr.*mim"):
         parse_study(_raw(pipelines=["swav-acdc"]))
+
+
+def test_split_file_and_labelled_sets_reach_every_job(tmp_path: Path) -> None:
+    """``split`` goes to the pretraining and fine-tuning jobs; ``budgets: {kind: labelled}``
+    makes one cell per labelled-set file; ids hold the files' contents, not their paths."""
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "split.json").write_text('{"train": ["p1", "p2"], "val": ["p3"]}')
+        (tmp_path / where / "one.json").write_text('["p1"]')
+        (tmp_path / where / "two.json").write_text('["p1", "p2"]')
+        (tmp_path / where / "study.yaml").write_text(
+            yaml.safe_dump(
+                _raw(
+                    split="split.json",
+                    split_fold=0,
+                    budgets={"kind": "labelled", "values": ["one.json", "two.json"]},
+                )
+            )
+        )
+    plans = [expand(load_study(tmp_path / w / "study.yaml"), tmp_path / "s") for w in "ab"]
+    assert [j.id for j in plans[0].jobs] == [j.id for j in plans[1].jobs]
+    jobs = plans[0].jobs
+    assert all(j.config.split == str(tmp_path / "a" / "split.json") for j in jobs)
+    assert all(j.config.split_fold == 0 for j in jobs)
+    fine = [j for j in jobs if j.kind == "finetune"]
+    assert len(fine) == 2 * 2 * 2  # pipelines × labelled sets × seeds
+    assert {j.meta["labelled"] for j in fine} == {"one.json", "two.json"}
+    assert all(j.meta["budget"] is None and j.config.labelled_slices is None for j in fine)
+    # another split file's contents: other ids
+    (tmp_path / "a" / "split.json").write_text('{"train": ["p1"], "val": ["p3"]}')
+    other = expand(load_study(tmp_path / "a" / "study.yaml"), tmp_path / "s")
+    assert not {j.id for j in other.jobs} & {j.id for j in jobs}
+
+
+def test_study_split_and_labelled_files_must_exist(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(_raw(split="nope.json")))
+    with pytest.raises(ConfigError, match=r"'split': file .*nope\.json not found"):
+        load_study(path)
+    path.write_text(yaml.safe_dump(_raw(budgets={"kind": "labelled", "values": []})))
+    with pytest.raises(ConfigError, match=r"budgets\.values"):
+        load_study(path)

@@ -175,3 +175,52 @@ def _ckpt_step(path: Path) -> int:
     import torch
 
     return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def test_split_file_and_explicit_labelled_set(tiny_cache: Path, tmp_path: Path) -> None:
+    """A run with ``split`` and ``labelled`` files trains on exactly the listed slices,
+    validates on the file's val patients and records both."""
+    split_file = tmp_path / "split.json"
+    split_file.write_text(
+        json.dumps(
+            {
+                "train": ["patient001", "patient002", "patient003"],
+                "val": ["patient004"],
+                "test": ["patient005", "patient006"],
+            }
+        )
+    )
+    cache = SliceCache.open(tiny_cache)
+    ours = [
+        [cache.volume_of(i).patient, cache.volume_of(i).frame, int(cache.index["slice"][i])]
+        for i in range(len(cache))
+        if cache.volume_of(i).labelled and cache.volume_of(i).patient == "patient001"
+    ][:3]
+    labelled = tmp_path / "labelled.json"
+    labelled.write_text(json.dumps({"slices": ours}))
+    out = tmp_path / "run"
+    r = finetune(
+        _cfg(tiny_cache, out, f"split={split_file}", f"labelled={labelled}"), progress=False
+    )
+    assert r.labelled_slices == 3
+    budget = json.loads((out / "budget.json").read_text())
+    assert budget["slices"] == ours and budget["labelled_file"] == str(labelled)
+    saved = Split.load(out / "split.json")
+    assert saved.train == ("patient001", "patient002", "patient003")
+    assert saved.val == ("patient004",) and saved.scheme == "file"
+
+
+def test_labelled_set_excludes_drawn_budgets_and_split_seed(tiny_cache: Path, tmp_path) -> None:
+    from medssl.overrides import ConfigError
+
+    labelled = tmp_path / "labelled.json"
+    labelled.write_text(json.dumps(["patient003"]))
+    with pytest.raises(ConfigError, match="one of"):
+        finetune(
+            _cfg(tiny_cache, tmp_path / "a", f"labelled={labelled}", "labelled_slices=2"),
+            progress=False,
+        )
+    with pytest.raises(ConfigError, match="not both"):
+        finetune(
+            _cfg(tiny_cache, tmp_path / "b", f"split={labelled}", "split_seed=1"), progress=False
+        )

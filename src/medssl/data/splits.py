@@ -29,6 +29,7 @@ import numpy as np
 from medssl.artifacts.atomic import write_json
 from medssl.artifacts.split import OFFICIAL_TEST, SPLIT_NAMES, Split  # noqa: F401 (re-export)
 from medssl.data.cache_read import SliceCache
+from medssl.overrides import ConfigError
 
 _ACDC_ID = re.compile(r"^patient(\d+)$")
 
@@ -101,17 +102,40 @@ def official_test_patients(cache: SliceCache) -> tuple[str, ...]:
     return tuple(sorted(p for p, flags in origin.items() if flags == {True}))
 
 
-def split_for_cache(cache: SliceCache, seed: int | None = None) -> Split:
+def split_for_cache(
+    cache: SliceCache,
+    seed: int | None = None,
+    file: str | Path | None = None,
+    fold: int | None = None,
+) -> Split:
     """The patient split a run uses.
 
-    ``seed=None``: the split written into the cache by ``medssl data prepare`` (caches
-    prepared before the split lived there: the default split with seed 0). An int: the
-    default split drawn with that seed.
+    ``file``: a user's split file (medssl ``split.json`` or nnU-Net ``splits_final.json``
+    with ``fold``; :func:`medssl.data.split_files.read_split_file`), checked against the
+    cache's patients. Else ``seed=None``: the split written into the cache by ``medssl data
+    prepare`` (caches prepared before the split lived there: the default split with seed
+    0); an int: the default split drawn with that seed.
     """
+    if file is not None:
+        from medssl.data.split_files import read_split_file
+
+        if seed is not None:
+            raise ValueError("give a split file or a split seed, not both")
+        patients = [v.patient for v in cache.volumes]
+        return read_split_file(file, patients, fold, official_test_patients(cache))
     if seed is None:
         stored = cache.manifest.get("split")
         return Split.from_dict(stored) if stored is not None else default_split(cache, 0)
     return default_split(cache, seed)
+
+
+def run_split(cache: SliceCache, cfg) -> Split:
+    """The split of a run config (``split``/``split_fold``, else ``split_seed``; see
+    :func:`split_for_cache`)."""
+    file = getattr(cfg, "split", None)
+    if file is not None and cfg.split_seed is not None:
+        raise ConfigError("give split (a file) or split_seed, not both")
+    return split_for_cache(cache, cfg.split_seed, file, getattr(cfg, "split_fold", None))
 
 
 def default_split(cache: SliceCache, seed: int = 0) -> Split:
@@ -128,6 +152,16 @@ def default_split(cache: SliceCache, seed: int = 0) -> Split:
 def _slice_key(cache: SliceCache, i: int) -> tuple[str, int, int]:
     v = cache.volume_of(i)
     return (v.patient, v.frame if v.frame is not None else -1, int(cache.index["slice"][i]))
+
+
+def labelled_keys(cache: SliceCache) -> dict[tuple[str, int, int], int]:
+    """``(patient, frame, slice) -> index`` of every labelled slice (frame -1: none)."""
+    return {
+        _slice_key(cache, i): i
+        for v in cache.volumes
+        if v.labelled
+        for i in range(v.first_slice, v.first_slice + v.n_slices)
+    }
 
 
 def labelled_slices(cache: SliceCache, patients: tuple[str, ...] | list[str]) -> list[int]:

@@ -65,7 +65,22 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "optimizer": "lars",
     "objective": to_dict(ObjectiveConfig()),
     "init_decoder": None,
+    "split": None,
+    "split_fold": None,
+    "labelled": None,
 }
+
+#: config keys naming input files: the content id holds the file's contents, so a run's
+#: id does not depend on where the repository is checked out
+_FILE_KEYS = ("split", "labelled")
+
+
+def _file_digest(path: str) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return path  # a missing file fails at run time, with its name
+    return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def content_id(kind: str, cfg: Any, init_ref: str | None = None) -> str:
@@ -75,6 +90,9 @@ def content_id(kind: str, cfg: Any, init_ref: str | None = None) -> str:
     for key, default in _LATER_DEFAULTS.items():  # ids of runs planned before these keys
         if key in d and d[key] == default:
             d.pop(key)
+    for key in _FILE_KEYS:
+        if d.get(key) is not None:
+            d[key] = _file_digest(str(d[key]))
     if init_ref is not None:
         d["init"] = init_ref
         if d.get("init_decoder") is not None:
@@ -113,7 +131,7 @@ def _trains_decoder(pipe: Pipeline) -> bool:
 
 
 def _pretrain_job(study: Study, pipe: Pipeline, spec: StageSpec, root: Path, part: str) -> Job:
-    overrides = [f"data={study.data}", f"init={pipe.init}"]
+    overrides = [f"data={study.data}", f"init={pipe.init}", *_split_overrides(study)]
     cfg = pretrain_preset(spec.preset, pipe.method or "byol", overrides)
     cfg = apply_overrides(cfg, spec.set)
     jid = content_id("pretrain", cfg)
@@ -133,13 +151,16 @@ def _finetune_job(
     depends: tuple[str, ...],
     meta: dict,
     decoder: str | None = None,
+    labelled: str | None = None,
 ) -> Job:
-    """One fine-tune; ``budget=None`` fine-tunes on every labelled training slice;
-    ``decoder``: the pretrained decoder file it starts from."""
-    key = "labelled_slices" if study.budget_kind == "slices" else "labelled_patients"
-    overrides = [f"data={study.data}", f"init={init}"]
+    """One fine-tune; ``budget=None`` fine-tunes on every labelled training slice (or on
+    the explicit set ``labelled``); ``decoder``: the pretrained decoder file it starts
+    from."""
+    key = "labelled_patients" if study.budget_kind == "patients" else "labelled_slices"
+    overrides = [f"data={study.data}", f"init={init}", *_split_overrides(study)]
     overrides += [] if decoder is None else [f"init_decoder={decoder}"]
     overrides += [] if budget is None else [f"{key}={budget}"]
+    overrides += [] if labelled is None else [f"labelled={labelled}"]
     overrides += [f"budget_seed={seed}", f"runtime.seed={seed}"]
     cfg = preset(FinetuneConfig, FINETUNE_PRESETS, study.finetune.preset, overrides)
     cfg = apply_overrides(cfg, study.finetune.set)
@@ -155,9 +176,22 @@ def _finetune_job(
             "budget": budget,
             "budget_kind": study.budget_kind,
             "seed": seed,
+            **({} if labelled is None else {"labelled": Path(labelled).name}),
             **meta,
         },
     )
+
+
+def _split_overrides(study: Study) -> list[str]:
+    out = [] if study.split is None else [f"split={study.split}"]
+    return out + ([] if study.split_fold is None else [f"split_fold={study.split_fold}"])
+
+
+def _budget_cells(study: Study) -> list[tuple[int | None, str | None]]:
+    """``(budget, labelled set file)`` of every budget cell of the main study."""
+    if study.budget_kind == "labelled":
+        return [(None, f) for f in study.labelled_sets]
+    return [(b, None) for b in study.budgets]
 
 
 def _add(jobs: dict[str, Job], job: Job) -> Job:
@@ -206,7 +240,7 @@ def expand(study: Study, root: str | Path) -> Plan:
             ref, deps = f"pretrain:{pj.id}:last", (pj.id,)
             if _trains_decoder(pipe):
                 decoder = str(RunDir(pj.config.out).decoder_last)
-        for budget in study.budgets:
+        for budget, labelled in _budget_cells(study):
             for seed in study.seeds:
                 j = _finetune_job(
                     study,
@@ -219,6 +253,7 @@ def expand(study: Study, root: str | Path) -> Plan:
                     deps,
                     {"study": "main", "pretrain_epoch": None},
                     decoder,
+                    labelled,
                 )
                 _add(jobs, j)
     if study.length is not None:

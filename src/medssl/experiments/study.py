@@ -12,6 +12,16 @@ A study file (YAML)::
     finetune: {preset: cpu-small, set: {steps: 300}}
     pretraining_length: {pipeline: byol-acdc, budget: 30, seeds: [0]}   # optional
     weights: {imagenet: null, byol-imagenet: path/to/resnet50_byol_imagenet2012.pth.tar}
+    split: splits/my-paper.json     # optional: a split file for every run (below)
+    split_fold: 0                   # optional: fold of an nnU-Net splits_final.json
+
+**Splits and labelled sets.** ``split`` replaces the cache's split in every pretraining
+and fine-tuning job (a medssl ``split.json`` or an nnU-Net ``splits_final.json`` with
+``split_fold``; :mod:`medssl.data.split_files`). ``budgets: {kind: labelled, values:
+[a.json, b.json]}`` fine-tunes on explicit labelled sets instead of drawn budgets (each
+file: patient ids or ``[patient, frame, slice]`` triples of the train split); the
+seeds then vary only the run's own randomness. File paths are relative to the study
+file, and a job's content id holds the files' contents, not their paths.
 
 **Per-pipeline pretraining.** ``pipelines`` may also be a mapping from pipeline name to
 its options (``null`` for none); ``pretrain`` there overrides the study's ``pretrain`` for
@@ -107,6 +117,8 @@ _STUDY_KEYS = (
     "pretraining_length",
     "weights",
     "allow_download",
+    "split",
+    "split_fold",
 )
 _STAGE_KEYS = ("preset", "set")
 _PIPELINE_KEYS = ("pretrain",)
@@ -168,6 +180,9 @@ class Study:
     weights: dict[str, str | None] = field(default_factory=dict)
     allow_download: bool = False
     pipeline_pretrain: dict[str, StageSpec] = field(default_factory=dict)
+    split: str | None = None
+    split_fold: int | None = None
+    labelled_sets: tuple[str, ...] = ()
 
     def pretrain_for(self, pipeline: str) -> StageSpec:
         """The domain-pretraining spec of ``pipeline``."""
@@ -312,6 +327,20 @@ def _pipelines(raw: Any, domain: str, default: StageSpec) -> tuple[tuple[str, ..
     return tuple(names), specs
 
 
+def _files(value: Any, base: Path, where: str) -> tuple[str, ...]:
+    """Existing files named by ``value`` (one path or a list), relative to the study file."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"'{where}' must be a file or a non-empty list of files")
+    out = []
+    for v in values:
+        path = _rel(str(v), base) or ""
+        if not Path(path).is_file():
+            raise ConfigError(f"'{where}': file {path} not found")
+        out.append(path)
+    return tuple(out)
+
+
 def _ints(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, int | str):
         value = [value]
@@ -380,8 +409,11 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
     budgets = _mapping(raw.get("budgets"), "budgets")
     _check_keys(budgets, _BUDGET_KEYS, "budgets")
     kind = budgets.get("kind", "slices")
-    if kind not in ("slices", "patients"):
-        raise ConfigError(f"'budgets.kind' must be slices or patients, got {kind!r}")
+    if kind not in ("slices", "patients", "labelled"):
+        raise ConfigError(f"'budgets.kind' must be slices, patients or labelled, got {kind!r}")
+    labelled_sets: tuple[str, ...] = ()
+    if kind == "labelled":
+        labelled_sets = _files(budgets.get("values"), base, "budgets.values")
     domain = str(raw.get("domain", "domain"))
     preset, overrides = _stage(raw.get("pretrain"), "pretrain")
     pretrain = StageSpec().merged(preset, overrides)
@@ -398,13 +430,18 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
         domain=domain,
         pipelines=pipelines,
         budget_kind=kind,
-        budgets=_ints(budgets.get("values", STUDY_SLICE_BUDGETS), "budgets.values"),
+        budgets=()
+        if labelled_sets
+        else _ints(budgets.get("values", STUDY_SLICE_BUDGETS), "budgets.values"),
         seeds=_ints(raw.get("seeds", STUDY_SEEDS), "seeds"),
         pretrain=pretrain,
         finetune=finetune,
         weights=weights,
         allow_download=bool(raw.get("allow_download", False)),
         pipeline_pretrain=per_pipeline,
+        split=_files(raw["split"], base, "split")[0] if raw.get("split") is not None else None,
+        split_fold=None if raw.get("split_fold") is None else int(raw["split_fold"]),
+        labelled_sets=labelled_sets,
     )
     length = _length(raw.get("pretraining_length"), study)
     return study if length is None else replace(study, length=length)

@@ -9,8 +9,11 @@ own builder (:meth:`~medssl.training.pretrain.PretrainRun.build`,
 one callback, :class:`StepTimer`. It runs ``warmup + steps`` optimisation steps and
 times the last ``steps``:
 
-- ``images_per_s``: samples per second over the timed steps (for BYOL one sample is
-  two views of one slice), all devices together;
+- ``images_per_s``: samples per second over the total time of the timed steps (for
+  BYOL one sample is two views of one slice), all devices together;
+  ``images_per_s_median``: samples per second of the median step, which one slow step
+  (a page fault, a neighbour on a shared machine) cannot swing; a large gap between the
+  two says the run was disturbed;
 - ``data_wait_share``: the share of step time between the end of one step and the
   start of the next, i.e. waiting for the DataLoader, the host-to-device copy and the
   batched on-device augmentation (everything that is not forward/backward/optimiser);
@@ -54,7 +57,7 @@ from medssl.configs import (
 )
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
-from medssl.data.splits import split_for_cache
+from medssl.data.splits import run_split
 from medssl.models.unet import build_unet
 from medssl.overrides import ConfigError
 from medssl.training.finetune import FinetuneRun
@@ -180,6 +183,7 @@ def step_figures(
     return {
         "timed_steps": len(steps),
         "images_per_s": samples_per_step * len(steps) / total,
+        "images_per_s_median": samples_per_step / float(np.median(steps)),
         "step_s_median": float(np.median(steps)),
         "data_wait_share": float(waits.sum() / total),
         "step_ms": [round(1e3 * float(s), 2) for s in steps],
@@ -279,7 +283,7 @@ def bench(cfg: BenchConfig) -> dict:
         if cache is None:
             module = _synthetic_module(kind, cfg, run.path)
         else:
-            module, _ = kind.build(cache, split_for_cache(cache, kind.cfg.split_seed), run)
+            module, _ = kind.build(cache, run_split(cache, kind.cfg), run)
         timer = StepTimer()
         trainer = make_trainer(
             kind,

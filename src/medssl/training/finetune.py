@@ -42,7 +42,8 @@ from medssl.configs import FinetuneConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, Volumes
-from medssl.data.splits import budget_patients, budget_record, budget_slices
+from medssl.data.split_files import resolve_labelled
+from medssl.data.splits import budget_patients, budget_record, budget_slices, labelled_keys
 from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_decoder, load_weights
 from medssl.overrides import ConfigError
@@ -64,9 +65,13 @@ class FinetuneResult:
 
 
 def select_budget(cache: SliceCache, split: Split, cfg: FinetuneConfig) -> list[int]:
-    """Indices of the labelled training slices this run may use (nested per seed)."""
-    if cfg.labelled_slices is not None and cfg.labelled_patients is not None:
-        raise ConfigError("give labelled_slices or labelled_patients, not both")
+    """Indices of the labelled training slices this run may use: the explicit set of
+    ``cfg.labelled``, else a drawn budget (nested per seed)."""
+    given = [cfg.labelled_slices, cfg.labelled_patients, cfg.labelled]
+    if sum(x is not None for x in given) > 1:
+        raise ConfigError("give one of labelled_slices, labelled_patients or labelled")
+    if cfg.labelled is not None:
+        return resolve_labelled(cfg.labelled, labelled_keys(cache), split)
     if cfg.labelled_patients is not None:
         return budget_patients(cache, split, cfg.labelled_patients, cfg.budget_seed)
     return budget_slices(cache, split, cfg.labelled_slices, cfg.budget_seed)
@@ -163,6 +168,7 @@ class FinetuneRun(RunKind[FinetuneConfig, FinetuneResult]):
                 seed=cfg.budget_seed,
                 slices=cfg.labelled_slices,
                 patients=cfg.labelled_patients,
+                **({} if cfg.labelled is None else {"labelled_file": cfg.labelled}),
             )
         )
 

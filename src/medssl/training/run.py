@@ -41,7 +41,7 @@ from medssl.artifacts.rundir import RunDir
 from medssl.artifacts.split import Split
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
-from medssl.data.splits import split_for_cache
+from medssl.data.splits import run_split
 from medssl.models.weights import LoadReport
 from medssl.overrides import ConfigError
 from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
@@ -164,7 +164,7 @@ def execute(
     ckpt = resume_checkpoint(run, cfg, resume)
     L.seed_everything(cfg.runtime.seed, workers=True, verbose=False)
     cache = resolve_cache(cfg.data)
-    split = split_for_cache(cache, cfg.split_seed)
+    split = run_split(cache, cfg)
     module, report = kind.build(cache, split, run)
     run.mkdir()
     run.save_config(cfg)
