@@ -48,6 +48,7 @@ RUN_FILES = (
     "metrics.json",
     "per_case.csv",
     "clinical.csv",
+    "postprocessing.json",
     "last.ckpt",
     "previous.ckpt",
     "encoder_epoch_",

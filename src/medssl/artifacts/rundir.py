@@ -13,6 +13,7 @@ files' names. A fine-tuning run::
     logs/                   per-step training metrics (CSV, TensorBoard)
     result.json             written last: the run finished (raw facts: steps, IoUs)
     metrics.json, per_case.csv, clinical.csv, overlays/   written by ``medssl evaluate``
+    postprocessing.json     largest-component post-processing decided on validation
 
 A pretraining run writes ``config.yaml``, ``split.json``, ``pool.json``, ``init.json``,
 ``encoder_epoch_NNN.safetensors`` (NNN = epochs trained), ``encoder_last.safetensors``,
@@ -130,6 +131,10 @@ class RunDir:
     @property
     def clinical_file(self) -> Path:
         return self.path / "clinical.csv"
+
+    @property
+    def postprocessing_file(self) -> Path:
+        return self.path / "postprocessing.json"
 
     @property
     def overlays(self) -> Path:

@@ -17,7 +17,11 @@ Writes into the run directory:
   - **ACDC-standard 3D**: per phase (ED/ES) and structure the mean 3D Dice, HD95 and
     ASSD (``by_phase``, ``dice_3d``) with their units (``mm``, or ``px`` when the
     source has no spacing); clinical-index errors.
-* ``per_case.csv`` — one row per test volume.
+  - ``postprocessed``: the same 3D metrics and 2D IoU after nnU-Net's largest-component
+    post-processing of the structures where it raised the validation Dice
+    (:mod:`medssl.evaluation.postprocess`; decided once per run on its validation
+    volumes and saved as ``postprocessing.json``).
+* ``per_case.csv`` — one row per test volume (post-processed metrics prefixed ``pp_``).
 * ``clinical.csv`` — per patient: predicted and reference indices and their errors
   (only when spacing is known), plus the phantom's stored truth when present.
 * ``overlays/*.png`` — image / ground truth / prediction for a few test volumes.
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medssl.artifacts.atomic import read_json, write_json
 from medssl.artifacts.labels import LabelSet
 from medssl.artifacts.rundir import RunDir
 from medssl.data.cache_read import SliceCache
@@ -51,6 +56,7 @@ from medssl.evaluation.metrics import (
     volume_metrics,
 )
 from medssl.evaluation.overlays import save_overlay
+from medssl.evaluation.postprocess import PostProcessing, decide
 from medssl.evaluation.run_model import RunModel, load_run_model
 
 log = logging.getLogger(__name__)
@@ -108,14 +114,43 @@ def _paper_slices(
     return class_iou.mean(1), np.where(present, class_iou, np.nan), loss
 
 
-def _volume_row(
-    model: RunModel, cache: SliceCache, vid: int, classes: tuple[int, ...]
-) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    vol = cache.volumes[vid]
+def predict_volume(
+    model: RunModel, cache: SliceCache, vid: int
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """``(image, truth, logits)`` of cache volume ``vid`` under the run's model."""
     rows = cache.volume_slices(vid)
     image = torch.from_numpy(np.stack([cache.image(k) for k in rows]).astype(np.float32))
     truth = np.stack([cache.label(k) for k in rows])
-    logits = predict_logits(model.model, image, precision=model.precision)
+    return image, truth, predict_logits(model.model, image, precision=model.precision)
+
+
+def postprocessing_of(model: RunModel, cache: SliceCache) -> PostProcessing:
+    """The run's post-processing: read from ``postprocessing.json``, or decided on the
+    run's validation volumes with its best model and saved there."""
+    run = RunDir(model.run_dir)
+    if run.postprocessing_file.is_file():
+        return PostProcessing.from_dict(read_json(run.postprocessing_file))
+    val = set(run.load_split().val)
+    pairs = []
+    for vid, vol in enumerate(cache.volumes):
+        if vol.labelled and vol.patient in val:
+            _, truth, logits = predict_volume(model, cache, vid)
+            pairs.append((logits.argmax(1).numpy().astype(np.uint8), truth))
+    classes = tuple(range(1, model.num_classes))
+    pp = decide(pairs, classes, model.label_names)
+    write_json(run.postprocessing_file, pp.to_dict())
+    return pp
+
+
+def _volume_row(
+    model: RunModel,
+    cache: SliceCache,
+    vid: int,
+    classes: tuple[int, ...],
+    pp: PostProcessing | None = None,
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    vol = cache.volumes[vid]
+    image, truth, logits = predict_volume(model, cache, vid)
     pred = logits.argmax(1).numpy().astype(np.uint8)
     jac = float(soft_jaccard_loss_from_logits(logits, torch.from_numpy(truth).long(), classes))
     ious = iou_2d(pred, truth, classes)
@@ -136,6 +171,20 @@ def _volume_row(
     }
     if vol.spacing is not None:
         row.update(_volume_columns(pred, truth, vol.spacing, model.label_set))
+    if pp is not None:
+        post = pp.apply(pred)
+        row.update(
+            {
+                f"pp_slice_iou_{k}": v
+                for k, v in class_means(iou_2d(post, truth, classes), classes, names).items()
+            }
+        )
+        row.update(
+            {
+                f"pp_{k}": v
+                for k, v in volume_metrics(post, truth, vol.spacing, classes, names).flat().items()
+            }
+        )
     return row, ious, pred, truth, paper
 
 
@@ -154,7 +203,9 @@ def _volume_columns(
     return out
 
 
-def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dict:
+def evaluate(
+    run_dir: str | Path, split: str = "test", overlays: int = 4, postprocess: bool = True
+) -> dict:
     """Evaluate the best model of a fine-tuning run on a patient split.
 
     Args:
@@ -162,6 +213,8 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
         split: ``test`` (default), ``val``, ``train`` or ``official-test`` (the official
             ACDC ``testing/`` patients, never used in training).
         overlays: number of volumes to draw as PNG overlays.
+        postprocess: also report the metrics after the run's largest-component
+            post-processing (decided on its validation volumes on first use).
 
     Returns:
         The aggregate metrics (also written to ``metrics.json``); see the module
@@ -176,11 +229,12 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
         # split.json written before official-test existed: take them from the cache
         patients = set(official_test_patients(cache)) - set(run_split.train)
     classes = tuple(range(1, model.num_classes))
+    pp = postprocessing_of(model, cache) if postprocess else None
     rows, all_ious, labels, paper = [], [], {}, []
     for vid, vol in enumerate(cache.volumes):
         if not vol.labelled or vol.patient not in patients:
             continue
-        row, ious, pred, truth, paper_scores = _volume_row(model, cache, vid, classes)
+        row, ious, pred, truth, paper_scores = _volume_row(model, cache, vid, classes, pp)
         rows.append(row)
         all_ious.append(ious)
         paper.append(paper_scores)
@@ -204,6 +258,8 @@ def evaluate(run_dir: str | Path, split: str = "test", overlays: int = 4) -> dic
     ious = np.concatenate(all_ious)
     metrics = _aggregate(rows, ious, classes, clinical, split, dict(model.label_names))
     metrics.update(_paper_aggregate(paper, model.label_names))
+    if pp is not None:
+        metrics["postprocessed"] = _postprocessed_aggregate(rows, pp, model.label_names)
     run.write_table(run.per_case_file, rows)
     if clinical:
         run.write_table(run.clinical_file, clinical)
@@ -265,7 +321,9 @@ def _aggregate(
         return float(np.mean(vals)) if vals else float("nan")
 
     by_phase: dict[str, dict] = defaultdict(dict)
-    structures = [k[: -len("_dice")] for k in rows[0] if k.endswith("_dice")]
+    structures = [
+        k[: -len("_dice")] for k in rows[0] if k.endswith("_dice") and not k.startswith("pp_")
+    ]
     for phase in sorted({r["phase"] for r in rows}):
         subset = [r for r in rows if r["phase"] == phase]
         for s in structures:
@@ -302,6 +360,37 @@ def _aggregate(
                 k[len("phantom_") : -len("_abs_error")]: mean(k, clinical) for k in truth_keys
             }
     return metrics
+
+
+def _postprocessed_aggregate(rows: list[dict], pp: PostProcessing, names: dict[int, str]) -> dict:
+    """The 3D and 2D metrics after post-processing, in the layout of the primary ones."""
+
+    def mean(key: str, subset: list[dict]) -> float:
+        vals = [r[key] for r in subset if key in r and not math.isnan(r[key])]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    structures = [
+        k[len("pp_") : -len("_dice")]
+        for k in rows[0]
+        if k.startswith("pp_") and k.endswith("_dice")
+    ]
+    by_phase: dict[str, dict] = defaultdict(dict)
+    for phase in sorted({r["phase"] for r in rows}):
+        subset = [r for r in rows if r["phase"] == phase]
+        for s in structures:
+            by_phase[phase][s] = {m: mean(f"pp_{s}_{m}", subset) for m in ("dice", "hd95", "assd")}
+        by_phase[phase]["mean_dice"] = float(
+            np.mean([by_phase[phase][s]["dice"] for s in structures])
+        )
+    dice = {s: mean(f"pp_{s}_dice", rows) for s in structures}
+    iou_keys = [k for k in rows[0] if k.startswith("pp_slice_iou_")]
+    return {
+        "applied_to": [names.get(c, f"class{c}") for c in pp.labels],
+        "decided_on": f"{pp.split} ({pp.volumes} volumes)",
+        "dice_3d": dice | {"mean": float(np.mean(list(dice.values())))},
+        "by_phase": by_phase,
+        "slice_iou_volume_mean": {k[len("pp_slice_iou_") :]: mean(k, rows) for k in iou_keys},
+    }
 
 
 def _paper_aggregate(

@@ -5,6 +5,9 @@
   segmented frame by frame.
 * h5 in (``image`` [+ ``label``]) → h5 out with ``image``, ``prediction`` and, when
   present, ``label``.
+* post-processing: the run's ``postprocessing.json`` (largest connected component of the
+  structures where it raised the validation Dice; written by ``medssl evaluate``) is
+  applied unless ``postprocess=False``.
 * ``overlays/NAME.png``: image, ground truth (a ``label`` dataset, or a ``_gt`` NIfTI
   beside the input) and prediction.
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -67,14 +71,17 @@ def _nifti_truth(path: Path, shape: tuple, labels: dict[int, str]) -> np.ndarray
 Prediction = tuple[Path, np.ndarray, np.ndarray, np.ndarray | None]
 
 
-def _predict_nifti(run: RunModel, path: Path, out: Path) -> Prediction:
+Post = Callable[[np.ndarray], np.ndarray]
+
+
+def _predict_nifti(run: RunModel, path: Path, out: Path, post: Post) -> Prediction:
     ndim = volume_ndim(path)
     vol = read_nifti(path, ndim)
     check_finite(path, vol.data)
     spacing = spacing_from_zooms(vol.zooms)
     frames = frames_of(vol.data)
     preds = [
-        predict_volume(run.model, to_slices(f), run.prepare, spacing, precision=run.precision)
+        post(predict_volume(run.model, to_slices(f), run.prepare, spacing, precision=run.precision))
         for f in frames
     ]
     native = [np.transpose(p, (2, 1, 0)) for p in preds]
@@ -86,7 +93,7 @@ def _predict_nifti(run: RunModel, path: Path, out: Path) -> Prediction:
     return target, image, preds[0], truth
 
 
-def _predict_h5(run: RunModel, path: Path, out: Path) -> Prediction:
+def _predict_h5(run: RunModel, path: Path, out: Path, post: Post) -> Prediction:
     try:
         with h5py.File(path, "r") as fh:
             if "image" not in fh:
@@ -100,7 +107,7 @@ def _predict_h5(run: RunModel, path: Path, out: Path) -> Prediction:
             path, "dimensionality", f"'image' must be (slices, H, W), got {image.shape}"
         )
     check_finite(path, image)
-    pred = predict_volume(run.model, image, run.prepare, None, precision=run.precision)
+    pred = post(predict_volume(run.model, image, run.prepare, None, precision=run.precision))
     target = out / f"{output_name(path)}.h5"
     with h5py.File(target, "w") as fh:
         fh["image"] = image
@@ -116,19 +123,24 @@ def predict(
     out: str | Path,
     overlays: bool = True,
     progress: bool = False,
+    postprocess: bool = True,
 ) -> list[Path]:
     """Segment ``inputs`` (a file or folder) with the run in ``model_dir``.
+
+    Args:
+        postprocess: apply the run's ``postprocessing.json`` when it has one.
 
     Returns:
         The written segmentation files.
     """
     run = load_run_model(model_dir)
+    post = _postprocessing(run) if postprocess else (lambda pred: pred)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm(find_inputs(Path(inputs)), desc="predicting", disable=not progress):
         fn = _predict_h5 if path.suffix == ".h5" else _predict_nifti
-        target, image, pred, truth = fn(run, path, out)
+        target, image, pred, truth = fn(run, path, out, post)
         if overlays:
             save_overlay(
                 out / "overlays" / f"{output_name(path)}.png",
@@ -141,3 +153,18 @@ def predict(
         log.info("wrote %s", target)
         written.append(target)
     return written
+
+
+def _postprocessing(run: RunModel) -> Post:
+    from medssl.artifacts.atomic import read_json
+    from medssl.artifacts.rundir import RunDir
+    from medssl.evaluation.postprocess import PostProcessing
+
+    path = RunDir(run.run_dir).postprocessing_file
+    if not path.is_file():
+        log.info("%s: no %s (medssl evaluate decides it): none applied", run.run_dir, path.name)
+        return lambda pred: pred
+    pp = PostProcessing.from_dict(read_json(path))
+    names = [run.label_names.get(c, str(c)) for c in pp.labels]
+    log.info("post-processing: largest component of %s", ", ".join(names) or "no structure")
+    return pp.apply
