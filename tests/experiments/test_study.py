@@ -192,3 +192,46 @@ def test_study_with_method_pipelines_runs_each_method(tiny_cache: Path, tmp_path
     assert (methods["mim"] / "decoder_last.safetensors").exists()
     assert not (methods["simclr"] / "decoder_last.safetensors").exists()
     assert decoders == [methods["mim"] / "decoder_last.safetensors"]  # one fine-tune: mim's
+
+
+def _commit_and_clone(src: Path, dst: Path) -> None:
+    """What a fresh clone holds of a study folder: the files git keeps under the folder's
+    own ``.gitignore``."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "study"]):
+        subprocess.run(["git", *args], cwd=src, env=env, check=True)
+    subprocess.run(["git", "clone", "-q", str(src), str(dst)], env=env, check=True)
+
+
+def test_study_resumes_from_a_committed_folder_without_weights(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    first = tmp_path / "machine-a"
+    run_study(parse_study(_study_dict(tiny_cache)), first, progress=False)
+    clone = tmp_path / "machine-b"
+    _commit_and_clone(first, clone)
+    assert not list(clone.rglob("*.safetensors")) and not list(clone.rglob("*.ckpt"))
+    assert len(list(clone.glob("runs/*/DONE"))) == 5 and list(clone.glob("runs/*/metrics.json"))
+    # the same study on the clone: every run is skipped, the table regenerates
+    status = run_study(parse_study(_study_dict(tiny_cache)), clone, progress=False)
+    assert status.done == 5 and len(store.read_ledger(clone)) == 5
+    before = collect(first)[0].drop(columns="run_dir")
+    after = collect(clone)[0].drop(columns="run_dir")
+    assert before.equals(after)
+    # a new seed needs the pretrained encoder, which was not committed: the pretraining
+    # runs again; the finished fine-tunes are not touched
+    bigger = parse_study(_study_dict(tiny_cache, seeds=[0, 1]))
+    status = run_study(bigger, clone, progress=False)
+    assert (status.done, status.failed) == (9, 0)
+    ledger = store.read_ledger(clone)[5:]
+    assert sorted(e["kind"] for e in ledger) == ["finetune"] * 4 + ["pretrain"]
+    earlier = {e["job"]: e["kind"] for e in store.read_ledger(first)}
+    for e in ledger:  # the same pretraining job again; only new fine-tunes
+        assert (e["job"] in earlier) == (e["kind"] == "pretrain")
+    assert list(clone.glob("runs/.*.reopened-*"))

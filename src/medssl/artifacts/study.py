@@ -10,6 +10,8 @@ Layout::
     ledger.jsonl           one line per job start (audit trail: no cell runs twice)
     results.{parquet,csv}  the study table (one row per finished fine-tune and cell)
     curves.{parquet,csv}   every learning curve in long format
+    .gitignore             keeps weights, checkpoints, logs and claims out of git: a
+                           committed study folder holds each run's small files only
 """
 
 from __future__ import annotations
@@ -18,6 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medssl.artifacts.rundir import RunDir
+
+#: what a committed study folder leaves out (``.gitignore``): weights, resume state,
+#: per-step logs, overlays, live claims; the small files (config, budget, split, curve,
+#: result, metrics, markers) stay, and ``medssl study run`` skips the runs they record
+STUDY_GITIGNORE = (
+    "*.safetensors",
+    "*.ckpt",
+    "*.tmp",
+    "runs/*/checkpoints/",
+    "runs/*/logs/",
+    "runs/*/overlays/",
+    "runs/.*",
+    "claims/",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,10 @@ class StudyDir:
     @property
     def ledger(self) -> Path:
         return self.root / "ledger.jsonl"
+
+    @property
+    def gitignore(self) -> Path:
+        return self.root / ".gitignore"
 
     @property
     def claims(self) -> Path:

@@ -40,6 +40,12 @@ def run_study(
     root = Path(out).resolve()
     plan = expand(study, root)
     store.save_plan(plan, root)
+    for job_id in store.reopen_missing_inputs(plan, root):
+        log.warning(
+            "pretraining %s: done, but the weights a pending fine-tune needs are missing "
+            "(a study folder without weights?): it runs again",
+            job_id,
+        )
     for name, why in plan.skipped.items():
         log.warning("skipping pipeline %s: %s", name, why)
     log.info("study %s: %d jobs in %s", study.name, len(plan.jobs), root)

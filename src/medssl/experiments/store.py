@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medssl.artifacts.atomic import write_text
-from medssl.artifacts.study import StudyDir
+from medssl.artifacts.study import STUDY_GITIGNORE, StudyDir
 from medssl.experiments.plan import Plan
 from medssl.overrides import to_dict
 
@@ -48,9 +48,55 @@ def save_plan(plan: Plan, root: Path) -> None:
         for j in plan.jobs
     ]
     root.mkdir(parents=True, exist_ok=True)
-    write_text(
-        StudyDir(root).plan_file, json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1)
-    )
+    study = StudyDir(root)
+    write_text(study.plan_file, json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1))
+    if not study.gitignore.exists():
+        write_text(study.gitignore, "\n".join(STUDY_GITIGNORE) + "\n")
+
+
+def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
+    """Reopen finished jobs whose exported weights a pending job needs but that are gone
+    (a study folder committed without weights, or moved to another machine).
+
+    A pending fine-tune starts from files of its (done) pretraining job: ``init`` and
+    ``init_decoder``. When one is missing, that pretraining job's run directory is moved
+    aside (``runs/.<id>.reopened-<hex>``) so the job runs again. An unfinished run
+    without a checkpoint and without a live claim is moved aside too (nothing of it can
+    be resumed). Finished fine-tunes are never touched. Returns the reopened ids.
+    """
+    study, jobs = StudyDir(root), plan.by_id()
+    reopened: list[str] = []
+    claimed = live_claims(root)
+    for job in plan.jobs:
+        if is_done(root, job.id):
+            continue
+        run = study.run(job.id)
+        if job.id not in claimed and run.config_file.exists() and not _resumable(run):
+            # an unfinished run with nothing to resume (its checkpoints were not kept):
+            # its small files may name another machine's paths; start it afresh
+            _move_aside(run.path, job.id)
+        needed = [getattr(job.config, k, None) for k in ("init", "init_decoder")]
+        for dep in job.depends:
+            if dep in reopened or not is_done(root, dep) or jobs[dep].kind != "pretrain":
+                continue
+            run = study.run(dep).path.resolve()
+            missing = [
+                Path(f)
+                for f in needed
+                if f and Path(f).resolve().is_relative_to(run) and not Path(f).exists()
+            ]
+            if missing:
+                _move_aside(run, dep)
+                reopened.append(dep)
+    return reopened
+
+
+def _resumable(run) -> bool:
+    return run.last_ckpt.exists() or run.previous_ckpt.exists()
+
+
+def _move_aside(path: Path, job_id: str) -> None:
+    os.rename(path, path.parent / f".{job_id}.reopened-{uuid.uuid4().hex[:8]}")
 
 
 def load_plan_json(root: Path) -> dict:
