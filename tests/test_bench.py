@@ -10,7 +10,7 @@ import pytest
 from medssl.cli import main
 from medssl.configs import RuntimeConfig
 from medssl.overrides import ConfigError
-from medssl.training.bench import BenchConfig, StepTimer, bench
+from medssl.training.bench import BenchConfig, StepTimer, bench, step_figures
 
 FIELDS = {"images_per_s", "device", "precision", "data_wait_share", "peak_rss_mb", "timed_steps"}
 
@@ -62,5 +62,17 @@ def test_step_timer_summary_separates_waiting_from_work() -> None:
     assert out["images_per_s"] == pytest.approx(8 / 0.5)
     assert out["data_wait_share"] == pytest.approx(0.2)
     assert out["step_s_median"] == pytest.approx(0.5)
+    assert out["images_per_s_median"] == pytest.approx(8 / 0.5)
     with pytest.raises(RuntimeError):
         timer.summary(warmup=5, samples_per_step=8)
+
+
+def test_one_slow_step_moves_the_total_figure_not_the_median() -> None:
+    starts, ends, t = [], [], 0.0
+    for k in range(8):
+        starts.append(t)
+        t += 2.5 if k == 4 else 0.5  # one step 5x slower
+        ends.append(t)
+    out = step_figures(starts, ends, warmup=1, samples_per_step=8)
+    assert out["images_per_s_median"] == pytest.approx(16.0)
+    assert out["images_per_s"] == pytest.approx(8 * 7 / 5.5)
