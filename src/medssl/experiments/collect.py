@@ -81,7 +81,7 @@ class _RunFiles:
 
 
 def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
-    run, result, metrics = files.run, files.result, files.metrics
+    result, metrics = files.result, files.metrics
     summary = _curve_summary(files.curve)
     epoch = meta.get("pretrain_epoch")
     known = {k: _study_metric(metrics, result, k) for k in STUDY_METRICS}
@@ -115,7 +115,7 @@ def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
         test_jaccard_loss=metrics["jaccard_loss"],
         test_dice_3d_mean=metrics["dice_3d"]["mean"],
         distance_units=metrics["distance_units"],
-        run_dir=str(run.path),
+        run_dir=f"runs/{job['id']}",  # relative to the study folder: same on every clone
         per_label=per_label,
         **{k: v for k, v in known.items() if k in metrics or k in result},
     )

@@ -39,7 +39,7 @@ def _overlays(
         sub = main[main["pipeline"] == pipeline]
         top = sub[sub["budget"] == sub["budget"].max()].sort_values("seed")
         runs[pipeline] = top.iloc[0]
-    images = {p: sorted((Path(r["run_dir"]) / "overlays").glob("*.png")) for p, r in runs.items()}
+    images = {p: sorted((root / r["run_dir"] / "overlays").glob("*.png")) for p, r in runs.items()}
     stems = [x.stem for xs in images.values() for x in xs]
     common = sorted({s for s in stems if all(s in {x.stem for x in xs} for xs in images.values())})
     out = root / "figures" / "overlay_examples"
