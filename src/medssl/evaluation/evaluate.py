@@ -308,6 +308,33 @@ def _clinical(labels: dict, phantom: dict | None, label_set: LabelSet) -> list[d
     return out
 
 
+def _mean(key: str, subset: list[dict]) -> float:
+    """Mean of ``key`` over the rows that have it, NaN left out."""
+    vals = [r[key] for r in subset if key in r and not math.isnan(r[key])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _phase_tables(rows: list[dict], prefix: str) -> tuple[list[str], dict[str, dict]]:
+    """The structures of the per-case columns ``<prefix><structure>_dice`` and, per
+    phase, their mean Dice, HD95 and ASSD (and the phase's mean Dice)."""
+    structures = [
+        k[len(prefix) : -len("_dice")]
+        for k in rows[0]
+        if k.endswith("_dice") and k.startswith(prefix) and (prefix or not k.startswith("pp_"))
+    ]
+    by_phase: dict[str, dict] = defaultdict(dict)
+    for phase in sorted({r["phase"] for r in rows}):
+        subset = [r for r in rows if r["phase"] == phase]
+        for s in structures:
+            by_phase[phase][s] = {
+                m: _mean(f"{prefix}{s}_{m}", subset) for m in ("dice", "hd95", "assd")
+            }
+        by_phase[phase]["mean_dice"] = float(
+            np.mean([by_phase[phase][s]["dice"] for s in structures])
+        )
+    return structures, by_phase
+
+
 def _aggregate(
     rows: list[dict],
     ious: np.ndarray,
@@ -316,80 +343,49 @@ def _aggregate(
     split: str,
     names: dict[int, str] | None = None,
 ) -> dict:
-    def mean(key: str, subset: list[dict]) -> float:
-        vals = [r[key] for r in subset if key in r and not math.isnan(r[key])]
-        return float(np.mean(vals)) if vals else float("nan")
-
-    by_phase: dict[str, dict] = defaultdict(dict)
-    structures = [
-        k[: -len("_dice")] for k in rows[0] if k.endswith("_dice") and not k.startswith("pp_")
-    ]
-    for phase in sorted({r["phase"] for r in rows}):
-        subset = [r for r in rows if r["phase"] == phase]
-        for s in structures:
-            by_phase[phase][s] = {m: mean(f"{s}_{m}", subset) for m in ("dice", "hd95", "assd")}
-        by_phase[phase]["mean_dice"] = float(
-            np.mean([by_phase[phase][s]["dice"] for s in structures])
-        )
-    dice_all = float(np.mean([mean(f"{s}_dice", rows) for s in structures]))
+    structures, by_phase = _phase_tables(rows, "")
+    dice_all = float(np.mean([_mean(f"{s}_dice", rows) for s in structures]))
     metrics = {
         "split": split,
         "volumes": len(rows),
         "slices": int(ious.shape[0]),
         "slice_iou": class_means(ious, classes, names),
-        "jaccard_loss": mean("jaccard_loss", rows),
-        "dice_3d": {s: mean(f"{s}_dice", rows) for s in structures} | {"mean": dice_all},
+        "jaccard_loss": _mean("jaccard_loss", rows),
+        "dice_3d": {s: _mean(f"{s}_dice", rows) for s in structures} | {"mean": dice_all},
         "by_phase": by_phase,
         "distance_units": rows[0]["units"],
     }
     errors = [k for k in rows[0] if k.endswith("_volume_ml_abs_error")]
     if errors:
         metrics["volume_ml_mean_abs_error"] = {
-            k[: -len("_volume_ml_abs_error")]: mean(k, rows) for k in errors
+            k[: -len("_volume_ml_abs_error")]: _mean(k, rows) for k in errors
         }
     if clinical:
         keys = [k for k in clinical[0] if k.endswith("_abs_error") and not k.startswith("phantom_")]
         metrics["clinical_mean_abs_error"] = {
-            k[: -len("_abs_error")]: mean(k, clinical) for k in keys
+            k[: -len("_abs_error")]: _mean(k, clinical) for k in keys
         }
         truth_keys = [
             k for k in clinical[0] if k.startswith("phantom_") and k.endswith("_abs_error")
         ]
         if truth_keys:
             metrics["clinical_mean_abs_error_vs_phantom_truth"] = {
-                k[len("phantom_") : -len("_abs_error")]: mean(k, clinical) for k in truth_keys
+                k[len("phantom_") : -len("_abs_error")]: _mean(k, clinical) for k in truth_keys
             }
     return metrics
 
 
 def _postprocessed_aggregate(rows: list[dict], pp: PostProcessing, names: dict[int, str]) -> dict:
     """The 3D and 2D metrics after post-processing, in the layout of the primary ones."""
-
-    def mean(key: str, subset: list[dict]) -> float:
-        vals = [r[key] for r in subset if key in r and not math.isnan(r[key])]
-        return float(np.mean(vals)) if vals else float("nan")
-
-    structures = [
-        k[len("pp_") : -len("_dice")]
-        for k in rows[0]
-        if k.startswith("pp_") and k.endswith("_dice")
-    ]
-    by_phase: dict[str, dict] = defaultdict(dict)
-    for phase in sorted({r["phase"] for r in rows}):
-        subset = [r for r in rows if r["phase"] == phase]
-        for s in structures:
-            by_phase[phase][s] = {m: mean(f"pp_{s}_{m}", subset) for m in ("dice", "hd95", "assd")}
-        by_phase[phase]["mean_dice"] = float(
-            np.mean([by_phase[phase][s]["dice"] for s in structures])
-        )
-    dice = {s: mean(f"pp_{s}_dice", rows) for s in structures}
+    structures, by_phase = _phase_tables(rows, "pp_")
+    dice = {s: _mean(f"pp_{s}_dice", rows) for s in structures}
     iou_keys = [k for k in rows[0] if k.startswith("pp_slice_iou_")]
     return {
         "applied_to": [names.get(c, f"class{c}") for c in pp.labels],
         "decided_on": f"{pp.split} ({pp.volumes} volumes)",
         "dice_3d": dice | {"mean": float(np.mean(list(dice.values())))},
         "by_phase": by_phase,
-        "slice_iou_volume_mean": {k[len("pp_slice_iou_") :]: mean(k, rows) for k in iou_keys},
+        "slice_iou_volume_mean": {k[len("pp_slice_iou_") :]: _mean(k, rows) for k in iou_keys},
     }
 
 
