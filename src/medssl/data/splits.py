@@ -132,10 +132,9 @@ def split_for_cache(
 def run_split(cache: SliceCache, cfg) -> Split:
     """The split of a run config (``split``/``split_fold``, else ``split_seed``; see
     :func:`split_for_cache`)."""
-    file = getattr(cfg, "split", None)
-    if file is not None and cfg.split_seed is not None:
+    if cfg.split is not None and cfg.split_seed is not None:
         raise ConfigError("give split (a file) or split_seed, not both")
-    return split_for_cache(cache, cfg.split_seed, file, getattr(cfg, "split_fold", None))
+    return split_for_cache(cache, cfg.split_seed, cfg.split, cfg.split_fold)
 
 
 def default_split(cache: SliceCache, seed: int = 0) -> Split:

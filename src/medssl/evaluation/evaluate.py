@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medssl.artifacts.atomic import read_json, write_json
 from medssl.artifacts.labels import LabelSet
 from medssl.artifacts.rundir import RunDir
 from medssl.data.cache_read import SliceCache
@@ -129,7 +128,7 @@ def postprocessing_of(model: RunModel, cache: SliceCache) -> PostProcessing:
     run's validation volumes with its best model and saved there."""
     run = RunDir(model.run_dir)
     if run.postprocessing_file.is_file():
-        return PostProcessing.from_dict(read_json(run.postprocessing_file))
+        return PostProcessing.load(run.postprocessing_file)
     val = set(run.load_split().val)
     pairs = []
     for vid, vol in enumerate(cache.volumes):
@@ -138,7 +137,7 @@ def postprocessing_of(model: RunModel, cache: SliceCache) -> PostProcessing:
             pairs.append((logits.argmax(1).numpy().astype(np.uint8), truth))
     classes = tuple(range(1, model.num_classes))
     pp = decide(pairs, classes, model.label_names)
-    write_json(run.postprocessing_file, pp.to_dict())
+    pp.save(run.postprocessing_file)
     return pp
 
 
@@ -179,12 +178,11 @@ def _volume_row(
                 for k, v in class_means(iou_2d(post, truth, classes), classes, names).items()
             }
         )
-        row.update(
-            {
-                f"pp_{k}": v
-                for k, v in volume_metrics(post, truth, vol.spacing, classes, names).flat().items()
-            }
-        )
+        # a structure left alone keeps its scores: surface distances only where it changed
+        scores = vm.flat()
+        if pp.labels:
+            scores |= volume_metrics(post, truth, vol.spacing, pp.labels, names).flat()
+        row.update({f"pp_{k}": v for k, v in scores.items()})
     return row, ious, pred, truth, paper
 
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from medssl.artifacts.atomic import read_json, write_json
 from medssl.evaluation.metrics import class_name
 
 #: full 3D connectivity (faces, edges and corners)
@@ -93,6 +95,13 @@ class PostProcessing:
             d.get("split", "val"),
             int(d.get("volumes", 0)),
         )
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> PostProcessing:
+        return cls.from_dict(read_json(path))
 
 
 def decide(

@@ -156,7 +156,6 @@ def predict(
 
 
 def _postprocessing(run: RunModel) -> Post:
-    from medssl.artifacts.atomic import read_json
     from medssl.artifacts.rundir import RunDir
     from medssl.evaluation.postprocess import PostProcessing
 
@@ -164,7 +163,7 @@ def _postprocessing(run: RunModel) -> Post:
     if not path.is_file():
         log.info("%s: no %s (medssl evaluate decides it): none applied", run.run_dir, path.name)
         return lambda pred: pred
-    pp = PostProcessing.from_dict(read_json(path))
+    pp = PostProcessing.load(path)
     names = [run.label_names.get(c, str(c)) for c in pp.labels]
     log.info("post-processing: largest component of %s", ", ".join(names) or "no structure")
     return pp.apply

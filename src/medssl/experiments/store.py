@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medssl.artifacts.atomic import write_text
+from medssl.artifacts.rundir import RunDir
 from medssl.artifacts.study import STUDY_GITIGNORE, StudyDir
 from medssl.experiments.plan import Plan
 from medssl.overrides import to_dict
@@ -79,19 +80,19 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
         for dep in job.depends:
             if dep in reopened or not is_done(root, dep) or jobs[dep].kind != "pretrain":
                 continue
-            run = study.run(dep).path.resolve()
+            dep_dir = study.run(dep).path.resolve()
             missing = [
                 Path(f)
                 for f in needed
-                if f and Path(f).resolve().is_relative_to(run) and not Path(f).exists()
+                if f and Path(f).resolve().is_relative_to(dep_dir) and not Path(f).exists()
             ]
             if missing:
-                _move_aside(run, dep)
+                _move_aside(dep_dir, dep)
                 reopened.append(dep)
     return reopened
 
 
-def _resumable(run) -> bool:
+def _resumable(run: RunDir) -> bool:
     return run.last_ckpt.exists() or run.previous_ckpt.exists()
 
 

@@ -179,12 +179,12 @@ def step_figures(
         raise RuntimeError(f"only {len(ends_a)} steps ran, {warmup} are warm-up")
     steps = np.diff(ends_a[warmup - 1 :]) if warmup else np.diff(ends_a)
     waits = starts_a[warmup:] - ends_a[warmup - 1 : -1] if warmup else starts_a[1:] - ends_a[:-1]
-    total = float(steps.sum())
+    total, median = float(steps.sum()), float(np.median(steps))
     return {
         "timed_steps": len(steps),
         "images_per_s": samples_per_step * len(steps) / total,
-        "images_per_s_median": samples_per_step / float(np.median(steps)),
-        "step_s_median": float(np.median(steps)),
+        "images_per_s_median": samples_per_step / median,
+        "step_s_median": median,
         "data_wait_share": float(waits.sum() / total),
         "step_ms": [round(1e3 * float(s), 2) for s in steps],
         "wait_ms": [round(1e3 * float(w), 2) for w in waits],
