@@ -269,3 +269,42 @@ def test_report_without_curves_keeps_data_efficiency(
     names = {p.name for p in paths}
     assert "fig6_data_efficiency.png" in names and "fig5a_learning_curves.png" not in names
     assert "figure 5a skipped" in (tmp_path / "report.md").read_text()
+
+
+def test_patient_sub_study_and_convergence_share_reported(
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A further budget family (``study`` = ``patients``) gets its own table and stays out
+    of the main study's figures and tests; the convergence share counts each run once."""
+    from medssl.analysis.stats import convergence_share, metrics_table
+
+    results, curves = study
+    rng = np.random.default_rng(3)
+    extra = [
+        _run(f"pat-{p}-{n}-{s}", "patients", p, n, s, np.nan, 0.3 / n, rng)
+        | {"budget_kind": "patients", "labelled_slices": 19 * n}
+        for p in PIPELINES
+        for n in (1, 3)
+        for s in SEEDS
+    ]
+    both = pd.concat([results, pd.DataFrame(extra)], ignore_index=True)
+    # converged: every main run but the first pipeline's smallest budget
+    first = sorted(PIPELINES)[0]
+    flags = ~((both["pipeline"] == first) & (both["budget"] == min(BUDGETS)))
+    both["converged"] = flags.astype(object)
+    both.loc[both["study"] == "length", "converged"] = None
+    share = convergence_share(both)
+    row = share[(share["study"] == "main") & (share["pipeline"] == first)]
+    assert row.set_index("budget").loc[min(BUDGETS), "share"] == 0.0
+    assert row.set_index("budget").loc[max(BUDGETS), "share"] == 1.0
+    assert (share[share["study"] == "length"]["runs"] == 0).all()
+    # the main table does not see the patient rows, the patients table only them
+    assert metrics_table(both)["budget"].tolist() == metrics_table(results)["budget"].tolist()
+    pat = metrics_table(both, study="patients")
+    assert sorted(pat["budget"].unique()) == [1, 3] and (pat["n"] == len(SEEDS)).all()
+    write_report(both, curves, tmp_path, "Sub-study", synthetic=True, n_boot=10)
+    md = (tmp_path / "report.md").read_text()
+    assert "Sub-study `patients` (patients budgets)" in md
+    runs = int(both["converged"].notna().sum())
+    done = int((both["converged"] == True).sum())  # noqa: E712
+    assert f"{done} of {runs} runs" in md

@@ -309,6 +309,20 @@ def test_collect_carries_study_metrics_and_shared_cells(tmp_path: Path) -> None:
     new = results[results["run_id"] == finetunes[1].id].iloc[0]
     assert math.isclose(new["paper_iou"], 0.59) and math.isclose(new["paper_jaccard_loss"], 0.41)
     assert len(curves) == 2 * 4
+    # every fake curve doubles over its last 20 %: none converged
+    assert results["converged"].tolist() == [False] * 4
+
+
+def test_collect_labels_each_budget_family(tmp_path: Path) -> None:
+    families = [{"kind": "slices", "values": [3]}, {"kind": "patients", "values": [1]}]
+    plan = expand(parse_study(_raw(pipelines=["random"], budgets=families, seeds=[0])), tmp_path)
+    store.save_plan(plan, tmp_path)
+    for j in plan.jobs:
+        _fake_run(tmp_path, j.id, 3 if j.meta["study"] == "main" else 19, 0.7, paper=True)
+    results, _ = collect(tmp_path)
+    got = results.set_index("study")[["budget_kind", "budget", "labelled_slices"]]
+    assert got.loc["main"].tolist() == ["slices", 3, 3]
+    assert got.loc["patients"].tolist() == ["patients", 1, 19]
 
 
 def test_collect_reports_a_full_budget_as_its_slice_count(tmp_path: Path) -> None:
@@ -427,3 +441,56 @@ def test_study_split_and_labelled_files_must_exist(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(_raw(budgets={"kind": "labelled", "values": []})))
     with pytest.raises(ConfigError, match=r"budgets\.values"):
         load_study(path)
+
+
+def test_several_budget_families_make_sub_studies(tmp_path: Path) -> None:
+    """``budgets`` as a list: the first family is the main study, each further one a
+    sub-study named by its kind; ``all`` is every labelled slice; ids of the main study's
+    cells are those of the same study with one family."""
+    families = [
+        {"kind": "slices", "values": [3, "all"]},
+        {"kind": "patients", "values": [1, 3]},
+    ]
+    study = parse_study(_raw(budgets=families))
+    assert study.budget_kind == "slices" and study.budgets == (3, None)
+    assert [(f.kind, f.values) for f in study.extra_budgets] == [("patients", (1, 3))]
+    plan = expand(study, tmp_path / "s")
+    fine = [j for j in plan.jobs if j.kind == "finetune"]
+    assert len(fine) == 2 * (2 + 2) * 2  # pipelines × (slice + patient budgets) × seeds
+    main = [j for j in fine if j.meta["study"] == "main"]
+    patients = [j for j in fine if j.meta["study"] == "patients"]
+    assert len(main) == len(patients) == 8
+    assert all(j.meta["budget_kind"] == "slices" for j in main)
+    assert {j.config.labelled_slices for j in main} == {3, None}
+    assert all(j.config.labelled_patients is None for j in main)
+    assert all(j.meta["budget_kind"] == "patients" for j in patients)
+    assert {j.config.labelled_patients for j in patients} == {1, 3}
+    assert all(j.config.labelled_slices is None for j in patients)
+    # the pretraining is shared by both families
+    assert len(_pretrain_jobs(plan)) == 1
+    single = expand(parse_study(_raw(budgets=families[0])), tmp_path / "s")
+    assert {j.id for j in single.jobs} == {
+        j.id for j in plan.jobs if j.meta.get("study") != "patients"
+    }
+
+
+@pytest.mark.parametrize(
+    ("budgets", "match"),
+    [
+        (
+            [{"kind": "slices", "values": [1]}, {"kind": "slices", "values": [3]}],
+            "second budget family",
+        ),
+        (
+            [{"kind": "slices", "values": [1]}, {"kind": "patients", "values": ["all"]}],
+            "not a patients budget",
+        ),
+        ({"kind": "slices", "values": [0]}, "at least 1"),
+        ({"kind": "slices", "values": [3, 3]}, "listed twice"),
+        ([], "non-empty list"),
+        ([{"kind": "slices", "values": [1]}, {"kinds": "patients"}], r"budgets\[1\]\.kinds"),
+    ],
+)
+def test_bad_budget_families(budgets, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_study(_raw(budgets=budgets))

@@ -45,3 +45,37 @@ def steps_to_fraction(
     ref = values[-1] if final is None else final
     hit = np.flatnonzero(values >= fraction * ref)
     return float(steps[hit[0]]) if hit.size else float("nan")
+
+
+#: Issue 15's convergence rule: the last 20 % of a run's validation curve moved by less
+#: than 0.01 IoU.
+SETTLED_TAIL = 0.2
+SETTLED_TOLERANCE = 0.01
+
+
+def curve_settled(
+    steps: np.ndarray,
+    values: np.ndarray,
+    tail: float = SETTLED_TAIL,
+    tolerance: float = SETTLED_TOLERANCE,
+) -> bool | None:
+    """Whether a learning curve has converged: over its last ``tail`` of training (the
+    validations at steps ≥ ``(1 - tail)`` × the last step, and the last validation before
+    that window, so the window's first move counts), the curve's range (max − min) is
+    below ``tolerance``.
+
+    Returns:
+        ``None`` when the window holds fewer than two validations (it cannot tell).
+    """
+    steps, values = np.asarray(steps, float), np.asarray(values, float)
+    if steps.size < 2:
+        return None
+    order = np.argsort(steps)
+    steps, values = steps[order], values[order]
+    start = steps[-1] - tail * (steps[-1] - steps[0])
+    inside = np.flatnonzero(steps >= start)
+    first = max(int(inside[0]) - 1, 0) if steps[inside[0]] > start else int(inside[0])
+    window = values[first:]
+    if window.size < 2:
+        return None
+    return bool(window.max() - window.min() < tolerance)

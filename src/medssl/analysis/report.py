@@ -21,6 +21,7 @@ import pandas as pd
 from medssl.analysis import figures as figs
 from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, fits_table
 from medssl.analysis.stats import (
+    convergence_share,
     convergence_table,
     format_mean_std,
     main_study,
@@ -144,6 +145,13 @@ def _summary(
         f"({', '.join(sorted(main['budget_kind'].unique()))}); seeds per cell: "
         f"{_seed_range(main)}."
     )
+    share = convergence_share(results)
+    if not share.empty and share["runs"].sum() > 0:
+        done, runs = int(share["converged"].sum()), int(share["runs"].sum())
+        sec.p(
+            f"Converged (the last 20 % of the validation curve moved by less than 0.01 IoU): "
+            f"{done} of {runs} runs ({100 * done / runs:.0f} %)."
+        )
     metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "report")
     if metric is not None:
         label = figs.METRIC_LABELS.get(metric, metric)
@@ -258,6 +266,30 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
     return sec
 
 
+def _sub_studies(results: pd.DataFrame) -> Section:
+    """One table per further budget family (``study`` other than main and length), and
+    the convergence share of every cell."""
+    sec = Section("Further budget families and convergence")
+    subs = [s for s in results["study"].unique() if s not in ("main", "length")]
+    for sub in sorted(subs):
+        rows = results[results["study"] == sub]
+        sec.table(
+            format_mean_std(metrics_table(results, study=sub)),
+            f"Sub-study `{sub}` ({', '.join(sorted(rows['budget_kind'].unique()))} budgets): "
+            "test metrics per budget and pipeline (mean ± s.d. over seeds):",
+        )
+    share = convergence_share(results)
+    if share.empty:
+        sec.p("No convergence flags in the results (collected before they existed).")
+    else:
+        sec.table(
+            share,
+            "Runs whose last 20 % of the validation curve moved by less than 0.01 IoU, per "
+            "sub-study, pipeline and budget:",
+        )
+    return sec
+
+
 def _sections(
     results: pd.DataFrame,
     curves: pd.DataFrame,
@@ -322,6 +354,7 @@ def _sections(
         _length(results, p8),
         over,
         _statistics(results, reference),
+        _sub_studies(results),
     ]
     return sections, [*p5a, *p5b, *p6, *p7, *p8]
 

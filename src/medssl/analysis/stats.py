@@ -218,14 +218,22 @@ def convergence_table(
     return table.sort_values("auc_median", ascending=False, ignore_index=True)
 
 
-def metrics_table(results: pd.DataFrame, metrics: Sequence[str] = TEST_METRICS) -> pd.DataFrame:
+def metrics_table(
+    results: pd.DataFrame, metrics: Sequence[str] = TEST_METRICS, study: str = "main"
+) -> pd.DataFrame:
     """Mean and standard deviation over seeds of test metrics per budget and pipeline.
+
+    Args:
+        results: the results table.
+        metrics: the metric columns to summarise (those present are).
+        study: the sub-study whose rows are summarised (``main``, or a further budget
+            family such as ``patients``).
 
     Returns:
         Columns ``budget``, ``pipeline``, ``n`` and ``{metric}_mean``/``{metric}_std`` for
         each metric present in ``results``.
     """
-    df = main_study(results)
+    df = results[results["study"] == study] if "study" in results else results
     present = [m for m in metrics if m in df]
     grouped = df.groupby(["budget", "pipeline"], sort=True)
     table = grouped.size().rename("n").to_frame()
@@ -253,3 +261,23 @@ def format_mean_std(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
             for m, s in zip(table[f"{base}_mean"], table[f"{base}_std"], strict=True)
         ]
     return out
+
+
+def convergence_share(results: pd.DataFrame) -> pd.DataFrame:
+    """Share of runs whose validation curve converged (``converged`` column, issue 15's
+    rule) per sub-study, pipeline and budget.
+
+    Returns:
+        Columns ``study``, ``pipeline``, ``budget``, ``runs``, ``converged`` (count) and
+        ``share``; empty when the table has no ``converged`` column.
+    """
+    cols = ["study", "pipeline", "budget", "runs", "converged", "share"]
+    if "converged" not in results or results.empty:
+        return pd.DataFrame(columns=cols)
+    flag = results["converged"].map(lambda v: v is True or v == 1 or str(v) == "True")
+    known = results["converged"].notna()
+    df = results.assign(_flag=flag & known, _known=known)
+    grouped = df.groupby(["study", "pipeline", "budget"], sort=True)
+    out = grouped.agg(runs=("_known", "sum"), converged=("_flag", "sum")).reset_index()
+    out["share"] = out["converged"] / out["runs"].where(out["runs"] > 0)
+    return out[cols]

@@ -48,7 +48,9 @@ class StudyRow:
 
     ``per_label`` is ``{name: {metric: value}}`` over :data:`PER_LABEL_METRICS`, flattened
     into :func:`label_column` columns; ``paper_iou``/``paper_jaccard_loss`` are columns only
-    when known.
+    when known. ``converged``: whether the last 20 % of the validation curve moved by less
+    than 0.01 IoU (:func:`medssl.analysis.curves.curve_settled`; ``None``: too few
+    validations to tell); an optional column (tables collected before it lack it).
     """
 
     run_id: str
@@ -71,6 +73,7 @@ class StudyRow:
     run_dir: str
     paper_iou: float | None = None
     paper_jaccard_loss: float | None = None
+    converged: bool | None = None
     per_label: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -86,7 +89,9 @@ class StudyRow:
 
 #: The columns every results table has (per-label and study-metric columns come on top).
 RESULT_COLUMNS = tuple(
-    f.name for f in fields(StudyRow) if f.name != "per_label" and f.name not in STUDY_METRICS
+    f.name
+    for f in fields(StudyRow)
+    if f.name not in ("per_label", "converged") and f.name not in STUDY_METRICS
 )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medssl.analysis.curves import curve_auc, steps_to_fraction
+from medssl.analysis.curves import curve_auc, curve_settled, steps_to_fraction
 from medssl.artifacts.atomic import atomic_write, write_text
 from medssl.artifacts.labels import ACDC_LABELS, LabelSet
 from medssl.artifacts.rundir import RunDir
@@ -57,12 +57,16 @@ def _label_set(run: RunDir) -> LabelSet:
     return LabelSet.from_names(prep.get("label_names") or ACDC_LABELS.names)
 
 
-def _curve_summary(curve: list[dict[str, str]]) -> dict[str, float]:
+def _curve_summary(curve: list[dict[str, str]]) -> dict[str, float | bool | None]:
     """Summaries derived from a run's validation curve (``curve.csv`` rows; training
     writes the curve only)."""
     s = [float(r["step"]) for r in curve]
     v = [float(r["slice_iou/mean"]) for r in curve]
-    return {"steps_to_95": steps_to_fraction(s, v, 0.95), "curve_auc": curve_auc(s, v)}
+    return {
+        "steps_to_95": steps_to_fraction(s, v, 0.95),
+        "curve_auc": curve_auc(s, v),
+        "converged": curve_settled(s, v),
+    }
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
         final_val_iou=float(result["final_val_iou"]),
         steps_to_95=float(summary["steps_to_95"]),
         curve_auc=float(summary["curve_auc"]),
+        converged=summary["converged"],
         test_slice_iou_mean=metrics["slice_iou"]["mean"],
         test_jaccard_loss=metrics["jaccard_loss"],
         test_dice_3d_mean=metrics["dice_3d"]["mean"],

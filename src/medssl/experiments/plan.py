@@ -152,11 +152,13 @@ def _finetune_job(
     meta: dict,
     decoder: str | None = None,
     labelled: str | None = None,
+    kind: str | None = None,
 ) -> Job:
     """One fine-tune; ``budget=None`` fine-tunes on every labelled training slice (or on
     the explicit set ``labelled``); ``decoder``: the pretrained decoder file it starts
-    from."""
-    key = "labelled_patients" if study.budget_kind == "patients" else "labelled_slices"
+    from; ``kind``: the budget's kind (default: the main study's)."""
+    kind = kind or study.budget_kind
+    key = "labelled_patients" if kind == "patients" else "labelled_slices"
     overrides = [f"data={study.data}", f"init={init}", *_split_overrides(study)]
     overrides += [] if decoder is None else [f"init_decoder={decoder}"]
     overrides += [] if budget is None else [f"{key}={budget}"]
@@ -174,7 +176,7 @@ def _finetune_job(
         {
             "pipeline": pipe.name,
             "budget": budget,
-            "budget_kind": study.budget_kind,
+            "budget_kind": kind,
             "seed": seed,
             **({} if labelled is None else {"labelled": Path(labelled).name}),
             **meta,
@@ -187,11 +189,11 @@ def _split_overrides(study: Study) -> list[str]:
     return out + ([] if study.split_fold is None else [f"split_fold={study.split_fold}"])
 
 
-def _budget_cells(study: Study) -> list[tuple[int | None, str | None]]:
-    """``(budget, labelled set file)`` of every budget cell of the main study."""
-    if study.budget_kind == "labelled":
-        return [(None, f) for f in study.labelled_sets]
-    return [(b, None) for b in study.budgets]
+def _budget_cells(study: Study) -> list[tuple[str, str, int | None, str | None]]:
+    """``(sub-study, kind, budget, labelled set file)`` of every budget cell: the main
+    study's (``main``), then each further budget family's (named by its kind)."""
+    families = [("main", study.main_budgets)] + [(f.kind, f) for f in study.extra_budgets]
+    return [(name, f.kind, b, lab) for name, f in families for b, lab in f.cells()]
 
 
 def _add(jobs: dict[str, Job], job: Job) -> Job:
@@ -240,7 +242,7 @@ def expand(study: Study, root: str | Path) -> Plan:
             ref, deps = f"pretrain:{pj.id}:last", (pj.id,)
             if _trains_decoder(pipe):
                 decoder = str(RunDir(pj.config.out).decoder_last)
-        for budget, labelled in _budget_cells(study):
+        for sub, kind, budget, labelled in _budget_cells(study):
             for seed in study.seeds:
                 j = _finetune_job(
                     study,
@@ -251,9 +253,10 @@ def expand(study: Study, root: str | Path) -> Plan:
                     seed,
                     root,
                     deps,
-                    {"study": "main", "pretrain_epoch": None},
+                    {"study": sub, "pretrain_epoch": None},
                     decoder,
                     labelled,
+                    kind,
                 )
                 _add(jobs, j)
     if study.length is not None:

@@ -15,6 +15,17 @@ A study file (YAML)::
     split: splits/my-paper.json     # optional: a split file for every run (below)
     split_fold: 0                   # optional: fold of an nnU-Net splits_final.json
 
+**Several budget families.** ``budgets`` may be a list of ``{kind, values}`` mappings::
+
+    budgets:
+      - {kind: slices, values: [1, 3, 10, 30, 100, 300, all]}   # the main study
+      - {kind: patients, values: [1, 3, 7]}                     # a sub-study
+
+The first family is the main study (figures 5-7, power-law fits, paired tests); each
+further family is a sub-study named by its kind (``study`` column ``patients``,
+``slices`` or ``labelled``), reported in a table of its own. ``all`` (or ``null``) in
+``values`` is every labelled training slice.
+
 **Splits and labelled sets.** ``split`` replaces the cache's split in every pretraining
 and fine-tuning job (a medssl ``split.json`` or an nnU-Net ``splits_final.json`` with
 ``split_fold``; :mod:`medssl.data.split_files`). ``budgets: {kind: labelled, values:
@@ -159,6 +170,29 @@ class LengthStudy:
 
 
 @dataclass(frozen=True)
+class BudgetFamily:
+    """One family of label budgets of a study.
+
+    Attributes:
+        kind: ``slices``, ``patients`` (ED and ES of N training patients) or
+            ``labelled`` (explicit labelled-set files).
+        values: the budgets (``None``: every labelled training slice); empty for
+            ``labelled``.
+        labelled_sets: the labelled-set files (``kind == "labelled"`` only).
+    """
+
+    kind: str = "slices"
+    values: tuple[int | None, ...] = STUDY_SLICE_BUDGETS
+    labelled_sets: tuple[str, ...] = ()
+
+    def cells(self) -> list[tuple[int | None, str | None]]:
+        """``(budget, labelled set file)`` of every cell of this family."""
+        if self.kind == "labelled":
+            return [(None, f) for f in self.labelled_sets]
+        return [(b, None) for b in self.values]
+
+
+@dataclass(frozen=True)
 class Study:
     """A parsed study file.
 
@@ -172,7 +206,7 @@ class Study:
     domain: str
     pipelines: tuple[str, ...]
     budget_kind: str
-    budgets: tuple[int, ...]
+    budgets: tuple[int | None, ...]
     seeds: tuple[int, ...]
     pretrain: StageSpec
     finetune: StageSpec
@@ -183,6 +217,12 @@ class Study:
     split: str | None = None
     split_fold: int | None = None
     labelled_sets: tuple[str, ...] = ()
+    extra_budgets: tuple[BudgetFamily, ...] = ()
+
+    @property
+    def main_budgets(self) -> BudgetFamily:
+        """The main study's budget family."""
+        return BudgetFamily(self.budget_kind, self.budgets, self.labelled_sets)
 
     def pretrain_for(self, pipeline: str) -> StageSpec:
         """The domain-pretraining spec of ``pipeline``."""
@@ -341,6 +381,52 @@ def _files(value: Any, base: Path, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _budget_families(raw: Any, base: Path) -> list[BudgetFamily]:
+    """The ``budgets`` entry: one ``{kind, values}`` mapping or a list of them (the first
+    is the main study; the others sub-studies, one per kind)."""
+    entries = raw if isinstance(raw, list) else [raw]
+    if not entries:
+        raise ConfigError("'budgets' must be a mapping or a non-empty list of mappings")
+    families = []
+    for i, entry in enumerate(entries):
+        where = "budgets" if not isinstance(raw, list) else f"budgets[{i}]"
+        entry = _mapping(entry, where)
+        _check_keys(entry, _BUDGET_KEYS, where)
+        kind = entry.get("kind", "slices")
+        if kind not in ("slices", "patients", "labelled"):
+            raise ConfigError(f"'{where}.kind' must be slices, patients or labelled, got {kind!r}")
+        if any(f.kind == kind for f in families):
+            raise ConfigError(f"'{where}': a second budget family of kind {kind!r}")
+        if kind == "labelled":
+            families.append(
+                BudgetFamily(kind, (), _files(entry.get("values"), base, f"{where}.values"))
+            )
+        else:
+            values = entry.get("values", STUDY_SLICE_BUDGETS)
+            families.append(BudgetFamily(kind, _budgets(values, kind, f"{where}.values")))
+    return families
+
+
+def _budgets(value: Any, kind: str, where: str) -> tuple[int | None, ...]:
+    """Budget values: integers ≥ 1, or ``all``/``null`` (every labelled training slice,
+    slice budgets only); no duplicates."""
+    values = [value] if isinstance(value, int | str) or value is None else list(value)
+    out: list[int | None] = []
+    for v in values:
+        if v is None or (isinstance(v, str) and v.lower() in ("all", "full")):
+            if kind != "slices":
+                raise ConfigError(f"'{where}': 'all' is a slice budget, not a {kind} budget")
+            out.append(None)
+            continue
+        (n,) = _ints(v, where)
+        if n < 1:
+            raise ConfigError(f"'{where}': budgets must be at least 1, got {n}")
+        out.append(n)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"'{where}': a budget is listed twice")
+    return tuple(out)
+
+
 def _ints(value: Any, where: str) -> tuple[int, ...]:
     if isinstance(value, int | str):
         value = [value]
@@ -406,14 +492,7 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
     for key in ("data", "pipelines"):
         if key not in raw:
             raise ConfigError(f"study file needs '{key}'")
-    budgets = _mapping(raw.get("budgets"), "budgets")
-    _check_keys(budgets, _BUDGET_KEYS, "budgets")
-    kind = budgets.get("kind", "slices")
-    if kind not in ("slices", "patients", "labelled"):
-        raise ConfigError(f"'budgets.kind' must be slices, patients or labelled, got {kind!r}")
-    labelled_sets: tuple[str, ...] = ()
-    if kind == "labelled":
-        labelled_sets = _files(budgets.get("values"), base, "budgets.values")
+    main, *extra = _budget_families(raw.get("budgets"), base)
     domain = str(raw.get("domain", "domain"))
     preset, overrides = _stage(raw.get("pretrain"), "pretrain")
     pretrain = StageSpec().merged(preset, overrides)
@@ -429,10 +508,8 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
         data=_rel(str(raw["data"]), base) or "",
         domain=domain,
         pipelines=pipelines,
-        budget_kind=kind,
-        budgets=()
-        if labelled_sets
-        else _ints(budgets.get("values", STUDY_SLICE_BUDGETS), "budgets.values"),
+        budget_kind=main.kind,
+        budgets=main.values,
         seeds=_ints(raw.get("seeds", STUDY_SEEDS), "seeds"),
         pretrain=pretrain,
         finetune=finetune,
@@ -441,7 +518,8 @@ def parse_study(raw: dict, base: Path = Path(".")) -> Study:
         pipeline_pretrain=per_pipeline,
         split=_files(raw["split"], base, "split")[0] if raw.get("split") is not None else None,
         split_fold=None if raw.get("split_fold") is None else int(raw["split_fold"]),
-        labelled_sets=labelled_sets,
+        labelled_sets=main.labelled_sets,
+        extra_budgets=tuple(extra),
     )
     length = _length(raw.get("pretraining_length"), study)
     return study if length is None else replace(study, length=length)
