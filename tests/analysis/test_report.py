@@ -308,3 +308,21 @@ def test_patient_sub_study_and_convergence_share_reported(
     runs = int(both["converged"].notna().sum())
     done = int((both["converged"] == True).sum())  # noqa: E712
     assert f"{done} of {runs} runs" in md
+
+
+def test_hd95_with_postprocessing_and_clinical_errors_reported(
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    results, curves = study
+    results = results.copy()
+    for s in ("RV", "MYO", "LV"):
+        results[f"test_pp_hd95_{s}"] = results[f"test_hd95_{s}"] / 2
+    top = results["labelled_slices"] == results["labelled_slices"].max()
+    results["clinical_mae_LV_EF"] = np.where(top, 4.25, 9.0)
+    write_report(results, curves, tmp_path, "PP", synthetic=True, n_boot=10)
+    md = (tmp_path / "report.md").read_text()
+    assert "without and with ('pp')" in md
+    head = next(line for line in md.splitlines() if "| pp RV |" in line)
+    assert head.count("pp ") == 3
+    assert "Clinical indices at the largest budget" in md
+    assert "4.2 ± 0.0" in md and "9.0" not in md.split("Clinical indices")[1].split("\n\n")[1]

@@ -494,3 +494,26 @@ def test_several_budget_families_make_sub_studies(tmp_path: Path) -> None:
 def test_bad_budget_families(budgets, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_study(_raw(budgets=budgets))
+
+
+def test_collect_carries_postprocessed_distances_and_clinical_errors(tmp_path: Path) -> None:
+    plan = expand(
+        parse_study(_raw(pipelines=["random"], budgets={"values": [3]}, seeds=[0])), tmp_path
+    )
+    store.save_plan(plan, tmp_path)
+    (job,) = plan.jobs
+    _fake_run(tmp_path, job.id, 3, 0.7, paper=True)
+    path = tmp_path / "runs" / job.id / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["by_phase"]["ES"] = {s: {"hd95": 5.0} for s in ("RV", "MYO", "LV")}
+    metrics["postprocessed"] = {
+        "dice_3d": {"RV": 0.8, "MYO": 0.7, "LV": 0.9, "mean": 0.8},
+        "by_phase": {"ED": {"RV": {"hd95": 1.0}}, "ES": {"RV": {"hd95": 2.0}}},
+    }
+    metrics["clinical_mean_abs_error"] = {"LV_EF": 4.5, "MYO_mass": 12.0}
+    path.write_text(json.dumps(metrics))
+    (row,) = collect(tmp_path)[0].to_dict("records")
+    assert row["test_hd95_RV"] == 4.0  # mean of ED 3.0 and ES 5.0
+    assert row["test_pp_hd95_RV"] == 1.5 and math.isnan(row["test_pp_hd95_LV"])
+    assert row["test_pp_dice_3d_MYO"] == 0.7
+    assert row["clinical_mae_LV_EF"] == 4.5 and row["clinical_mae_MYO_mass"] == 12.0

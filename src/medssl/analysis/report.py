@@ -247,6 +247,7 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
             "Test 3D Dice per structure of the dataset's label set, per budget and "
             "pipeline (mean ± s.d. over seeds):",
         )
+    _distance_tables(sec, main, structures)
     names = set(main["pipeline"])
     ref = reference or next((b for b in BASELINES if b in names), None)
     tests = pairwise_tests(main, "test_slice_iou_mean", reference=ref)
@@ -264,6 +265,36 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
         "matched-pairs rank-biserial correlation; p_holm: Holm-adjusted over the table):",
     )
     return sec
+
+
+def _distance_tables(sec: Section, main: pd.DataFrame, structures: Sequence[str]) -> None:
+    """HD95 per structure without and with the largest-component post-processing, and
+    the clinical-index errors at the largest budget, when the results hold them."""
+    raw = [label_column("hd95", s) for s in structures]
+    pp = [label_column("pp_hd95", s) for s in structures]
+    if structures and all(c in main for c in pp) and main[pp].notna().any().any():
+        table = metrics_table(main, raw + pp)
+        units = ", ".join(sorted(main["distance_units"].dropna().unique())) or "?"
+        table.columns = [
+            c.replace(label_column("pp_hd95", ""), "pp ").replace(label_column("hd95", ""), "")
+            for c in table.columns
+        ]
+        sec.table(
+            format_mean_std(table, digits=1),
+            f"Test HD95 ({units}) per structure, mean over ED and ES, without and with "
+            "('pp') the run's largest-component post-processing (mean ± s.d. over seeds):",
+        )
+    clinical = [c for c in main.columns if c.startswith("clinical_mae_")]
+    if clinical and main[clinical].notna().any().any():
+        top = main[main["labelled_slices"] == main["labelled_slices"].max()]
+        table = metrics_table(top, clinical)
+        table.columns = [c.removeprefix("clinical_mae_") for c in table.columns]
+        sec.table(
+            format_mean_std(table, digits=1),
+            "Clinical indices at the largest budget: mean absolute error against the "
+            "reference segmentation's (EDV/ESV ml, EF %, myocardial mass g; mean ± s.d. "
+            "over seeds):",
+        )
 
 
 def _sub_studies(results: pd.DataFrame) -> Section:

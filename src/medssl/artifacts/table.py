@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 from medssl.artifacts.labels import LabelSet
 
-#: Per-structure test metrics in the results table, each ``test_<metric>_<name>``.
-PER_LABEL_METRICS = ("slice_iou", "dice_3d", "hd95")
+#: Per-structure test metrics in the results table, each ``test_<metric>_<name>``;
+#: ``pp_*``: after the run's largest-component post-processing (NaN when the run was
+#: evaluated without it).
+PER_LABEL_METRICS = ("slice_iou", "dice_3d", "hd95", "pp_dice_3d", "pp_hd95")
 
 #: Per-slice metrics of the study's own code, present when the evaluation wrote them.
 STUDY_METRICS = ("paper_iou", "paper_jaccard_loss")
@@ -32,6 +34,11 @@ def label_column(metric: str, name: str) -> str:
     if metric not in PER_LABEL_METRICS:
         raise ValueError(f"unknown per-label metric {metric!r}; expected {PER_LABEL_METRICS}")
     return f"test_{metric}_{name}"
+
+
+def clinical_column(index: str) -> str:
+    """The results column of the mean absolute error of clinical index ``index``."""
+    return f"clinical_mae_{index}"
 
 
 def label_columns(labels: LabelSet) -> tuple[str, ...]:
@@ -51,6 +58,9 @@ class StudyRow:
     when known. ``converged``: whether the last 20 % of the validation curve moved by less
     than 0.01 IoU (:func:`medssl.analysis.curves.curve_settled`; ``None``: too few
     validations to tell); an optional column (tables collected before it lack it).
+    ``clinical`` is ``{index: mean absolute error}`` of the clinical indices (LV/RV EDV,
+    ESV, EF, myocardial mass) against the reference, as :func:`clinical_column` columns,
+    when the evaluation computed them (spacing known, a cardiac label set).
     """
 
     run_id: str
@@ -75,15 +85,18 @@ class StudyRow:
     paper_jaccard_loss: float | None = None
     converged: bool | None = None
     per_label: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    clinical: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        row = {k: v for k, v in asdict(self).items() if k != "per_label"}
+        row = {k: v for k, v in asdict(self).items() if k not in ("per_label", "clinical")}
         for key in STUDY_METRICS:
             if row[key] is None:
                 del row[key]
         for name, values in self.per_label.items():
             for metric in PER_LABEL_METRICS:
                 row[label_column(metric, name)] = float(values.get(metric, math.nan))
+        for index, value in self.clinical.items():
+            row[clinical_column(index)] = float(value)
         return row
 
 
@@ -91,7 +104,7 @@ class StudyRow:
 RESULT_COLUMNS = tuple(
     f.name
     for f in fields(StudyRow)
-    if f.name not in ("per_label", "converged") and f.name not in STUDY_METRICS
+    if f.name not in ("per_label", "clinical", "converged") and f.name not in STUDY_METRICS
 )
 
 

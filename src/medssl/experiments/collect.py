@@ -84,22 +84,26 @@ class _RunFiles:
         return cls(run, run.load_result(), run.load_metrics(), run.curve_rows(), _label_set(run))
 
 
+def _phase_mean(by_phase: dict, structure: str, key: str) -> float:
+    """Mean of ``key`` (e.g. ``hd95``) of ``structure`` over the phases of ``by_phase``."""
+    values = [t[structure][key] for t in by_phase.values() if structure in t]
+    return float(sum(values) / len(values)) if values else math.nan
+
+
 def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
     result, metrics = files.result, files.metrics
     summary = _curve_summary(files.curve)
     epoch = meta.get("pretrain_epoch")
     known = {k: _study_metric(metrics, result, k) for k in STUDY_METRICS}
+    pp = metrics.get("postprocessed") or {}
     per_label = {}
     for s in files.labels.foreground_names:
-        hd = [
-            metrics["by_phase"][p][s]["hd95"]
-            for p in metrics["by_phase"]
-            if s in metrics["by_phase"][p]
-        ]
         per_label[s] = {
             "slice_iou": metrics["slice_iou"].get(s, math.nan),
             "dice_3d": metrics["dice_3d"].get(s, math.nan),
-            "hd95": float(sum(hd) / len(hd)) if hd else math.nan,
+            "hd95": _phase_mean(metrics["by_phase"], s, "hd95"),
+            "pp_dice_3d": pp.get("dice_3d", {}).get(s, math.nan),
+            "pp_hd95": _phase_mean(pp.get("by_phase", {}), s, "hd95"),
         }
     return StudyRow(
         run_id=job["id"],
@@ -122,6 +126,7 @@ def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
         distance_units=metrics["distance_units"],
         run_dir=f"runs/{job['id']}",  # relative to the study folder: same on every clone
         per_label=per_label,
+        clinical={k: float(v) for k, v in metrics.get("clinical_mean_abs_error", {}).items()},
         **{k: v for k, v in known.items() if k in metrics or k in result},
     )
 
