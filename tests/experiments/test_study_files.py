@@ -517,3 +517,55 @@ def test_collect_carries_postprocessed_distances_and_clinical_errors(tmp_path: P
     assert row["test_pp_hd95_RV"] == 1.5 and math.isnan(row["test_pp_hd95_LV"])
     assert row["test_pp_dice_3d_MYO"] == 0.7
     assert row["clinical_mae_LV_EF"] == 4.5 and row["clinical_mae_MYO_mass"] == 12.0
+
+
+def test_pretraining_curves_collected_from_results_or_step_logs(tmp_path: Path) -> None:
+    """``pretraining.csv``: each finished pretraining's per-epoch loss, from result.json's
+    ``loss_per_epoch`` or, for runs that predate it, the step log."""
+    from medssl.analysis.report import write_report
+    from medssl.experiments.collect import collect_pretraining
+
+    raw = _raw(pipelines=["byol-acdc", "simclr-acdc"], budgets={"values": [3]}, seeds=[0])
+    plan = expand(parse_study(raw), tmp_path)
+    store.save_plan(plan, tmp_path)
+    byol, simclr = (j for j in plan.jobs if j.kind == "pretrain")
+    for job, result in (
+        (
+            byol,
+            {
+                "method": "byol",
+                "collapse": None,
+                "loss_per_epoch": [
+                    {"epoch": 0.0, "steps": 9.0, "loss": 3.0, "online_std": 0.05},
+                    {"epoch": 1.0, "steps": 19.0, "loss": 2.0, "online_std": 0.06},
+                ],
+            },
+        ),
+        (simclr, {"method": "simclr", "collapse": {"step": 5}}),
+    ):
+        run = tmp_path / "runs" / job.id
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps({"steps": 20, **result}))
+        StudyDir(tmp_path).done_marker(job.id).write_text("{}")
+    (tmp_path / "runs" / simclr.id / "logs").mkdir()
+    (tmp_path / "runs" / simclr.id / "logs" / "metrics.csv").write_text(
+        "epoch,loss,online_std,step\n0,6.0,0.1,9\n0,5.0,0.1,19\n1,4.0,0.2,29\n"
+    )
+    df = collect_pretraining(tmp_path)
+    assert (tmp_path / "pretraining.csv").is_file()
+    got = {p: sub["loss"].tolist() for p, sub in df.groupby("pipeline")}
+    assert got == {"byol-acdc": [3.0, 2.0], "simclr-acdc": [5.5, 4.0]}
+    assert df.groupby("pipeline")["collapsed"].first().to_dict() == {
+        "byol-acdc": False,
+        "simclr-acdc": True,
+    }
+    # the report draws figure P and tabulates each run
+    for j in plan.jobs:
+        if j.kind == "finetune":
+            _fake_run(tmp_path, j.id, 3, 0.6, paper=True)
+    results, curves = collect(tmp_path)
+    out = tmp_path / "report"
+    paths = write_report(results, curves, out, "P", synthetic=True, n_boot=5, pretraining=df)
+    assert out / "figures" / "figP_pretraining_loss.png" in paths
+    md = (out / "report.md").read_text()
+    assert "Figure P." in md and "| simclr-acdc | simclr | 2 | 29 |" in md

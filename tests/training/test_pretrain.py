@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -51,6 +52,11 @@ def test_pretrain_writes_strict_encoders_and_lowers_loss(tiny_cache: Path, tmp_p
         rows = [r for r in csv.DictReader(fh) if r.get("online_std")]
     assert all(0 < float(r["online_std"]) < 1 for r in rows)
     assert float(rows[-1]["tau"]) > float(rows[0]["tau"]) >= 0.99
+    # result.json keeps the per-epoch loss curve (committed with a study; logs are not)
+    curve = json.loads((run / "result.json").read_text())["loss_per_epoch"]
+    assert [c["epoch"] for c in curve] == [float(e) for e in range(6)]
+    first_epoch = [float(r["loss"]) for r in rows if r["epoch"] == "0" and r.get("loss")]
+    assert curve[0]["loss"] == pytest.approx(sum(first_epoch) / len(first_epoch))
 
 
 def test_refuses_to_overwrite_a_started_run(tiny_cache: Path, tmp_path: Path) -> None:

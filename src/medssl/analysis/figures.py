@@ -583,3 +583,22 @@ def _overlay_columns(
             else:
                 ax.imshow(mpimg.imread(path))
     return _save(fig, stem)
+
+
+@_styled
+def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
+    """Pretraining loss per epoch (mean over the epoch's logged steps), one panel per
+    pretraining run (methods' losses have different scales); a run whose collapse
+    monitor fired is marked in its title."""
+    if pretraining is None or pretraining.empty:
+        return Plotted([], None)
+    runs = list(pretraining.groupby(["pipeline", "run_id"], sort=True))
+    fig, axes = _grid(len(runs), 4, (3.0, 2.4))
+    for ax, ((pipeline, _), sub) in zip(axes, runs, strict=False):
+        sub = sub.sort_values("epoch")
+        ax.plot(sub["epoch"] + 1, sub["loss"], marker="o", ms=2.5, lw=1.2)
+        collapsed = bool(sub["collapsed"].astype(bool).any())
+        ax.set_title(f"{pipeline}" + (" (collapse flagged)" if collapsed else ""), fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{sub['method'].iloc[0]} loss")
+    return _save(fig, stem)

@@ -471,6 +471,7 @@ def write_report(
     n_boot: int = 200,
     seed: int = 0,
     reference: str | None = None,
+    pretraining: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into ``out``.
 
@@ -487,6 +488,8 @@ def write_report(
         seed: seed of the bootstrap generator.
         reference: pipeline the paired tests compare against (default: the first of
             ``random``, ``imagenet``, ``supervised-imagenet`` present, else all pairs).
+        pretraining: the pretraining runs' per-epoch losses (the study's
+            ``pretraining`` table) for the pretraining-curves figure.
 
     Returns:
         The written paths: the two reports first, then the figures.
@@ -517,7 +520,46 @@ def write_report(
     sections, fig_paths = _sections(
         results, curves, fig_dir, overlays, fits, reference, fig6_columns=fig6
     )
-    return _write(out, title, banner, [*sections, _notes(all_notes)], fig_paths)
+    pre, pre_paths = _pretraining(pretraining, fig_dir)
+    sections.insert(1, pre)
+    return _write(out, title, banner, [*sections, _notes(all_notes)], fig_paths + pre_paths)
+
+
+def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Section, list[Path]]:
+    """The pretraining curves (figure P) and each run's first and last epoch loss."""
+    sec = Section("Pretraining")
+    paths = figs.plot_pretraining_curves(pretraining, fig_dir / "figP_pretraining_loss")
+    sec.figure(
+        paths,
+        "Figure P. Pretraining loss per epoch (mean over the epoch's logged steps), one "
+        "panel per domain-pretraining run.",
+        "No pretraining loss curves in the study folder: figure P skipped.",
+    )
+    if pretraining is not None and not pretraining.empty:
+        rows = []
+        for (pipeline, _), sub in pretraining.groupby(["pipeline", "run_id"], sort=True):
+            sub = sub.sort_values("epoch")
+            tail = sub["loss"].iloc[-max(1, len(sub) // 5) :]
+            rows.append(
+                {
+                    "pipeline": pipeline,
+                    "method": sub["method"].iloc[0],
+                    "epochs": len(sub),
+                    "steps": int(sub["steps"].max()),
+                    "first-epoch loss": sub["loss"].iloc[0],
+                    "last-epoch loss": sub["loss"].iloc[-1],
+                    "last 20 % range / first-to-last drop": (tail.max() - tail.min())
+                    / max(abs(sub["loss"].iloc[0] - sub["loss"].iloc[-1]), 1e-12),
+                    "collapse flagged": bool(sub["collapsed"].astype(bool).any()),
+                }
+            )
+        sec.table(
+            pd.DataFrame(rows),
+            "Each pretraining run: loss at its first and last epoch, and how much the loss "
+            "still moved over the last 20 % of its epochs relative to its whole drop (small: "
+            "flattened):",
+        )
+    return sec, list(paths)
 
 
 def _notes(notes: Sequence[str]) -> Section:

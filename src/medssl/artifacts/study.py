@@ -10,6 +10,7 @@ Layout::
     ledger.jsonl           one line per job start (audit trail: no cell runs twice)
     results.{parquet,csv}  the study table (one row per finished fine-tune and cell)
     curves.{parquet,csv}   every learning curve in long format
+    pretraining.{parquet,csv}  every pretraining run's per-epoch loss and collapse monitor
     .gitignore             keeps weights, checkpoints, logs and claims out of git: a
                            committed study folder holds each run's small files only
 """
@@ -74,7 +75,7 @@ class StudyDir:
         return self.run(job_id).path / "failed.json"
 
     def table(self, name: str, ext: str = "parquet") -> Path:
-        """``results`` or ``curves``, as ``parquet`` or ``csv``."""
-        if name not in ("results", "curves"):
+        """``results``, ``curves`` or ``pretraining``, as ``parquet`` or ``csv``."""
+        if name not in ("results", "curves", "pretraining"):
             raise ValueError(f"unknown study table {name!r}")
         return self.root / f"{name}.{ext}"

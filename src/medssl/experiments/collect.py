@@ -11,7 +11,8 @@ import pandas as pd
 from medssl.analysis.curves import curve_auc, curve_settled, steps_to_fraction
 from medssl.artifacts.atomic import atomic_write, write_text
 from medssl.artifacts.labels import ACDC_LABELS, LabelSet
-from medssl.artifacts.rundir import RunDir
+from medssl.artifacts.rundir import RunDir, read_csv_rows
+from medssl.artifacts.steplog import epoch_means
 from medssl.artifacts.study import StudyDir
 from medssl.artifacts.table import (
     CURVE_COLUMNS,
@@ -149,9 +150,66 @@ def _curve_rows(job: dict, curve: list[dict[str, str]], meta: dict, budget: int)
     ]
 
 
+#: Columns of the ``pretraining`` table: one row per finished pretraining run and epoch.
+PRETRAINING_COLUMNS = (
+    "run_id",
+    "pipeline",
+    "method",
+    "init",
+    "epoch",
+    "steps",
+    "loss",
+    "online_std",
+    "collapsed",
+)
+
+
+def _pretraining_rows(job: dict, run: RunDir) -> list[dict]:
+    """Per-epoch loss of one finished pretraining: ``result.json``'s ``loss_per_epoch``,
+    or (runs that predate it) the step log when it is still there."""
+    result = run.load_result()
+    curve = result.get("loss_per_epoch")
+    if not curve and run.step_log.is_file():
+        curve = epoch_means(read_csv_rows(run.step_log))
+    cfg = result.get("config", {})
+    fixed = {
+        "run_id": job["id"],
+        "pipeline": job["meta"].get("pipeline", ""),
+        "method": result.get("method", cfg.get("method", "byol")),
+        "init": str(cfg.get("init", "")),
+        "collapsed": result.get("collapse") is not None,
+    }
+    return [
+        {**fixed, **{k: r.get(k, math.nan) for k in ("epoch", "steps", "loss", "online_std")}}
+        for r in curve or []
+    ]
+
+
+def collect_pretraining(root: str | Path) -> pd.DataFrame:
+    """The per-epoch loss curves of a study's finished pretraining runs, written as
+    ``pretraining.{parquet,csv}`` into the study folder (empty when it has none)."""
+    root = Path(root)
+    rows = []
+    for job in store.load_plan_json(root)["jobs"]:
+        if job["kind"] == "pretrain" and store.is_done(root, job["id"]):
+            rows += _pretraining_rows(job, RunDir(store.run_dir(root, job["id"])))
+    df = pd.DataFrame(rows, columns=list(PRETRAINING_COLUMNS))
+    df = df.sort_values(["pipeline", "run_id", "epoch"], ignore_index=True)
+    _write_table(root, "pretraining", df)
+    return df
+
+
+def _write_table(root: Path, name: str, df: pd.DataFrame) -> None:
+    study = StudyDir(root)
+    with atomic_write(study.table(name, "parquet")) as tmp:
+        df.to_parquet(tmp, index=False)
+    write_text(study.table(name, "csv"), df.to_csv(index=False))
+
+
 def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build ``results`` (one row per finished fine-tune and study cell it stands for) and
-    ``curves`` (long format) and write them as Parquet and CSV into the study folder.
+    ``curves`` (long format) and write them as Parquet and CSV into the study folder, with
+    the pretraining runs' loss curves (:func:`collect_pretraining`).
 
     ``paper_iou`` and ``paper_jaccard_loss`` columns are present when some run's
     evaluation wrote them (NaN for runs evaluated before they existed)."""
@@ -171,8 +229,6 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not results.empty:
         results = results.sort_values(list(SORT_KEYS), ignore_index=True)
     for name, df in (("results", results), ("curves", curve_df)):
-        study = StudyDir(root)
-        with atomic_write(study.table(name, "parquet")) as tmp:
-            df.to_parquet(tmp, index=False)
-        write_text(study.table(name, "csv"), df.to_csv(index=False))
+        _write_table(root, name, df)
+    collect_pretraining(root)
     return results, curve_df

@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from medssl.analysis.report import write_report
+from medssl.artifacts.study import StudyDir
 from medssl.experiments import store
 from medssl.experiments.collect import collect
 
@@ -60,6 +63,7 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
     """Collect ``root`` and write ``report.md`` and ``report.html`` with figures into it."""
     root = Path(root)
     results, curves = collect(root)
+    pretraining = pd.read_parquet(StudyDir(root).table("pretraining"))
     plan = store.load_plan_json(root)
     notes = [f"Pipeline {k} skipped: {v}" for k, v in plan.get("skipped", {}).items()]
     return write_report(
@@ -70,4 +74,5 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
         synthetic,
         overlays=_overlays(results, root, _pipeline_order(plan, results)),
         notes=notes,
+        pretraining=pretraining,
     )

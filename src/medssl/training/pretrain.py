@@ -15,7 +15,8 @@ directory (file names: :class:`~medssl.artifacts.rundir.RunDir`)::
     decoder_last.safetensors
     checkpoints/last.ckpt            resume state (model, target, optimiser, schedule, step)
     logs/metrics.csv, logs/events.*  per-step loss, τ, lr, collapse monitor, throughput
-    result.json                      written last: the run finished
+    result.json                      written last: the run finished; holds the per-epoch
+                                     mean loss and collapse monitor (``loss_per_epoch``)
 
 Specialist = ``init="random"``; hierarchical = ``init`` with ImageNet (or BYOL-ImageNet)
 weights, then the method (BYOL in the study) on the target domain.
@@ -33,8 +34,9 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from medssl.artifacts.rundir import RunDir
+from medssl.artifacts.rundir import RunDir, read_csv_rows
 from medssl.artifacts.split import Split
+from medssl.artifacts.steplog import epoch_means
 from medssl.configs import PretrainConfig
 from medssl.data.batch_augment import SliceBank
 from medssl.data.cache_read import SliceCache
@@ -159,9 +161,13 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
 
     def finish(self, trainer: L.Trainer, module: L.LightningModule, run: RunDir) -> None:
         """A run killed between its last step's checkpoint and the epoch-end export
-        resumes with nothing left to train; export that finished epoch's encoder now."""
+        resumes with nothing left to train; export that finished epoch's encoder now.
+        Also reads the per-epoch loss curve from the step log for ``result.json``."""
         if not trainer.is_global_zero:
             return
+        for logger in trainer.loggers:
+            logger.save()
+        self.loss_curve = epoch_means(read_csv_rows(run.step_log)) if run.step_log.is_file() else []
         epoch, rest = divmod(trainer.global_step, module.steps_per_epoch)
         if rest == 0 and epoch > 0 and not self.exporter.epoch_path(epoch).exists():
             self.exporter.export(module, epoch)
@@ -174,6 +180,7 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
             "skipped_steps": module.skipped_steps,
             "method": self.cfg.method,
             "collapse": module.collapse.flag,
+            "loss_per_epoch": getattr(self, "loss_curve", []),
             "world_size": trainer.world_size,
             "config": to_dict(self.cfg),
         }
