@@ -19,7 +19,7 @@ PREEMPTED_EXIT = 3
 
 log = logging.getLogger("medssl")
 
-FORMATS = ["acdc", "h5", "nnunet", "nifti-folder"]
+FORMATS = ["acdc", "h5", "nnunet", "nifti-folder", "dicom"]
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -74,6 +74,26 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     print(
         f"split ({split.scheme}): {len(split.train)} train / {len(split.val)} val /"
         f" {len(split.test)} test{held_out} patients -> {CachePaths(result.path).split}"
+    )
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from medssl.data.convert import convert_source
+
+    result = convert_source(
+        args.source,
+        args.out,
+        args.to,
+        args.format,
+        include_series=not args.no_series,
+        channel=args.channel,
+        force=args.force,
+        progress=True,
+    )
+    print(
+        f"wrote {result.labelled} labelled and {result.unlabelled} unlabelled volumes of"
+        f" {result.patients} patients to {result.path} ({args.to} raw dataset)"
     )
     return 0
 
@@ -300,9 +320,11 @@ def _add_eval_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("predict", help="segment new volumes (NIfTI or h5)")
+    p = sub.add_parser("predict", help="segment new volumes (NIfTI, h5, or DICOM into DICOM-SEG)")
     p.add_argument("--model", type=Path, required=True, help="fine-tuning run directory")
-    p.add_argument("--input", type=Path, required=True, help="file or folder")
+    p.add_argument(
+        "--input", type=Path, required=True, help="file or folder (DICOM: folder of a series)"
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--no-overlays", action="store_true")
     p.add_argument(
@@ -499,7 +521,7 @@ def _add_bench_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="data sources: phantom, check, prepare")
+    data = sub.add_parser("data", help="data sources: phantom, check, convert, prepare")
     dsub = data.add_subparsers(dest="data_cmd", required=True)
 
     p = dsub.add_parser("phantom", help="write a synthetic cardiac cine-MRI phantom (ACDC layout)")
@@ -512,6 +534,16 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", type=Path)
     p.add_argument("--format", choices=FORMATS)
     p.set_defaults(func=_cmd_check)
+
+    p = dsub.add_parser("convert", help="write a source as an nnU-Net raw dataset (NIfTI)")
+    p.add_argument("source", type=Path)
+    p.add_argument("--to", choices=["nnunet"], required=True, help="output layout")
+    p.add_argument("out", type=Path, help="dataset folder to write")
+    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--no-series", action="store_true", help="skip 4D cine frames")
+    p.add_argument("--channel", default="MRI", help="channel name in dataset.json (CT, MRI, ...)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.set_defaults(func=_cmd_convert)
 
     p = dsub.add_parser("prepare", help="build the preprocessing cache and the default split")
     p.add_argument("source", type=Path)

@@ -88,3 +88,45 @@ def test_cli_predict_and_evaluate(tiny_finetuned: Path, tmp_path: Path, capsys) 
     ]
     assert main(["evaluate", str(tiny_finetuned)]) == 0
     assert "3D Dice" in capsys.readouterr().out
+
+
+def test_dicom_in_dicom_seg_out(tiny_finetuned: Path, tmp_path: Path) -> None:
+    """DICOM cine in, one DICOM-SEG instance per phase out: read back with highdicom, the
+    labels of every source image equal the prediction on the phantom's NIfTI cine."""
+    import highdicom as hd
+    import pydicom
+
+    from medssl.data.nifti import to_slices
+    from medssl.data.readers import open_source
+    from tests.data.dicom_builders import phantom_dicom
+
+    nifti, dicom = phantom_dicom(tmp_path / "src", patients=(1,), n_frames=2)
+    cine = nifti / "training" / "patient001" / "patient001_4d.nii.gz"
+    (nii_out,) = predict(tiny_finetuned, cine, tmp_path / "nii", overlays=False)
+    expected = np.asanyarray(nib.load(nii_out).dataobj)
+    files = predict(tiny_finetuned, dicom, tmp_path / "seg")
+    assert [f.name for f in files] == [
+        "patient001_series100_frame01.seg.dcm",
+        "patient001_series100_frame02.seg.dcm",
+    ]
+    assert (tmp_path / "seg" / "overlays" / "patient001_series100.png").exists()
+    (stack,) = open_source(dicom).refs
+    segs = [hd.seg.segread(f) for f in files]
+    assert len({s.SeriesInstanceUID for s in segs}) == 1
+    assert [int(s.InstanceNumber) for s in segs] == [1, 2]
+    for t, (seg, case) in enumerate(zip(segs, stack.load(), strict=True)):
+        sources = [pydicom.dcmread(p, stop_before_pixels=True) for p in case.sources]
+        assert seg.PatientID == "patient001"
+        assert seg.StudyInstanceUID == sources[0].StudyInstanceUID
+        assert seg.FrameOfReferenceUID == sources[0].FrameOfReferenceUID
+        assert [seg.get_segment_description(n).segment_label for n in (1, 2, 3)] == [
+            "RV",
+            "MYO",
+            "LV",
+        ]
+        labels = seg.get_pixels_by_source_instance(
+            [ds.SOPInstanceUID for ds in sources], combine_segments=True
+        )
+        np.testing.assert_array_equal(labels, to_slices(expected[..., t]))
+    one_file = predict(tiny_finetuned, stack.files[0], tmp_path / "one", overlays=False)
+    assert [f.name for f in one_file] == [f.name for f in files]  # the stack holding it

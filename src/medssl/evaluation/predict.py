@@ -5,6 +5,10 @@
   segmented frame by frame.
 * h5 in (``image`` [+ ``label``]) → h5 out with ``image``, ``prediction`` and, when
   present, ``label``.
+* DICOM in (a folder of images, or one image of a stack) → DICOM-SEG out
+  (:mod:`medssl.evaluation.dicom_seg`): each stack (see
+  :mod:`medssl.data.readers.dicom`) becomes one SEG series named
+  ``PATIENT_seriesN``, one instance per cine phase (``PATIENT_seriesN_frameYY.seg.dcm``).
 * post-processing: the run's ``postprocessing.json`` (largest connected component of the
   structures where it raised the validation Dice; written by ``medssl evaluate``) is
   applied unless ``postprocess=False``.
@@ -22,7 +26,9 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from medssl.data.case import VolumeRef
 from medssl.data.checks import check_finite, check_label_values
+from medssl.data.dicom import is_dicom_file, parse_header
 from medssl.data.nifti import (
     frames_of,
     is_nifti,
@@ -33,7 +39,9 @@ from medssl.data.nifti import (
     volume_ndim,
     write_nifti,
 )
-from medssl.errors import DataError
+from medssl.data.readers.base import safe_stem
+from medssl.data.readers.dicom import holds_dicom, read_dicom
+from medssl.errors import DataError, DataErrors
 from medssl.evaluation.inference import predict_volume
 from medssl.evaluation.overlays import save_overlay
 from medssl.evaluation.run_model import RunModel, load_run_model
@@ -56,6 +64,22 @@ def find_inputs(path: Path) -> list[Path]:
         raise DataError(path, "missing-input", "no such file or folder")
     files = sorted(p for p in path.rglob("*") if p.is_file() and (is_nifti(p) or p.suffix == ".h5"))
     return [p for p in files if not strip_nifti_suffix(p.name).endswith("_gt")]
+
+
+def find_dicom_stacks(path: Path) -> list[VolumeRef]:
+    """DICOM stacks to segment: every stack below a folder, or the stack holding a file.
+
+    Raises:
+        DataErrors: when any DICOM file or stack there fails a check.
+    """
+    if path.is_file() and not is_dicom_file(path):
+        return []
+    if path.is_dir() and not holds_dicom(path):
+        return []
+    source = read_dicom(path if path.is_dir() else path.parent)
+    if source.problems:
+        raise DataErrors(source.problems)
+    return source.refs if path.is_dir() else [r for r in source.refs if path in r.files]
 
 
 def _nifti_truth(path: Path, shape: tuple, labels: dict[int, str]) -> np.ndarray | None:
@@ -117,6 +141,44 @@ def _predict_h5(run: RunModel, path: Path, out: Path, post: Post) -> Prediction:
     return target, image, pred, label
 
 
+def _stack_name(ref: VolumeRef, used: set[str]) -> str:
+    number = parse_header(ref.files[0]).series_number  # type: ignore[union-attr]
+    base = safe_stem(ref.patient_id) + (f"_series{number}" if number is not None else "")
+    name, i = base, 1
+    while name in used:
+        i += 1
+        name = f"{base}_{i}"
+    used.add(name)
+    return name
+
+
+def _predict_dicom(
+    run: RunModel, ref: VolumeRef, name: str, out: Path, post: Post
+) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    from highdicom import UID
+
+    from medssl.evaluation.dicom_seg import write_dicom_seg
+
+    series_uid = UID()
+    targets: list[Path] = []
+    first: tuple[np.ndarray, np.ndarray] | None = None
+    for number, case in enumerate(ref.load(), start=1):
+        raw = predict_volume(
+            run.model, case.image, run.prepare, case.spacing, precision=run.precision
+        )
+        pred = post(raw)
+        tag = f"_frame{case.frame:02d}" if case.frame is not None else ""
+        target = out / f"{name}{tag}.seg.dcm"
+        targets.append(
+            write_dicom_seg(target, case.sources, pred, run.label_set, series_uid, number)
+        )
+        if first is None:
+            first = (case.image, pred)
+    if first is None:
+        raise DataError(ref.files[0], "empty-stack", "the stack decoded to no volume")
+    return targets, *first
+
+
 def predict(
     model_dir: str | Path,
     inputs: str | Path,
@@ -137,22 +199,39 @@ def predict(
     post = _postprocessing(run) if postprocess else (lambda pred: pred)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in tqdm(find_inputs(Path(inputs)), desc="predicting", disable=not progress):
+    inputs = Path(inputs)
+    files = [p for p in find_inputs(inputs) if not is_dicom_file(p)]
+    stacks = find_dicom_stacks(inputs)
+    if not files and not stacks:
+        raise DataError(inputs, "missing-input", "no NIfTI, h5 or DICOM image to segment")
+    written: list[Path] = []
+    for path in tqdm(files, desc="predicting", disable=not progress):
         fn = _predict_h5 if path.suffix == ".h5" else _predict_nifti
         target, image, pred, truth = fn(run, path, out, post)
         if overlays:
-            save_overlay(
-                out / "overlays" / f"{output_name(path)}.png",
-                image,
-                pred,
-                truth,
-                output_name(path),
-                run.num_classes,
-            )
+            _overlay(run, out, output_name(path), image, pred, truth)
         log.info("wrote %s", target)
         written.append(target)
+    used: set[str] = set()
+    for ref in tqdm(stacks, desc="predicting DICOM", disable=not progress):
+        name = _stack_name(ref, used)
+        targets, image, pred = _predict_dicom(run, ref, name, out, post)
+        if overlays:
+            _overlay(run, out, name, image, pred, None)
+        log.info("wrote %d DICOM-SEG instance(s) for %s", len(targets), name)
+        written.extend(targets)
     return written
+
+
+def _overlay(
+    run: RunModel,
+    out: Path,
+    name: str,
+    image: np.ndarray,
+    pred: np.ndarray,
+    truth: np.ndarray | None,
+) -> None:
+    save_overlay(out / "overlays" / f"{name}.png", image, pred, truth, name, run.num_classes)
 
 
 def _postprocessing(run: RunModel) -> Post:

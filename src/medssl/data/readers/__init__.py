@@ -8,6 +8,7 @@ from pathlib import Path
 from medssl.data.nifti import is_nifti
 from medssl.data.readers.acdc import find_patient_dirs, read_acdc
 from medssl.data.readers.base import Source
+from medssl.data.readers.dicom import holds_dicom, read_dicom
 from medssl.data.readers.folder import read_nifti_folder
 from medssl.data.readers.h5 import read_h5
 from medssl.data.readers.nnunet import read_nnunet
@@ -18,11 +19,12 @@ READERS: dict[str, Callable[[Path], Source]] = {
     "h5": read_h5,
     "nnunet": read_nnunet,
     "nifti-folder": read_nifti_folder,
+    "dicom": read_dicom,
 }
 
 
 def detect_format(root: Path) -> str:
-    """Name the reader for ``root``: nnU-Net, ACDC, h5 or a plain NIfTI folder."""
+    """Name the reader for ``root``: nnU-Net, ACDC, h5, a plain NIfTI folder or DICOM."""
     if not root.is_dir():
         raise DataError(root, "missing-source", "is not a folder")
     if (root / "dataset.json").exists():
@@ -33,10 +35,13 @@ def detect_format(root: Path) -> str:
         return "h5"
     if any(is_nifti(p) for p in root.rglob("*")):
         return "nifti-folder"
+    if holds_dicom(root):
+        return "dicom"
     raise DataError(
         root,
         "unknown-format",
-        "no dataset.json, patient*/Info.cfg, *.h5 or NIfTI files found; force one with --format",
+        "no dataset.json, patient*/Info.cfg, *.h5, NIfTI or DICOM files found;"
+        " force one with --format",
     )
 
 

@@ -12,6 +12,7 @@ from medssl.data.case import Phase, VolumeRef
 from medssl.errors import DataError
 
 _FRAME_RE = re.compile(r"^(?P<pid>.+?)_frame(?P<frame>\d+)$")
+_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -43,6 +44,15 @@ class Source:
     @property
     def patients(self) -> list[str]:
         return sorted({r.patient_id for r in self.refs})
+
+
+def safe_stem(name: str) -> str:
+    """``name`` made safe as a file name: runs of characters other than letters, digits,
+    ``.``, ``_`` and ``-`` become ``_`` (e.g. a DICOM ``PatientID`` with spaces)."""
+    stem = _UNSAFE_RE.sub("_", name).strip("._")
+    if not stem:
+        raise ValueError(f"{name!r} has no character usable in a file name")
+    return stem
 
 
 def split_frame_name(stem: str) -> tuple[str, int | None]:

@@ -1,0 +1,146 @@
+"""Real DICOM files for tests, written with pydicom from NIfTI-style arrays.
+
+A cine stack ``(X, Y, Z, T)`` with its RAS affine becomes one single-frame MR image
+per slice and phase, the way scanners export short-axis cine: pixel rows run along
+the affine's second axis, columns along its first, ``ImagePositionPatient`` and
+``ImageOrientationPatient`` are in LPS, and ``TriggerTime`` orders the phases. File
+names are shuffled so that no reader can rely on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from medssl.data.phantom import generate_phantom
+
+LPS = np.diag([-1.0, -1.0, 1.0])
+
+
+def _ds(text: float) -> str:
+    """A DS value (at most 16 characters) for ``text``."""
+    out = f"{text:.6f}"
+    return out if len(out) <= 16 else f"{text:.6g}"
+
+
+def geometry_tags(affine: np.ndarray, k: int) -> dict[str, list[str]]:
+    """``ImagePositionPatient``, ``ImageOrientationPatient``, ``PixelSpacing`` of slice
+    ``k`` of a volume whose RAS affine maps voxel ``(column, row, slice)`` to mm."""
+    lin = LPS @ affine[:3, :3]
+    origin = LPS @ (affine[:3, :3] @ np.array([0.0, 0.0, k]) + affine[:3, 3])
+    col_mm, row_mm = np.linalg.norm(lin[:, 0]), np.linalg.norm(lin[:, 1])
+    iop = [*(lin[:, 0] / col_mm), *(lin[:, 1] / row_mm)]
+    return {
+        "ImagePositionPatient": [_ds(v) for v in origin],
+        "ImageOrientationPatient": [_ds(v) for v in iop],
+        "PixelSpacing": [_ds(row_mm), _ds(col_mm)],
+    }
+
+
+def _dataset(
+    pixels: np.ndarray, study: dict[str, str], series_uid: str, series_number: int
+) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    for key, value in study.items():
+        setattr(ds, key, value)
+    ds.Modality = "MR"
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    ds.Manufacturer = "medssl-tests"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.PixelData = np.ascontiguousarray(pixels.astype(np.int16)).tobytes()
+    return ds
+
+
+def write_cine_dicom(
+    folder: Path,
+    data: np.ndarray,
+    affine: np.ndarray,
+    patient_id: str,
+    *,
+    frame_ms: float = 40.0,
+    series_per_slice: bool = False,
+    seed: int = 0,
+) -> list[list[Path]]:
+    """Write ``data`` ``(X, Y, Z, T)`` (or ``(X, Y, Z)``) as single-frame MR DICOM files.
+
+    Args:
+        folder: output folder (created).
+        data: integer voxels in NIfTI order.
+        affine: RAS voxel-to-mm affine of ``data``.
+        patient_id: the ``PatientID`` written.
+        frame_ms: ``TriggerTime`` step between phases (no TriggerTime for 3D data).
+        series_per_slice: one series per slice position (as many scanners export
+            short-axis cine) instead of one series for the whole stack.
+        seed: seed of the shuffled file names.
+
+    Returns:
+        ``paths[t][k]``: the file of phase ``t`` and slice ``k``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    cine = data if data.ndim == 4 else data[..., None]
+    n_z, n_t = cine.shape[2], cine.shape[3]
+    study = {
+        "PatientID": patient_id,
+        "PatientName": "Anonymous^Phantom",
+        "PatientBirthDate": "",
+        "PatientSex": "O",
+        "StudyInstanceUID": generate_uid(),
+        "StudyDate": "20240101",
+        "StudyTime": "120000",
+        "StudyID": "1",
+        "AccessionNumber": "",
+        "ReferringPhysicianName": "",
+        "FrameOfReferenceUID": generate_uid(),
+        "SliceThickness": _ds(float(np.linalg.norm(affine[:3, 2]))),
+    }
+    series = [generate_uid() for _ in range(n_z if series_per_slice else 1)]
+    names = np.random.default_rng(seed).permutation(n_z * n_t)
+    paths: list[list[Path]] = [[] for _ in range(n_t)]
+    for t in range(n_t):
+        for k in range(n_z):
+            s = k if series_per_slice else 0
+            ds = _dataset(cine[:, :, k, t].T, study, series[s], 100 + s)
+            for key, value in geometry_tags(affine, k).items():
+                setattr(ds, key, value)
+            if data.ndim == 4:
+                ds.TriggerTime = _ds(t * frame_ms)
+            ds.InstanceNumber = t * n_z + k + 1
+            path = folder / f"IM{names[t * n_z + k]:05d}.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            paths[t].append(path)
+    return paths
+
+
+def phantom_dicom(
+    root: Path, patients: Sequence[int] = (1,), n_frames: int = 3, **kwargs
+) -> tuple[Path, Path]:
+    """The phantom (ACDC layout, under ``root / "nifti"``) and its cine series written as
+    DICOM under ``root / "dicom" / patientNNN``; returns ``(nifti_root, dicom_root)``."""
+    import nibabel as nib
+
+    nifti = root / "nifti"
+    generate_phantom(nifti, max(patients), seed=0, n_frames=n_frames, workers=1)
+    dicom = root / "dicom"
+    for p in patients:
+        pid = f"patient{p:03d}"
+        img = nib.load(nifti / "training" / pid / f"{pid}_4d.nii.gz")
+        data = np.asanyarray(img.dataobj)
+        write_cine_dicom(dicom / pid, data, img.affine, pid, seed=p, **kwargs)
+    return nifti, dicom
