@@ -268,3 +268,27 @@ def test_volume_input_checks() -> None:
         volume_metrics(vol[0], vol[0], None)
     with pytest.raises(ValueError, match="non-empty"):
         surface_distances(vol.astype(bool), vol.astype(bool))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_surface_distances_equal_monais_two_metric_functions() -> None:
+    """One shared edge/distance computation gives exactly what MONAI's
+    compute_hausdorff_distance(percentile=95) and compute_average_surface_distance
+    (symmetric) give separately, with and without spacing."""
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+
+    rng = np.random.default_rng(0)
+    for trial in range(8):
+        shape = tuple(
+            int(v) for v in (rng.integers(3, 8), rng.integers(16, 40), rng.integers(16, 40))
+        )
+        a = rng.random(shape) < rng.uniform(0.05, 0.5)
+        b = rng.random(shape) < rng.uniform(0.05, 0.5)
+        sp = None if trial % 3 == 0 else tuple(float(v) for v in rng.uniform(0.5, 10, 3))
+        p, g = torch.from_numpy(a[None, None]), torch.from_numpy(b[None, None])
+        hd = compute_hausdorff_distance(p, g, include_background=True, percentile=95, spacing=sp)
+        asd = compute_average_surface_distance(
+            p, g, include_background=True, symmetric=True, spacing=sp
+        )
+        assert surface_distances(a, b, sp) == (hd.item(), asd.item())

@@ -40,7 +40,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+from monai.metrics.utils import get_edge_surface_distance
 
 from medssl.artifacts.labels import ACDC_LABELS
 from medssl.data.clinical import check_spacing
@@ -384,13 +384,17 @@ def surface_distances(
     if not pred.any() or not gt.any():
         raise ValueError("surface distances need two non-empty masks")
     sp = check_spacing(spacing, pred.ndim)
-    p, g = torch.from_numpy(pred[None, None]), torch.from_numpy(gt[None, None])
+    p, g = torch.from_numpy(pred).float(), torch.from_numpy(gt).float()
     with warnings.catch_warnings():  # MONAI 1.5-1.6 warns about its own internal call
         warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*")
-        hd95 = compute_hausdorff_distance(p, g, include_background=True, percentile=95, spacing=sp)
-        assd = compute_average_surface_distance(
-            p, g, include_background=True, symmetric=True, spacing=sp
+        # one edge extraction and distance transform for both metrics: what MONAI's
+        # compute_hausdorff_distance(percentile=95) and compute_average_surface_distance
+        # (symmetric=True) each compute, then reduce differently
+        _, (d_pg, d_gp), _ = get_edge_surface_distance(
+            p, g, distance_metric="euclidean", spacing=sp, symmetric=True
         )
+    hd95 = torch.max(torch.stack([torch.quantile(d, 0.95) for d in (d_pg, d_gp)]))
+    assd = torch.cat([d_pg, d_gp]).mean()
     return float(hd95.item()), float(assd.item())
 
 

@@ -62,6 +62,8 @@ def load_run_model(run_dir: str | Path, device: str | None = None) -> RunModel:
     model.load_state_dict(state, strict=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
+    if cfg.runtime.channels_last:  # as the run trained: the faster layout for bf16 convolutions
+        model.to(memory_format=torch.channels_last)
     return RunModel(
         run_dir,
         model,
