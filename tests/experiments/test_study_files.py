@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -569,3 +570,35 @@ def test_pretraining_curves_collected_from_results_or_step_logs(tmp_path: Path) 
     assert out / "figures" / "figP_pretraining_loss.png" in paths
     md = (out / "report.md").read_text()
     assert "Figure P." in md and "| simclr-acdc | simclr | 2 | 29 |" in md
+
+
+def test_report_states_measured_compute_and_the_hand_written_notes(tmp_path: Path) -> None:
+    """Each job's wall time comes from its DONE marker (a shared run counted once), and a
+    study folder's study_notes.md is the report's first section, in both files."""
+    from medssl.experiments.report import study_report
+
+    raw = _raw(
+        pipelines=["random"],
+        budgets={"values": [3]},
+        seeds=[0, 1],
+        pretraining_length={"pipeline": "byol-acdc", "epochs": [0], "budget": 3, "seeds": [0]},
+    )
+    plan = expand(parse_study(raw), tmp_path)
+    store.save_plan(plan, tmp_path)
+    for i, j in enumerate(plan.jobs):
+        _fake_run(tmp_path, j.id, 3, 0.6 + 0.05 * i, paper=True)
+        StudyDir(tmp_path).done_marker(j.id).write_text(json.dumps({"seconds": 100.0 * (i + 1)}))
+    (tmp_path / "study_notes.md").write_text(
+        "Ran on **two cores**.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    )
+    study_report(tmp_path)
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert len(results) == 3 and sorted(results["wall_s"].unique()) == [100.0, 200.0]
+    md = (tmp_path / "report.md").read_text()
+    assert md.index("## About this study") < md.index("## Summary")
+    assert "Ran on **two cores**." in md
+    assert "2 fine-tunes (training and evaluation) took 0.08 h (median 150 s" in md
+    page = (tmp_path / "report.html").read_text()
+    assert "<strong>two cores</strong>" in page and "<td>2</td>" in page
+    # a marker without JSON is still a finished job, with no wall time
+    assert store.done_info(tmp_path, "nope") == {}

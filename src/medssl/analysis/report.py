@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import markdown
 import numpy as np
 import pandas as pd
 
@@ -52,6 +53,10 @@ class Section:
 
     def p(self, text: str) -> None:
         self.blocks.append(("p", text))
+
+    def markdown(self, text: str) -> None:
+        """A block of Markdown written by a person (kept verbatim in ``report.md``)."""
+        self.blocks.append(("md", text))
 
     def table(self, df: pd.DataFrame, caption: str = "") -> None:
         if caption:
@@ -413,6 +418,8 @@ def _markdown(title: str, banner: str, sections: list[Section], out: Path) -> st
         for kind, *rest in sec.blocks:
             if kind == "p":
                 parts += [_md(rest[0]), ""]
+            elif kind == "md":
+                parts += [rest[0].strip(), ""]
             elif kind == "table":
                 parts += [markdown_table(rest[0]), ""]
             else:
@@ -446,6 +453,8 @@ def _html(title: str, banner: str, sections: list[Section]) -> str:
         for kind, *rest in sec.blocks:
             if kind == "p":
                 parts.append(f"<p>{html.escape(rest[0])}</p>")
+            elif kind == "md":
+                parts.append(markdown.markdown(rest[0], extensions=["tables"]))
             elif kind == "table":
                 parts.append(rest[0].to_html(index=False, border=0, escape=True))
             else:
@@ -472,6 +481,7 @@ def write_report(
     seed: int = 0,
     reference: str | None = None,
     pretraining: pd.DataFrame | None = None,
+    intro: str | None = None,
 ) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into ``out``.
 
@@ -490,6 +500,8 @@ def write_report(
             ``random``, ``imagenet``, ``supervised-imagenet`` present, else all pairs).
         pretraining: the pretraining runs' per-epoch losses (the study's
             ``pretraining`` table) for the pretraining-curves figure.
+        intro: Markdown written by a person (what was run and why, what it shows), put
+            first as "About this study".
 
     Returns:
         The written paths: the two reports first, then the figures.
@@ -522,7 +534,35 @@ def write_report(
     )
     pre, pre_paths = _pretraining(pretraining, fig_dir)
     sections.insert(1, pre)
+    compute = _compute_text(results, pretraining)
+    if compute:
+        sections[0].p(compute)
+    if intro:
+        about = Section("About this study")
+        about.markdown(intro)
+        sections.insert(0, about)
     return _write(out, title, banner, [*sections, _notes(all_notes)], fig_paths + pre_paths)
+
+
+def _compute_text(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> str | None:
+    """The measured wall time of the study's jobs (their ``DONE`` markers), or ``None``."""
+    parts = []
+    if "wall_s" in results:
+        runs = results.drop_duplicates("run_id")["wall_s"].dropna()
+        if len(runs):
+            parts.append(
+                f"{len(runs)} fine-tunes (training and evaluation) took {runs.sum() / 3600:.2f} h "
+                f"(median {runs.median():.0f} s, range {runs.min():.0f}–{runs.max():.0f} s)"
+            )
+    if pretraining is not None and "wall_s" in pretraining and not pretraining.empty:
+        pre = pretraining.drop_duplicates("run_id")["wall_s"].dropna()
+        if len(pre):
+            parts.append(f"{len(pre)} pretraining runs took {pre.sum() / 3600:.2f} h")
+    if not parts:
+        return None
+    return (
+        "Measured compute (wall time of each job, from its DONE marker): " + "; ".join(parts) + "."
+    )
 
 
 def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Section, list[Path]]:

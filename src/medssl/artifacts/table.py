@@ -58,6 +58,7 @@ class StudyRow:
     when known. ``converged``: whether the last 20 % of the validation curve moved by less
     than 0.01 IoU (:func:`medssl.analysis.curves.curve_settled`; ``None``: too few
     validations to tell); an optional column (tables collected before it lack it).
+    ``wall_s``: the job's wall time (training and evaluation) from its ``DONE`` marker.
     ``clinical`` is ``{index: mean absolute error}`` of the clinical indices (LV/RV EDV,
     ESV, EF, myocardial mass) against the reference, as :func:`clinical_column` columns,
     when the evaluation computed them (spacing known, a cardiac label set).
@@ -84,6 +85,7 @@ class StudyRow:
     paper_iou: float | None = None
     paper_jaccard_loss: float | None = None
     converged: bool | None = None
+    wall_s: float | None = None
     per_label: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     clinical: Mapping[str, float] = field(default_factory=dict)
 
@@ -104,7 +106,8 @@ class StudyRow:
 RESULT_COLUMNS = tuple(
     f.name
     for f in fields(StudyRow)
-    if f.name not in ("per_label", "clinical", "converged") and f.name not in STUDY_METRICS
+    if f.name not in ("per_label", "clinical", "converged", "wall_s")
+    and f.name not in STUDY_METRICS
 )
 
 

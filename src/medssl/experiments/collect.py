@@ -79,10 +79,19 @@ class _RunFiles:
     metrics: dict
     curve: list[dict[str, str]]
     labels: LabelSet
+    wall_s: float | None = None
 
     @classmethod
-    def read(cls, run: RunDir) -> _RunFiles:
-        return cls(run, run.load_result(), run.load_metrics(), run.curve_rows(), _label_set(run))
+    def read(cls, run: RunDir, done: dict | None = None) -> _RunFiles:
+        seconds = (done or {}).get("seconds")
+        return cls(
+            run,
+            run.load_result(),
+            run.load_metrics(),
+            run.curve_rows(),
+            _label_set(run),
+            None if seconds is None else float(seconds),
+        )
 
 
 def _phase_mean(by_phase: dict, structure: str, key: str) -> float:
@@ -121,6 +130,7 @@ def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
         steps_to_95=float(summary["steps_to_95"]),
         curve_auc=float(summary["curve_auc"]),
         converged=summary["converged"],
+        wall_s=files.wall_s,
         test_slice_iou_mean=metrics["slice_iou"]["mean"],
         test_jaccard_loss=metrics["jaccard_loss"],
         test_dice_3d_mean=metrics["dice_3d"]["mean"],
@@ -161,10 +171,11 @@ PRETRAINING_COLUMNS = (
     "loss",
     "online_std",
     "collapsed",
+    "wall_s",
 )
 
 
-def _pretraining_rows(job: dict, run: RunDir) -> list[dict]:
+def _pretraining_rows(job: dict, run: RunDir, done: dict) -> list[dict]:
     """Per-epoch loss of one finished pretraining: ``result.json``'s ``loss_per_epoch``,
     or (runs that predate it) the step log when it is still there."""
     result = run.load_result()
@@ -178,6 +189,7 @@ def _pretraining_rows(job: dict, run: RunDir) -> list[dict]:
         "method": result.get("method", cfg.get("method", "byol")),
         "init": str(cfg.get("init", "")),
         "collapsed": result.get("collapse") is not None,
+        "wall_s": float(done["seconds"]) if "seconds" in done else math.nan,
     }
     return [
         {**fixed, **{k: r.get(k, math.nan) for k in ("epoch", "steps", "loss", "online_std")}}
@@ -192,7 +204,8 @@ def collect_pretraining(root: str | Path) -> pd.DataFrame:
     rows = []
     for job in store.load_plan_json(root)["jobs"]:
         if job["kind"] == "pretrain" and store.is_done(root, job["id"]):
-            rows += _pretraining_rows(job, RunDir(store.run_dir(root, job["id"])))
+            run = RunDir(store.run_dir(root, job["id"]))
+            rows += _pretraining_rows(job, run, store.done_info(root, job["id"]))
     df = pd.DataFrame(rows, columns=list(PRETRAINING_COLUMNS))
     df = df.sort_values(["pipeline", "run_id", "epoch"], ignore_index=True)
     _write_table(root, "pretraining", df)
@@ -219,7 +232,9 @@ def collect(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for job in plan["jobs"]:
         if job["kind"] != "finetune" or not store.is_done(root, job["id"]):
             continue
-        files = _RunFiles.read(RunDir(store.run_dir(root, job["id"])))
+        files = _RunFiles.read(
+            RunDir(store.run_dir(root, job["id"])), store.done_info(root, job["id"])
+        )
         for meta in _cells(job):
             row = _row(job, files, meta)
             rows.append(row.to_dict())

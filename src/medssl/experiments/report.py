@@ -60,7 +60,8 @@ def _overlays(
 
 
 def study_report(root: str | Path, synthetic: bool = False, title: str | None = None) -> list[Path]:
-    """Collect ``root`` and write ``report.md`` and ``report.html`` with figures into it."""
+    """Collect ``root`` and write ``report.md`` and ``report.html`` with figures into it
+    (with the folder's hand-written ``study_notes.md`` first, when there is one)."""
     root = Path(root)
     results, curves = collect(root)
     pretraining = pd.read_parquet(StudyDir(root).table("pretraining"))
@@ -75,4 +76,15 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
         overlays=_overlays(results, root, _pipeline_order(plan, results)),
         notes=notes,
         pretraining=pretraining,
+        intro=_intro(root),
     )
+
+
+#: A study folder's hand-written part of its report (what was run and why, what it
+#: shows), put first in ``report.md``; the rest is generated from the committed results.
+INTRO_FILE = "study_notes.md"
+
+
+def _intro(root: Path) -> str | None:
+    path = root / INTRO_FILE
+    return path.read_text(encoding="utf-8") if path.is_file() else None

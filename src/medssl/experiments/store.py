@@ -112,6 +112,16 @@ def is_done(root: Path, job_id: str) -> bool:
     return StudyDir(root).done_marker(job_id).exists()
 
 
+def done_info(root: Path, job_id: str) -> dict:
+    """What the ``DONE`` marker of a finished job records (``seconds``, ``kind``, ...);
+    ``{}`` for a marker without JSON."""
+    try:
+        info = json.loads(StudyDir(root).done_marker(job_id).read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def has_failed(root: Path, job_id: str) -> bool:
     return StudyDir(root).failed_marker(job_id).exists()
 
