@@ -602,3 +602,11 @@ def test_report_states_measured_compute_and_the_hand_written_notes(tmp_path: Pat
     assert "<strong>two cores</strong>" in page and "<td>2</td>" in page
     # a marker without JSON is still a finished job, with no wall time
     assert store.done_info(tmp_path, "nope") == {}
+
+
+def test_jobs_run_pretraining_first_then_seed_by_seed(tmp_path: Path) -> None:
+    plan = expand(parse_study(_raw(seeds=[5, 1])), tmp_path)
+    kinds = [j.kind for j in plan.jobs]
+    assert kinds == ["pretrain"] + ["finetune"] * 8
+    order = [(j.meta["seed"], j.meta["budget"], j.meta["pipeline"]) for j in plan.jobs[1:]]
+    assert order == [(s, b, p) for s in (5, 1) for b in (3, 30) for p in ("random", "byol-acdc")]

@@ -221,6 +221,9 @@ def expand(study: Study, root: str | Path) -> Plan:
     Each domain-pretraining pipeline gets the pretraining job of its own spec
     (:meth:`Study.pretrain_for`); equal specs share one job. The length study adds one
     pretraining job (often shared) and fine-tunes of its per-epoch encoders.
+
+    Order (the order jobs run in): the pretraining jobs, then the main study's fine-tunes
+    seed by seed (for each seed every budget cell and pipeline), then the length study's.
     """
     root = Path(root).resolve()
     imagenet = (True, "")
@@ -230,7 +233,9 @@ def expand(study: Study, root: str | Path) -> Plan:
         imagenet = imagenet_available(study, arch)
     jobs: dict[str, Job] = {}
     skipped: dict[str, str] = {}
-    for name in study.pipelines:
+    finetunes: list[tuple[tuple[int, int, int], Job]] = []
+    cells = _budget_cells(study)
+    for p, name in enumerate(study.pipelines):
         pipe = resolve_pipeline(name, study, imagenet)
         if pipe.init is None:
             skipped[name] = pipe.skip_reason or "weights unavailable"
@@ -242,8 +247,8 @@ def expand(study: Study, root: str | Path) -> Plan:
             ref, deps = f"pretrain:{pj.id}:last", (pj.id,)
             if _trains_decoder(pipe):
                 decoder = str(RunDir(pj.config.out).decoder_last)
-        for sub, kind, budget, labelled in _budget_cells(study):
-            for seed in study.seeds:
+        for c, (sub, kind, budget, labelled) in enumerate(cells):
+            for k, seed in enumerate(study.seeds):
                 j = _finetune_job(
                     study,
                     pipe,
@@ -258,7 +263,11 @@ def expand(study: Study, root: str | Path) -> Plan:
                     labelled,
                     kind,
                 )
-                _add(jobs, j)
+                finetunes.append(((k, c, p), j))
+    # pretraining first, then the fine-tunes seed by seed (every pipeline and budget of
+    # the first seed, then the next): a study stopped part-way has whole seeds done
+    for _, j in sorted(finetunes, key=lambda kj: kj[0]):
+        _add(jobs, j)
     if study.length is not None:
         _length_jobs(study, root, imagenet, jobs, skipped)
     return Plan(tuple(jobs.values()), skipped)
