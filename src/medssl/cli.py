@@ -19,7 +19,7 @@ PREEMPTED_EXIT = 3
 
 log = logging.getLogger("medssl")
 
-FORMATS = ["acdc", "h5", "nnunet", "nifti-folder", "dicom"]
+FORMATS = ["acdc", "h5", "nnunet", "image2d", "nifti-folder", "dicom"]
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:

@@ -144,3 +144,68 @@ def phantom_dicom(
         data = np.asanyarray(img.dataobj)
         write_cine_dicom(dicom / pid, data, img.affine, pid, seed=p, **kwargs)
     return nifti, dicom
+
+
+def _item(**tags: object) -> Dataset:
+    item = Dataset()
+    for key, value in tags.items():
+        setattr(item, key, value)
+    return item
+
+
+def write_enhanced_dicom(
+    path: Path,
+    data: np.ndarray,
+    affine: np.ndarray,
+    patient_id: str,
+    *,
+    frame_ms: float = 40.0,
+    rescale: tuple[float, float] = (1.0, 0.0),
+    seed: int = 0,
+) -> Path:
+    """Write ``data`` ``(X, Y, Z, T)`` as one Enhanced MR Image Storage file: one frame
+    per slice and phase, in shuffled order, with the geometry in the functional groups
+    (orientation, pixel measures and rescale shared; position and trigger delay per
+    frame), as enhanced cine exports carry it."""
+    from pydicom.uid import EnhancedMRImageStorage
+
+    n_z, n_t = data.shape[2], data.shape[3]
+    order = np.random.default_rng(seed).permutation(n_z * n_t)
+    tags0 = geometry_tags(affine, 0)
+    ds = _dataset(np.zeros(data.shape[1::-1]), {}, generate_uid(), 200)
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = EnhancedMRImageStorage
+    ds.PatientID, ds.StudyInstanceUID = patient_id, generate_uid()
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.NumberOfFrames = n_z * n_t
+    ds.SharedFunctionalGroupsSequence = [
+        _item(
+            PlaneOrientationSequence=[
+                _item(ImageOrientationPatient=tags0["ImageOrientationPatient"])
+            ],
+            PixelMeasuresSequence=[
+                _item(
+                    PixelSpacing=tags0["PixelSpacing"],
+                    SliceThickness=_ds(float(np.linalg.norm(affine[:3, 2]))),
+                )
+            ],
+            PixelValueTransformationSequence=[
+                _item(RescaleSlope=_ds(rescale[0]), RescaleIntercept=_ds(rescale[1]))
+            ],
+        )
+    ]
+    frames, per_frame = [], []
+    for i in order:
+        t, k = divmod(int(i), n_z)
+        frames.append(data[:, :, k, t].T)
+        position = geometry_tags(affine, k)["ImagePositionPatient"]
+        per_frame.append(
+            _item(
+                PlanePositionSequence=[_item(ImagePositionPatient=position)],
+                CardiacSynchronizationSequence=[_item(NominalCardiacTriggerDelayTime=t * frame_ms)],
+            )
+        )
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    ds.PixelData = np.ascontiguousarray(np.stack(frames).astype(np.int16)).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path

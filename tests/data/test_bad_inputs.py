@@ -415,7 +415,8 @@ UNLISTABLE: dict[str, tuple[str, Breaker]] = {
         _write_text('{"channel_names": {"0": "MRI"}, "numTraining": 2}'),
     ),
     "json-two-channels": ("dataset.json", _edit_json(channel_names={"0": "T1", "1": "T2"})),
-    "json-file-ending-png": ("dataset.json", _edit_json(file_ending=".png")),
+    "json-file-ending-jpg": ("dataset.json", _edit_json(file_ending=".jpg")),  # lossy: not read
+    "json-file-ending-mhd": ("dataset.json", _edit_json(file_ending=".mhd")),  # detached header
     "json-labels-not-int": ("dataset.json", _edit_json(labels={"background": "zero"})),
     "json-labels-list": ("dataset.json", _edit_json(labels=["background", "RV"])),
     "json-channels-number": ("dataset.json", _edit_json(channel_names=1)),

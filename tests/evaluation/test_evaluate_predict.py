@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import h5py
 import nibabel as nib
 import numpy as np
 
+from medssl.artifacts.labels import ACDC_LABELS
 from medssl.cli import main
 from medssl.evaluation.evaluate import evaluate
 from medssl.evaluation.predict import output_name, predict
@@ -128,5 +130,29 @@ def test_dicom_in_dicom_seg_out(tiny_finetuned: Path, tmp_path: Path) -> None:
             [ds.SOPInstanceUID for ds in sources], combine_segments=True
         )
         np.testing.assert_array_equal(labels, to_slices(expected[..., t]))
+    for f in files:  # the SEGs beside the series: read back as its labelled phases
+        shutil.copy(f, dicom / "patient001" / f.name)
+    source = open_source(dicom)
+    assert source.labels == ACDC_LABELS
+    labelled = {r.frame: next(iter(r.load())) for r in source.refs if r.kind == "labelled"}
+    for t in (0, 1):
+        np.testing.assert_array_equal(labelled[t + 1].label, to_slices(expected[..., t]))
     one_file = predict(tiny_finetuned, stack.files[0], tmp_path / "one", overlays=False)
     assert [f.name for f in one_file] == [f.name for f in files]  # the stack holding it
+
+
+def test_enhanced_dicom_is_refused_by_name(tiny_finetuned: Path, tmp_path: Path) -> None:
+    """No DICOM-SEG over an enhanced multi-frame source yet: one line naming the file."""
+    import pytest
+
+    from medssl.errors import DataError
+    from tests.data.dicom_builders import phantom_dicom, write_enhanced_dicom
+
+    nifti, _ = phantom_dicom(tmp_path / "src", patients=(1,), n_frames=2)
+    cine = nib.load(nifti / "training" / "patient001" / "patient001_4d.nii.gz")
+    path = write_enhanced_dicom(
+        tmp_path / "enh" / "cine.dcm", np.asanyarray(cine.dataobj), cine.affine, "patient001"
+    )
+    with pytest.raises(DataError, match=r"\[multi-frame\] DICOM-SEG output") as info:
+        predict(tiny_finetuned, tmp_path / "enh", tmp_path / "seg", overlays=False)
+    assert info.value.path == path

@@ -1,8 +1,9 @@
-"""Checked DICOM reading (pydicom): the header facts of one image, and its pixels.
+"""Checked DICOM header reading (pydicom): the facts of one single-frame image.
 
 Every failure is a one-line :class:`~medssl.errors.DataError` naming the file and the
-check. The stack that images form (order, phases, affine) is
-:mod:`medssl.data.dicom_stack`.
+check. Enhanced multi-frame files are :mod:`medssl.data.dicom_enhanced`, pixels
+:mod:`medssl.data.dicom_pixels`, and the stack that images form (order, phases,
+affine) :mod:`medssl.data.dicom_stack`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from medssl.data.checks import check_finite
 from medssl.errors import DataError
 
 #: Suffixes that mark a file as meant to be DICOM (others must carry the DICM magic).
@@ -35,19 +34,11 @@ IMAGE_SOP_CLASSES = frozenset(
         pydicom.uid.LegacyConvertedEnhancedPETImageStorage,
     )
 )
+#: DICOM Segmentation Storage: read as labels of the stack it references.
+SEGMENTATION_SOP_CLASS = str(pydicom.uid.SegmentationStorage)
 _REQUIRED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
 #: Largest image (in pixels) a header may declare before it is refused unread.
 MAX_PIXELS = 2**26
-_PIXEL_ERRORS = (
-    NotImplementedError,
-    RuntimeError,
-    OSError,
-    EOFError,
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-)
 
 
 @dataclass(frozen=True)
@@ -67,6 +58,10 @@ class DicomImage:
         trigger_time: ``TriggerTime`` in ms, ``None`` when absent.
         thickness: ``SpacingBetweenSlices`` or else ``SliceThickness`` (mm), for a
             single-slice stack.
+        frame: 0-based frame of an enhanced multi-frame file, ``None`` for a
+            single-frame image (see :mod:`medssl.data.dicom_enhanced`).
+        rescale: ``(slope, intercept)`` of that frame's pixel value transformation;
+            ``None``: the dataset's modality LUT.
     """
 
     path: Path
@@ -83,6 +78,8 @@ class DicomImage:
     position: tuple[float, float, float]
     trigger_time: float | None
     thickness: float | None
+    frame: int | None = None
+    rescale: tuple[float, float] | None = None
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -133,81 +130,157 @@ def _read_header(path: Path) -> pydicom.Dataset:
         raise DataError(path, "unreadable", f"cannot parse the DICOM header ({exc})") from exc
 
 
+def read_header(path: Path) -> pydicom.Dataset:
+    """The file's header (pixels left unread); DataError when it cannot be parsed."""
+    return _read_header(path)
+
+
+def is_segmentation(ds: pydicom.Dataset) -> bool:
+    """True for a DICOM Segmentation (SEG) instance."""
+    return _sop_class(ds) == SEGMENTATION_SOP_CLASS
+
+
 def parse_header(path: Path) -> DicomImage | None:
-    """Read and check the header of one file; ``None`` for a file that is not a
-    cross-sectional image (see :data:`IMAGE_SOP_CLASSES`) or is a localizer.
+    """Read and check the header of one file: its (first) image, or ``None`` for a file
+    that is not a cross-sectional image (see :data:`IMAGE_SOP_CLASSES`) or is a localizer.
 
     Raises:
-        DataError: unreadable or truncated file, missing geometry tags, multi-frame
-            image, an absurd matrix or non-positive spacing; the message names the file.
+        DataError: see :func:`images_from_header`.
     """
-    ds = _read_header(path)
+    images = images_from_header(path, _read_header(path))
+    return images[0] if images else None
+
+
+def images_from_header(path: Path, ds: pydicom.Dataset) -> list[DicomImage]:
+    """The images of a header read with :func:`read_header`: one for a single-frame
+    file, one per frame for an enhanced multi-frame file, none for other objects.
+
+    Raises:
+        DataError: unreadable or truncated file, missing geometry tags, a multi-frame
+            image without per-frame functional groups, an absurd matrix or non-positive
+            spacing; the message names the file (and the frame).
+    """
     sop_class = _sop_class(ds)
     if not sop_class:
         raise DataError(path, "unreadable", "no SOP class: the file meta or header is cut short")
     if sop_class not in IMAGE_SOP_CLASSES or "LOCALIZER" in ds.get("ImageType", []):
-        return None
+        return []
     if "PixelData" not in ds:
         raise DataError(path, "truncated", "the file ends before its pixel data")
+    common = _common_fields(path, ds)
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        raise DataError(
-            path, "multi-frame", "enhanced (multi-frame) images are not read; export single frames"
+        return _frame_images(path, ds, common)
+    missing = [k for k in _REQUIRED if not ds.get(k)]
+    if missing:
+        raise DataError(path, "missing-tag", f"no {', '.join(missing)}")
+    return [
+        DicomImage(
+            **common,
+            **_plane(path, ds, ds, ds),
+            trigger_time=_optional_float(ds, "TriggerTime"),
         )
-    missing = [k for k in (*_REQUIRED, "PatientID", "Rows", "Columns") if not ds.get(k)]
+    ]
+
+
+def _common_fields(path: Path, ds: pydicom.Dataset) -> dict:
+    """Patient, UIDs and matrix: what every frame of a file shares."""
+    missing = [k for k in ("PatientID", "Rows", "Columns") if not ds.get(k)]
     if missing:
         raise DataError(path, "missing-tag", f"no {', '.join(missing)}")
     rows, cols = int(ds.Rows), int(ds.Columns)
-    if rows <= 0 or cols <= 0 or rows * cols > MAX_PIXELS:
-        raise DataError(path, "absurd-size", f"declares a {rows} x {cols} matrix; refusing")
-    spacing = _floats(path, ds, "PixelSpacing", 2)
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if (
+        rows <= 0
+        or cols <= 0
+        or rows * cols > MAX_PIXELS
+        or n_frames * rows * cols > 16 * MAX_PIXELS
+    ):
+        raise DataError(
+            path, "absurd-size", f"declares {n_frames} frame(s) of {rows} x {cols}; refusing"
+        )
+    number = ds.get("SeriesNumber")
+    return {
+        "path": path,
+        "patient_id": str(ds.PatientID),
+        "study_uid": str(ds.get("StudyInstanceUID", "")),
+        "series_uid": str(ds.get("SeriesInstanceUID", "")),
+        "frame_of_reference": str(ds.get("FrameOfReferenceUID", "")),
+        "series_number": int(number) if number not in (None, "") else None,
+        "sop_uid": str(ds.get("SOPInstanceUID", "")),
+        "rows": rows,
+        "columns": cols,
+    }
+
+
+def _plane(
+    path: Path, position: pydicom.Dataset, orientation: pydicom.Dataset, measures: pydicom.Dataset
+) -> dict:
+    """Checked geometry of one image plane from the items that hold each part."""
+    spacing = _floats(path, measures, "PixelSpacing", 2)
     if not all(s > 0 for s in spacing):
         raise DataError(path, "bad-spacing", f"PixelSpacing {spacing} is not positive")
-    number = ds.get("SeriesNumber")
-    return DicomImage(
-        path=path,
-        patient_id=str(ds.PatientID),
-        study_uid=str(ds.get("StudyInstanceUID", "")),
-        series_uid=str(ds.get("SeriesInstanceUID", "")),
-        frame_of_reference=str(ds.get("FrameOfReferenceUID", "")),
-        series_number=int(number) if number not in (None, "") else None,
-        sop_uid=str(ds.get("SOPInstanceUID", "")),
-        rows=rows,
-        columns=cols,
-        pixel_spacing=(spacing[0], spacing[1]),
-        orientation=_floats(path, ds, "ImageOrientationPatient", 6),
-        position=_floats(path, ds, "ImagePositionPatient", 3),  # type: ignore[arg-type]
-        trigger_time=_optional_float(ds, "TriggerTime"),
-        thickness=_optional_float(ds, "SpacingBetweenSlices")
-        or _optional_float(ds, "SliceThickness"),
-    )
+    return {
+        "pixel_spacing": (spacing[0], spacing[1]),
+        "orientation": _floats(path, orientation, "ImageOrientationPatient", 6),
+        "position": _floats(path, position, "ImagePositionPatient", 3),
+        "thickness": _optional_float(measures, "SpacingBetweenSlices")
+        or _optional_float(measures, "SliceThickness"),
+    }
 
 
-def read_pixels(image: DicomImage) -> np.ndarray:
-    """Decode one image: ``(rows, columns)`` float32 after the modality LUT (rescale).
+def _group_item(
+    per: pydicom.Dataset, shared: pydicom.Dataset | None, name: str
+) -> pydicom.Dataset | None:
+    """The first item of functional group ``name``, per-frame before shared."""
+    for group in (per, shared):
+        if group is not None and group.get(name):
+            return group[name].value[0]
+    return None
 
-    Raises:
-        DataError: truncated or undecodable pixel data, or a matrix other than the header's.
-    """
-    path = image.path
-    try:
-        ds = pydicom.dcmread(path)
-    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DataError(path, "truncated", f"cannot be read in full ({exc})") from exc
-    try:
-        values = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds)
-    except _PIXEL_ERRORS as exc:
-        syntax = ds.file_meta.get("TransferSyntaxUID")
-        if syntax is not None and syntax.is_compressed:
-            raise DataError(
-                path, "pixel-data", f"cannot decode {syntax.name} pixel data ({exc})"
-            ) from exc
-        raise DataError(path, "truncated", f"pixel data cannot be read in full ({exc})") from exc
-    if values.shape != (image.rows, image.columns):
+
+_FRAME_GROUPS = {
+    "PlanePositionSequence": "ImagePositionPatient",
+    "PlaneOrientationSequence": "ImageOrientationPatient",
+    "PixelMeasuresSequence": "PixelSpacing",
+}
+
+
+def _frame_images(path: Path, ds: pydicom.Dataset, common: dict) -> list[DicomImage]:
+    """One image per frame of an enhanced multi-frame file, from its functional groups:
+    plane position, orientation and pixel measures, the trigger delay of the cardiac
+    synchronisation, the pixel value transformation."""
+    n = int(ds.NumberOfFrames)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per_frame) != n:
         raise DataError(
-            path,
-            "shape-mismatch",
-            f"pixels {values.shape} != header {image.rows} x {image.columns}",
+            path, "multi-frame", f"{n} frames but {len(per_frame)} per-frame functional groups"
         )
-    values = np.asarray(values, dtype=np.float32)
-    check_finite(path, values)
-    return values
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    images = []
+    for i, per in enumerate(per_frame):
+        items = {name: _group_item(per, shared, name) for name in _FRAME_GROUPS}
+        missing = [tag for name, tag in _FRAME_GROUPS.items() if not (items[name] or {}).get(tag)]
+        if missing:
+            raise DataError(path, "missing-tag", f"frame {i + 1}: no {', '.join(missing)}")
+        cardiac = _group_item(per, shared, "CardiacSynchronizationSequence")
+        transform = _group_item(per, shared, "PixelValueTransformationSequence")
+        slope = _optional_float(transform, "RescaleSlope") if transform else None
+        intercept = _optional_float(transform, "RescaleIntercept") if transform else None
+        plane = _plane(
+            path,
+            items["PlanePositionSequence"],
+            items["PlaneOrientationSequence"],
+            items["PixelMeasuresSequence"],
+        )
+        images.append(
+            DicomImage(
+                **common,
+                **plane,
+                trigger_time=_optional_float(cardiac, "NominalCardiacTriggerDelayTime")
+                if cardiac
+                else None,
+                frame=i,
+                rescale=(1.0 if slope is None else slope, intercept or 0.0),
+            )
+        )
+    return images

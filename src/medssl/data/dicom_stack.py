@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +149,12 @@ class StackPlan:
 
     @property
     def files(self) -> tuple[Path, ...]:
-        return tuple(im.path for phase in self.grid for im in phase)
+        return unique_paths(im for phase in self.grid for im in phase)
+
+
+def unique_paths(images: Iterable[DicomImage]) -> tuple[Path, ...]:
+    """The files of ``images`` in order, each once (an enhanced file holds many)."""
+    return tuple(dict.fromkeys(im.path for im in images))
 
 
 def check_consistent(images: Sequence[DicomImage]) -> None:

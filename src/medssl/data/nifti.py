@@ -40,13 +40,14 @@ class NiftiVolume:
         data: voxel array (float32 when read as image, integer-valued when as label).
         zooms: voxel sizes of the spatial axes ``(sx, sy, sz)`` in mm.
         affine: 4x4 voxel-to-world matrix.
-        header: the nibabel header, kept so that writers can copy it.
+        header: the nibabel header, kept so that writers can copy it (``None`` for a
+            volume read from another format, see :mod:`medssl.data.volumes`).
     """
 
     data: np.ndarray
     zooms: tuple[float, float, float]
     affine: np.ndarray
-    header: nib.Nifti1Header
+    header: nib.Nifti1Header | None
 
 
 def is_nifti(path: Path) -> bool:

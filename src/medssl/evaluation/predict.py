@@ -67,7 +67,8 @@ def find_inputs(path: Path) -> list[Path]:
 
 
 def find_dicom_stacks(path: Path) -> list[VolumeRef]:
-    """DICOM stacks to segment: every stack below a folder, or the stack holding a file.
+    """DICOM stacks to segment: every stack below a folder, or the stack holding a file
+    (a phase that a SEG beside it labels is segmented once, as part of its stack).
 
     Raises:
         DataErrors: when any DICOM file or stack there fails a check.
@@ -79,7 +80,8 @@ def find_dicom_stacks(path: Path) -> list[VolumeRef]:
     source = read_dicom(path if path.is_dir() else path.parent)
     if source.problems:
         raise DataErrors(source.problems)
-    return source.refs if path.is_dir() else [r for r in source.refs if path in r.files]
+    stacks = [r for r in source.refs if r.kind != "labelled"]  # labelled phases: in a stack
+    return stacks if path.is_dir() else [r for r in stacks if path in r.files]
 
 
 def _nifti_truth(path: Path, shape: tuple, labels: dict[int, str]) -> np.ndarray | None:
@@ -163,6 +165,13 @@ def _predict_dicom(
     targets: list[Path] = []
     first: tuple[np.ndarray, np.ndarray] | None = None
     for number, case in enumerate(ref.load(), start=1):
+        if len(case.sources) != case.n_slices:
+            raise DataError(
+                ref.files[0],
+                "multi-frame",
+                "DICOM-SEG output over an enhanced multi-frame image is not written;"
+                " predict on its NIfTI conversion (medssl data convert)",
+            )
         raw = predict_volume(
             run.model, case.image, run.prepare, case.spacing, precision=run.precision
         )

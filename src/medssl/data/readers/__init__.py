@@ -5,26 +5,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from medssl.data.nifti import is_nifti
 from medssl.data.readers.acdc import find_patient_dirs, read_acdc
 from medssl.data.readers.base import Source
 from medssl.data.readers.dicom import holds_dicom, read_dicom
+from medssl.data.readers.dicom_labels import is_label_volume
 from medssl.data.readers.folder import read_nifti_folder
 from medssl.data.readers.h5 import read_h5
+from medssl.data.readers.image2d import IMAGE_DIR, holds_image_folder, read_image_folder
 from medssl.data.readers.nnunet import read_nnunet
+from medssl.data.volumes import is_volume
 from medssl.errors import DataError
 
 READERS: dict[str, Callable[[Path], Source]] = {
     "acdc": read_acdc,
     "h5": read_h5,
     "nnunet": read_nnunet,
+    "image2d": read_image_folder,
     "nifti-folder": read_nifti_folder,
     "dicom": read_dicom,
 }
 
 
 def detect_format(root: Path) -> str:
-    """Name the reader for ``root``: nnU-Net, ACDC, h5, a plain NIfTI folder or DICOM."""
+    """Name the reader for ``root``: nnU-Net, ACDC, h5, 2D image folder, a plain volume
+    folder (NIfTI, NRRD, MHA) or DICOM, in that order.
+
+    An ``images/`` folder of PNG/TIFF slices beside volume files is refused as ambiguous
+    rather than guessed; DICOM files whose only volume files are ``*_gt`` label maps
+    are DICOM (the labels of its stacks).
+    """
     if not root.is_dir():
         raise DataError(root, "missing-source", "is not a folder")
     if (root / "dataset.json").exists():
@@ -33,15 +42,28 @@ def detect_format(root: Path) -> str:
         return "acdc"
     if any(root.glob("*.h5")):
         return "h5"
-    if any(is_nifti(p) for p in root.rglob("*")):
+    volumes = [p for p in root.rglob("*") if p.is_file() and is_volume(p)]
+    if volumes and all(is_label_volume(p) for p in volumes) and holds_dicom(root):
+        return "dicom"  # NIfTI label volumes beside DICOM images
+    has_volumes = bool(volumes)
+    if holds_image_folder(root):
+        if has_volumes:
+            raise DataError(
+                root,
+                "ambiguous-format",
+                f"{IMAGE_DIR}/ holds 2D slices but volume files lie below too;"
+                " choose with --format image2d or --format nifti-folder",
+            )
+        return "image2d"
+    if has_volumes:
         return "nifti-folder"
     if holds_dicom(root):
         return "dicom"
     raise DataError(
         root,
         "unknown-format",
-        "no dataset.json, patient*/Info.cfg, *.h5, NIfTI or DICOM files found;"
-        " force one with --format",
+        "no dataset.json, patient*/Info.cfg, *.h5, images/*.png|tif, NIfTI/NRRD/MHA or"
+        " DICOM files found; force one with --format",
     )
 
 

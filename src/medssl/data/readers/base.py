@@ -55,6 +55,18 @@ def safe_stem(name: str) -> str:
     return stem
 
 
+def parse_label_names(path: Path, raw: object, check: str) -> dict[int, str]:
+    """``{value: name}`` from nnU-Net's label notation: v2 ``{"background": 0, ...}``
+    or v1 ``{"0": "background", ...}``; a DataError with ``check`` names ``path``."""
+    try:
+        items = raw.items()  # type: ignore[attr-defined]
+        if all(str(k).lstrip("-").isdigit() for k, _ in items):  # v1
+            return {int(k): str(v) for k, v in items}
+        return {int(v): str(k) for k, v in items}  # v2; region lists are not single labels
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise DataError(path, check, f"bad labels ({exc})") from exc
+
+
 def split_frame_name(stem: str) -> tuple[str, int | None]:
     """``"patient001_frame12"`` → ``("patient001", 12)``; other names → ``(stem, None)``."""
     m = _FRAME_RE.match(stem)

@@ -2,7 +2,7 @@
 
 Every file below the root that is named ``*.dcm``/``*.dicom``/``*.ima`` or starts with
 the ``DICM`` preamble is parsed (headers only while listing); non-image objects
-(DICOMDIR, segmentations, reports, presentation states) are skipped and other files
+(DICOMDIR, reports, presentation states) are skipped and other files
 ignored. Images are grouped into *stacks*:
 
 * one stack per ``SeriesInstanceUID`` (its images must share one ``PatientID``);
@@ -13,8 +13,10 @@ ignored. Images are grouped into *stacks*:
 Each stack is ordered and checked by :func:`medssl.data.dicom_stack.plan_stack` (slices along
 the plane normal, phases by ``TriggerTime``, LPS→RAS affine). A cine stack is a
 ``series`` record (one unlabelled case per phase, ``frame`` = 1-based phase), a stack
-with one phase an ``unlabelled`` volume. The patient id is ``PatientID``; nothing else
-that identifies the patient is kept or logged.
+with one phase an ``unlabelled`` volume. A phase that a DICOM-SEG (collected while
+scanning) or a NIfTI ``*_gt`` volume labels is listed once more as a ``labelled`` record
+(:mod:`medssl.data.readers.dicom_labels`). The patient id is ``PatientID``; nothing
+else that identifies the patient is kept or logged.
 """
 
 from __future__ import annotations
@@ -27,17 +29,25 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl.artifacts.labels import UNLABELLED
 from medssl.data.case import Case, PatientMeta, Phase, VolumeRef
-from medssl.data.dicom import DicomImage, is_dicom_file, parse_header, read_pixels
+from medssl.data.dicom import (
+    DicomImage,
+    images_from_header,
+    is_dicom_file,
+    is_segmentation,
+    read_header,
+)
+from medssl.data.dicom_pixels import read_images
 from medssl.data.dicom_stack import (
     ORIENTATION_TOL,
     POSITION_TOL_MM,
     StackPlan,
     plan_stack,
     slice_normal,
+    unique_paths,
 )
 from medssl.data.readers.base import Source
+from medssl.data.readers.dicom_labels import label_files, labelled_refs
 from medssl.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -48,19 +58,22 @@ def find_dicom_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and is_dicom_file(p))
 
 
-def scan_headers(root: Path) -> tuple[list[DicomImage], list[DataError]]:
-    """Parse every DICOM file's header; unreadable files become problems."""
+def scan_headers(root: Path) -> tuple[list[DicomImage], list[Path], list[DataError]]:
+    """Parse every DICOM file's header: the images, the SEG files, and a problem for
+    each file that cannot be read."""
     images: list[DicomImage] = []
+    segs: list[Path] = []
     problems: list[DataError] = []
     for path in find_dicom_files(root):
         try:
-            image = parse_header(path)
+            ds = read_header(path)
+            if is_segmentation(ds):
+                segs.append(path)
+                continue
+            images.extend(images_from_header(path, ds))
         except DataError as err:
             problems.append(err)
-            continue
-        if image is not None:
-            images.append(image)
-    return images, problems
+    return images, segs, problems
 
 
 def _single_position(images: list[DicomImage]) -> bool:
@@ -101,11 +114,9 @@ def group_stacks(images: list[DicomImage]) -> list[list[DicomImage]]:
 
 
 def _load_stack(plan: StackPlan, ref: VolumeRef) -> Iterator[Case]:
-    first = plan.grid[0][0]
-    volume = np.empty((plan.n_phases, plan.n_slices, first.rows, first.columns), np.float32)
-    for t, phase in enumerate(plan.grid):
-        for k, image in enumerate(phase):
-            volume[t, k] = read_pixels(image)
+    slices = [im for phase in plan.grid for im in phase]
+    first = slices[0]
+    volume = read_images(slices).reshape(plan.n_phases, plan.n_slices, first.rows, first.columns)
     for t, phase in enumerate(plan.grid):
         yield Case(
             ref.patient_id,
@@ -115,53 +126,63 @@ def _load_stack(plan: StackPlan, ref: VolumeRef) -> Iterator[Case]:
             Phase.NONE,
             t + 1 if plan.n_phases > 1 else None,
             ref.meta,
-            tuple(im.path for im in phase),
+            unique_paths(phase),
             plan.affine,
         )
 
 
-def stack_refs(
+def plan_stacks(
     images: list[DicomImage], unreadable: frozenset[Path] = frozenset()
-) -> tuple[list[VolumeRef], list[DataError]]:
-    """One record per checked stack, and the problems of the stacks that failed.
+) -> tuple[list[StackPlan], list[DataError]]:
+    """Every checked stack, and the problems of the stacks that failed.
 
     A failed stack that shares a folder with an ``unreadable`` file is left out without
     a problem of its own: the missing image explains it, and that file is reported.
     """
-    refs: list[VolumeRef] = []
+    plans: list[StackPlan] = []
     problems: list[DataError] = []
     bad_dirs = {p.parent for p in unreadable}
     for stack in group_stacks(images):
         try:
-            plan = plan_stack(stack)
+            plans.append(plan_stack(stack))
         except DataError as err:
             if bad_dirs & {im.path.parent for im in stack}:
                 log.debug("%s: left out beside an unreadable file (%s)", err.path, err.check)
             else:
                 problems.append(err)
-            continue
-        kind = "series" if plan.n_phases > 1 else "unlabelled"
-        meta = PatientMeta(n_frames=plan.n_phases if plan.n_phases > 1 else None)
-        pid = stack[0].patient_id
-        refs.append(VolumeRef(pid, kind, plan.files, partial(_load_stack, plan), meta=meta))
-    return refs, problems
+    return plans, problems
+
+
+def stack_ref(plan: StackPlan) -> VolumeRef:
+    """The record of a stack: a ``series`` (one unlabelled case per phase) or, for one
+    phase, an ``unlabelled`` volume."""
+    kind = "series" if plan.n_phases > 1 else "unlabelled"
+    meta = PatientMeta(n_frames=plan.n_phases if plan.n_phases > 1 else None)
+    pid = plan.grid[0][0].patient_id
+    return VolumeRef(pid, kind, plan.files, partial(_load_stack, plan), meta=meta)
 
 
 def read_dicom(root: Path) -> Source:
-    """List a folder of DICOM images as unlabelled volumes and cine series."""
-    images, problems = scan_headers(root)
-    refs, stack_problems = stack_refs(images, frozenset(e.path for e in problems))
+    """List a folder of DICOM images as unlabelled volumes and cine series, and the
+    phases that a SEG or a NIfTI label volume beside them labels."""
+    images, segs, problems = scan_headers(root)
+    plans, stack_problems = plan_stacks(images, frozenset(e.path for e in problems))
     problems.extend(stack_problems)
+    refs = [stack_ref(plan) for plan in plans]
+    labelled, label_set, label_problems = labelled_refs(plans, segs, label_files(root), root)
+    refs.extend(labelled)
+    problems.extend(label_problems)
     if not images and not problems:
         problems.append(DataError(root, "empty-source", "no DICOM image found"))
     log.debug(
-        "%s: %d DICOM images in %d stacks of %d patients",
+        "%s: %d DICOM images in %d stacks of %d patients, %d labelled phases",
         root,
         len(images),
-        len(refs),
+        len(plans),
         len({r.patient_id for r in refs}),
+        len(labelled),
     )
-    return Source(root, "dicom", refs, UNLABELLED, problems)
+    return Source(root, "dicom", refs, label_set, problems)
 
 
 def holds_dicom(root: Path) -> bool:

@@ -1,4 +1,4 @@
-"""Decoding of NIfTI records into cases, shared by the NIfTI-based readers."""
+"""Decoding of volume records (NIfTI, NRRD, MHA) into cases, shared by the volume readers."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from medssl.data.checks import (
     check_same_geometry,
     check_same_shape,
 )
-from medssl.data.nifti import read_nifti, spacing_from_zooms, to_slices
+from medssl.data.nifti import spacing_from_zooms, to_slices
+from medssl.data.volumes import read_volume
 
 
 def image_case(ref: VolumeRef, path: Path) -> Case:
     """An unlabelled 3D volume, checked for finite intensities."""
-    img = read_nifti(path, 3)
+    img = read_volume(path, 3)
     check_finite(path, img.data)
     return Case(
         ref.patient_id,
@@ -33,8 +34,8 @@ def image_case(ref: VolumeRef, path: Path) -> Case:
 
 def labelled_case(ref: VolumeRef, img_path: Path, gt_path: Path, labels: dict[int, str]) -> Case:
     """An image with its label map: finite, same shape, spacing and affine, declared labels."""
-    img = read_nifti(img_path, 3)
-    gt = read_nifti(gt_path, 3, as_label=True)
+    img = read_volume(img_path, 3)
+    gt = read_volume(gt_path, 3, as_label=True)
     check_finite(img_path, img.data)
     check_same_shape(gt_path, img.data.shape, gt.data.shape)
     check_same_geometry(gt_path, img.zooms, gt.zooms, img.affine, gt.affine)

@@ -2,10 +2,12 @@
 
 ``dataset.json`` declares ``channel_names`` (one channel supported), ``labels``
 (v2: ``{name: value}``; v1: ``{"value": name}``), ``numTraining`` and
-``file_ending`` (NIfTI only). Training cases are ``imagesTr/CASE_0000{ending}``
-with ``labelsTr/CASE{ending}``; ``imagesTs/CASE_0000{ending}`` are read as
-unlabelled volumes. Case names of the form ``patientXXX_frameYY`` are grouped by
-patient, the lower of two frames taken as ED.
+``file_ending``: a volume format (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``; spacing
+and affine from the headers) or nnU-Net's 2D layout (``.png``, ``.tif``, ``.tiff``:
+one-slice cases without spacing, see :mod:`medssl.data.readers.image2d`). Training
+cases are ``imagesTr/CASE_0000{ending}`` with ``labelsTr/CASE{ending}``;
+``imagesTs/CASE_0000{ending}`` are read as unlabelled volumes. Case names of the form
+``patientXXX_frameYY`` are grouped by patient, the lower of two frames taken as ED.
 """
 
 from __future__ import annotations
@@ -16,9 +18,20 @@ from pathlib import Path
 
 from medssl.artifacts.labels import LabelSet
 from medssl.data.case import Case, VolumeRef
-from medssl.data.readers.base import Source, phases_by_frame_order, split_frame_name
+from medssl.data.image2d import IMAGE2D_SUFFIXES
+from medssl.data.readers.base import (
+    Source,
+    parse_label_names,
+    phases_by_frame_order,
+    split_frame_name,
+)
+from medssl.data.readers.image2d import image2d_case
 from medssl.data.readers.nifti_cases import image_case, labelled_case
+from medssl.data.volumes import VOLUME_SUFFIXES
 from medssl.errors import DataError
+
+#: ``file_ending`` values read: volumes, and nnU-Net's 2D layout.
+FILE_ENDINGS = (*VOLUME_SUFFIXES, *IMAGE2D_SUFFIXES)
 
 
 def parse_dataset_json(path: Path) -> tuple[dict[int, str], str, int]:
@@ -38,23 +51,24 @@ def parse_dataset_json(path: Path) -> tuple[dict[int, str], str, int]:
     if not isinstance(channels, dict | list) or len(channels) != 1:
         raise DataError(path, "dataset-json", f"channel_names {channels!r}; medssl reads one")
     ending = spec.get("file_ending", ".nii.gz")
-    if ending not in (".nii.gz", ".nii"):
-        raise DataError(path, "dataset-json", f"file_ending {ending!r} is not NIfTI")
+    if ending not in FILE_ENDINGS:
+        raise DataError(
+            path, "dataset-json", f"file_ending {ending!r} not in {', '.join(FILE_ENDINGS)}"
+        )
+    labels = parse_label_names(path, spec["labels"], "dataset-json")
     try:
-        raw = spec["labels"]
-        if all(str(k).lstrip("-").isdigit() for k in raw):  # v1: {"0": "background"}
-            labels = {int(k): str(v) for k, v in raw.items()}
-        else:  # v2: {"background": 0}; region lists are not single labels
-            labels = {int(v): str(k) for k, v in raw.items()}
         n_train = int(spec["numTraining"])
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise DataError(path, "dataset-json", f"bad labels or numTraining ({exc})") from exc
+    except (TypeError, ValueError) as exc:
+        raise DataError(path, "dataset-json", f"bad numTraining ({exc})") from exc
     return labels, ending, n_train
 
 
-def _make_loader(labels: dict[int, str]):
+def _make_loader(labels: dict[int, str], flat: bool):
     def load(ref: VolumeRef) -> Iterator[Case]:
-        if ref.kind == "unlabelled":
+        if flat:
+            mask = ref.files[1] if ref.kind == "labelled" else None
+            yield image2d_case(ref, ref.files[0], mask, labels)
+        elif ref.kind == "unlabelled":
             yield image_case(ref, ref.files[0])
         else:
             yield labelled_case(ref, *ref.files, labels)
@@ -80,7 +94,8 @@ def read_nnunet(root: Path) -> Source:
                 f"numTraining={n_train} but labelsTr holds {len(label_ids)} cases",
             )
         )
-    loader = _make_loader(labels)
+    flat = ending in IMAGE2D_SUFFIXES
+    loader = _make_loader(labels, flat)
     names = {cid: split_frame_name(cid) for cid in label_ids}
     phases = phases_by_frame_order(list(names.values()))
     refs: list[VolumeRef] = []
@@ -116,4 +131,6 @@ def read_nnunet(root: Path) -> Source:
                 pid, "unlabelled", (root / "imagesTs" / f"{cid}_0000{ending}",), loader, frame=frame
             )
         )
-    return Source(root, "nnunet", refs, LabelSet.from_names(labels), problems)
+    return Source(
+        root, "nnunet", refs, LabelSet.from_names(labels), problems, spacing_known=not flat
+    )
