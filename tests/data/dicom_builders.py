@@ -77,6 +77,7 @@ def write_cine_dicom(
     frame_ms: float = 40.0,
     series_per_slice: bool = False,
     seed: int = 0,
+    tags: dict[str, str] | None = None,
 ) -> list[list[Path]]:
     """Write ``data`` ``(X, Y, Z, T)`` (or ``(X, Y, Z)``) as single-frame MR DICOM files.
 
@@ -89,6 +90,7 @@ def write_cine_dicom(
         series_per_slice: one series per slice position (as many scanners export
             short-axis cine) instead of one series for the whole stack.
         seed: seed of the shuffled file names.
+        tags: further header elements of every file (patient age, name, ...).
 
     Returns:
         ``paths[t][k]``: the file of phase ``t`` and slice ``k``.
@@ -109,6 +111,7 @@ def write_cine_dicom(
         "ReferringPhysicianName": "",
         "FrameOfReferenceUID": generate_uid(),
         "SliceThickness": _ds(float(np.linalg.norm(affine[:3, 2]))),
+        **(tags or {}),
     }
     series = [generate_uid() for _ in range(n_z if series_per_slice else 1)]
     names = np.random.default_rng(seed).permutation(n_z * n_t)
@@ -162,6 +165,7 @@ def write_enhanced_dicom(
     frame_ms: float = 40.0,
     rescale: tuple[float, float] = (1.0, 0.0),
     seed: int = 0,
+    tags: dict[str, str] | None = None,
 ) -> Path:
     """Write ``data`` ``(X, Y, Z, T)`` as one Enhanced MR Image Storage file: one frame
     per slice and phase, in shuffled order, with the geometry in the functional groups
@@ -177,6 +181,8 @@ def write_enhanced_dicom(
     ds.PatientID, ds.StudyInstanceUID = patient_id, generate_uid()
     ds.FrameOfReferenceUID = generate_uid()
     ds.NumberOfFrames = n_z * n_t
+    for key, value in (tags or {}).items():
+        setattr(ds, key, value)
     ds.SharedFunctionalGroupsSequence = [
         _item(
             PlaneOrientationSequence=[

@@ -141,18 +141,36 @@ def test_dicom_in_dicom_seg_out(tiny_finetuned: Path, tmp_path: Path) -> None:
     assert [f.name for f in one_file] == [f.name for f in files]  # the stack holding it
 
 
-def test_enhanced_dicom_is_refused_by_name(tiny_finetuned: Path, tmp_path: Path) -> None:
-    """No DICOM-SEG over an enhanced multi-frame source yet: one line naming the file."""
-    import pytest
+def test_enhanced_dicom_in_dicom_seg_out(tiny_finetuned: Path, tmp_path: Path) -> None:
+    """An enhanced multi-frame cine in, one DICOM-SEG per phase out, each frame
+    referencing its source frame: read back by source frame with highdicom, the masks
+    equal the prediction on the phantom's NIfTI cine."""
+    import highdicom as hd
+    import pydicom
 
-    from medssl.errors import DataError
+    from medssl.data.nifti import to_slices
+    from medssl.data.readers.dicom import list_stacks
     from tests.data.dicom_builders import phantom_dicom, write_enhanced_dicom
 
     nifti, _ = phantom_dicom(tmp_path / "src", patients=(1,), n_frames=2)
-    cine = nib.load(nifti / "training" / "patient001" / "patient001_4d.nii.gz")
+    cine_path = nifti / "training" / "patient001" / "patient001_4d.nii.gz"
+    cine = nib.load(cine_path)
     path = write_enhanced_dicom(
         tmp_path / "enh" / "cine.dcm", np.asanyarray(cine.dataobj), cine.affine, "patient001"
     )
-    with pytest.raises(DataError, match=r"\[multi-frame\] DICOM-SEG output") as info:
-        predict(tiny_finetuned, tmp_path / "enh", tmp_path / "seg", overlays=False)
-    assert info.value.path == path
+    (nii_out,) = predict(tiny_finetuned, cine_path, tmp_path / "nii", overlays=False)
+    expected = np.asanyarray(nib.load(nii_out).dataobj)
+    files = predict(tiny_finetuned, tmp_path / "enh", tmp_path / "seg", overlays=False)
+    assert [f.name for f in files] == [
+        "patient001_series200_frame01.seg.dcm",
+        "patient001_series200_frame02.seg.dcm",
+    ]
+    (plan,), _ = list_stacks(tmp_path / "enh")
+    uid = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    for t, f in enumerate(files):
+        seg = hd.seg.segread(f)
+        numbers = [im.frame + 1 for im in plan.grid[t]]
+        labels = seg.get_pixels_by_source_frame(
+            uid, numbers, combine_segments=True, assert_missing_frames_are_empty=True
+        )
+        np.testing.assert_array_equal(labels, to_slices(expected[..., t]))

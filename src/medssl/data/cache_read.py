@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,9 @@ from medssl.errors import DataError
 
 @dataclass(frozen=True)
 class VolumeInfo:
-    """One cached 3D volume (see :mod:`medssl.data.cache_write`)."""
+    """One cached 3D volume (see :mod:`medssl.data.cache_write`); ``meta`` holds the
+    patient metadata the source gave (:meth:`medssl.data.case.PatientMeta.to_dict`;
+    empty in caches written before it was kept)."""
 
     patient: str
     phase: str
@@ -32,6 +34,7 @@ class VolumeInfo:
     norm: dict
     first_slice: int
     n_slices: int
+    meta: dict = field(default_factory=dict)
 
     @classmethod
     def from_case(
@@ -60,6 +63,7 @@ class VolumeInfo:
             asdict(stats),
             first_slice,
             int(stored_shape[0]),
+            case.meta.to_dict(),
         )
 
     def to_dict(self) -> dict:

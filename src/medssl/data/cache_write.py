@@ -7,7 +7,8 @@ Layout of a cache folder::
                     hash, array byte sizes and checksums, label names, dataset statistics
     volumes.json    one entry per 3D volume: patient, phase, frame, labelled, from_series,
                     original shape, spacing, source files, normalisation statistics,
-                    first slice and slice count
+                    first slice and slice count, patient metadata (``meta``: group,
+                    height_cm, weight_kg, age_years, sex, frames, where the source gives them)
     slices.npz      per-slice index: volume, slice, height, width, image offset,
                     label offset (-1 when unlabelled)
     images.bin      all slices, flattened and concatenated (float16 or float32)

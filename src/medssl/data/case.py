@@ -15,7 +15,7 @@ frame).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -32,7 +32,14 @@ class Phase(StrEnum):
 
 @dataclass(frozen=True)
 class PatientMeta:
-    """Per-patient metadata, each field ``None`` when the source does not say."""
+    """Per-patient metadata, each field ``None`` when the source does not say.
+
+    Attributes:
+        group: diagnostic group (ACDC ``Info.cfg``).
+        height_cm, weight_kg: height in cm and weight in kg.
+        n_frames: frames of the cardiac cycle; ed_frame, es_frame: 1-based ED/ES frames.
+        age_years: age in years; sex: ``"M"``, ``"F"`` or ``"O"`` (DICOM headers).
+    """
 
     group: str | None = None
     height_cm: float | None = None
@@ -40,6 +47,12 @@ class PatientMeta:
     n_frames: int | None = None
     ed_frame: int | None = None
     es_frame: int | None = None
+    age_years: float | None = None
+    sex: str | None = None
+
+    def to_dict(self) -> dict[str, str | float | int]:
+        """The fields the source gave (``None`` left out), for JSON files."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)

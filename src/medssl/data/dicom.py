@@ -9,12 +9,14 @@ affine) :mod:`medssl.data.dicom_stack`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from medssl.data.case import PatientMeta
+from medssl.data.dicom_patient import patient_meta
 from medssl.errors import DataError
 
 #: Suffixes that mark a file as meant to be DICOM (others must carry the DICM magic).
@@ -62,6 +64,8 @@ class DicomImage:
             single-frame image (see :mod:`medssl.data.dicom_enhanced`).
         rescale: ``(slope, intercept)`` of that frame's pixel value transformation;
             ``None``: the dataset's modality LUT.
+        patient: age, sex, height and weight from the header
+            (:mod:`medssl.data.dicom_patient`); nothing else about the patient is kept.
     """
 
     path: Path
@@ -80,6 +84,7 @@ class DicomImage:
     thickness: float | None
     frame: int | None = None
     rescale: tuple[float, float] | None = None
+    patient: PatientMeta = field(default_factory=PatientMeta, compare=False)
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -209,6 +214,7 @@ def _common_fields(path: Path, ds: pydicom.Dataset) -> dict:
         "sop_uid": str(ds.get("SOPInstanceUID", "")),
         "rows": rows,
         "columns": cols,
+        "patient": patient_meta(path, ds),
     }
 
 

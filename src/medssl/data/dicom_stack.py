@@ -20,12 +20,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from medssl.data.case import PatientMeta
 from medssl.data.dicom import DicomImage
+from medssl.data.dicom_patient import merge_meta
 from medssl.errors import DataError
 
 #: DICOM patient space (LPS) to NIfTI/nibabel world space (RAS).
@@ -150,6 +152,13 @@ class StackPlan:
     @property
     def files(self) -> tuple[Path, ...]:
         return unique_paths(im for phase in self.grid for im in phase)
+
+    @property
+    def patient(self) -> PatientMeta:
+        """Age, sex, height and weight from the headers of the stack's images; with
+        ``n_frames`` for a cine stack."""
+        meta = merge_meta(im.patient for phase in self.grid for im in phase)
+        return replace(meta, n_frames=self.n_phases if self.n_phases > 1 else None)
 
 
 def unique_paths(images: Iterable[DicomImage]) -> tuple[Path, ...]:

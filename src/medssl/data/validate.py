@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from medssl.data.case import Case
+from medssl.data.case import Case, PatientMeta
 from medssl.data.readers import Source, open_source
 from medssl.errors import DataError
 
@@ -44,6 +44,7 @@ class CheckReport:
     spacing_unknown: int = 0
     label_values: set[int] = field(default_factory=set)
     intensity: list[float] | None = None
+    patient_meta: dict[str, PatientMeta] = field(default_factory=dict)
     problems: list[DataError] = field(default_factory=list)
 
     @property
@@ -53,6 +54,7 @@ class CheckReport:
     def add(self, case: Case, from_series: bool) -> None:
         """Fold one decoded case into the summary."""
         self.patients.add(case.patient_id)
+        self.patient_meta.setdefault(case.patient_id, case.meta)
         shape = list(case.image.shape)
         self.shape_min = (
             shape if self.shape_min is None else np.minimum(self.shape_min, shape).tolist()
@@ -104,8 +106,24 @@ class CheckReport:
             ("spacing (slice x row x col)", spacing),
             ("label values", ", ".join(map(str, sorted(self.label_values))) or "-"),
             ("intensity range", fmt(self.intensity).replace(" x ", " .. ")),
+            ("patient metadata", describe_meta(list(self.patient_meta.values()))),
             ("problems", str(len(self.problems))),
         ]
+
+
+def describe_meta(metas: list[PatientMeta]) -> str:
+    """One line over patients' metadata: the range of age, height and weight and the
+    count of each sex, each with how many patients gave it; ``-`` when none did."""
+    parts = []
+    for name, unit in (("age_years", "y"), ("height_cm", "cm"), ("weight_kg", "kg")):
+        values = [v for m in metas if (v := getattr(m, name)) is not None]
+        if values:
+            label = name.split("_")[0]
+            parts.append(f"{label} {min(values):g} .. {max(values):g} {unit} ({len(values)})")
+    sexes = [m.sex for m in metas if m.sex is not None]
+    if sexes:
+        parts.append("sex " + " ".join(f"{s} {sexes.count(s)}" for s in sorted(set(sexes))))
+    return ", ".join(parts) or "-"
 
 
 def check_source(

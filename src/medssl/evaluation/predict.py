@@ -8,7 +8,9 @@
 * DICOM in (a folder of images, or one image of a stack) → DICOM-SEG out
   (:mod:`medssl.evaluation.dicom_seg`): each stack (see
   :mod:`medssl.data.readers.dicom`) becomes one SEG series named
-  ``PATIENT_seriesN``, one instance per cine phase (``PATIENT_seriesN_frameYY.seg.dcm``).
+  ``PATIENT_seriesN``, one instance per cine phase (``PATIENT_seriesN_frameYY.seg.dcm``),
+  its frames referencing their source images (or, in enhanced multi-frame files, their
+  source frames).
 * post-processing: the run's ``postprocessing.json`` (largest connected component of the
   structures where it raised the validation Dice; written by ``medssl evaluate``) is
   applied unless ``postprocess=False``.
@@ -26,9 +28,9 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from medssl.data.case import VolumeRef
 from medssl.data.checks import check_finite, check_label_values
-from medssl.data.dicom import is_dicom_file, parse_header
+from medssl.data.dicom import is_dicom_file
+from medssl.data.dicom_stack import StackPlan
 from medssl.data.nifti import (
     frames_of,
     is_nifti,
@@ -40,7 +42,7 @@ from medssl.data.nifti import (
     write_nifti,
 )
 from medssl.data.readers.base import safe_stem
-from medssl.data.readers.dicom import holds_dicom, read_dicom
+from medssl.data.readers.dicom import holds_dicom, list_stacks, stack_ref
 from medssl.errors import DataError, DataErrors
 from medssl.evaluation.inference import predict_volume
 from medssl.evaluation.overlays import save_overlay
@@ -66,22 +68,21 @@ def find_inputs(path: Path) -> list[Path]:
     return [p for p in files if not strip_nifti_suffix(p.name).endswith("_gt")]
 
 
-def find_dicom_stacks(path: Path) -> list[VolumeRef]:
+def find_dicom_stacks(path: Path) -> list[StackPlan]:
     """DICOM stacks to segment: every stack below a folder, or the stack holding a file
-    (a phase that a SEG beside it labels is segmented once, as part of its stack).
+    (SEGs and label volumes there are not segmented and not checked).
 
     Raises:
-        DataErrors: when any DICOM file or stack there fails a check.
+        DataErrors: when any DICOM image or stack there fails a check.
     """
     if path.is_file() and not is_dicom_file(path):
         return []
     if path.is_dir() and not holds_dicom(path):
         return []
-    source = read_dicom(path if path.is_dir() else path.parent)
-    if source.problems:
-        raise DataErrors(source.problems)
-    stacks = [r for r in source.refs if r.kind != "labelled"]  # labelled phases: in a stack
-    return stacks if path.is_dir() else [r for r in stacks if path in r.files]
+    stacks, problems = list_stacks(path if path.is_dir() else path.parent)
+    if problems:
+        raise DataErrors(problems)
+    return stacks if path.is_dir() else [p for p in stacks if path in p.files]
 
 
 def _nifti_truth(path: Path, shape: tuple, labels: dict[int, str]) -> np.ndarray | None:
@@ -143,9 +144,10 @@ def _predict_h5(run: RunModel, path: Path, out: Path, post: Post) -> Prediction:
     return target, image, pred, label
 
 
-def _stack_name(ref: VolumeRef, used: set[str]) -> str:
-    number = parse_header(ref.files[0]).series_number  # type: ignore[union-attr]
-    base = safe_stem(ref.patient_id) + (f"_series{number}" if number is not None else "")
+def _stack_name(plan: StackPlan, used: set[str]) -> str:
+    first = plan.grid[0][0]
+    number = first.series_number
+    base = safe_stem(first.patient_id) + (f"_series{number}" if number is not None else "")
     name, i = base, 1
     while name in used:
         i += 1
@@ -155,36 +157,35 @@ def _stack_name(ref: VolumeRef, used: set[str]) -> str:
 
 
 def _predict_dicom(
-    run: RunModel, ref: VolumeRef, name: str, out: Path, post: Post
+    run: RunModel, plan: StackPlan, name: str, out: Path, post: Post
 ) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """One SEG instance per phase of the stack (one SEG series); single-frame sources
+    referenced per image, frames of enhanced multi-frame sources per frame."""
     from highdicom import UID
 
-    from medssl.evaluation.dicom_seg import write_dicom_seg
+    from medssl.evaluation.dicom_seg import write_dicom_seg, write_dicom_seg_frames
 
     series_uid = UID()
     targets: list[Path] = []
     first: tuple[np.ndarray, np.ndarray] | None = None
-    for number, case in enumerate(ref.load(), start=1):
-        if len(case.sources) != case.n_slices:
-            raise DataError(
-                ref.files[0],
-                "multi-frame",
-                "DICOM-SEG output over an enhanced multi-frame image is not written;"
-                " predict on its NIfTI conversion (medssl data convert)",
-            )
+    cases = stack_ref(plan).load()
+    for number, (case, images) in enumerate(zip(cases, plan.grid, strict=True), start=1):
         raw = predict_volume(
             run.model, case.image, run.prepare, case.spacing, precision=run.precision
         )
         pred = post(raw)
         tag = f"_frame{case.frame:02d}" if case.frame is not None else ""
         target = out / f"{name}{tag}.seg.dcm"
-        targets.append(
-            write_dicom_seg(target, case.sources, pred, run.label_set, series_uid, number)
-        )
+        if all(im.frame is None for im in images):
+            paths = [im.path for im in images]
+            write_dicom_seg(target, paths, pred, run.label_set, series_uid, number)
+        else:
+            write_dicom_seg_frames(target, images, pred, run.label_set, series_uid, number)
+        targets.append(target)
         if first is None:
             first = (case.image, pred)
     if first is None:
-        raise DataError(ref.files[0], "empty-stack", "the stack decoded to no volume")
+        raise DataError(plan.files[0], "empty-stack", "the stack decoded to no volume")
     return targets, *first
 
 
@@ -222,9 +223,9 @@ def predict(
         log.info("wrote %s", target)
         written.append(target)
     used: set[str] = set()
-    for ref in tqdm(stacks, desc="predicting DICOM", disable=not progress):
-        name = _stack_name(ref, used)
-        targets, image, pred = _predict_dicom(run, ref, name, out, post)
+    for plan in tqdm(stacks, desc="predicting DICOM", disable=not progress):
+        name = _stack_name(plan, used)
+        targets, image, pred = _predict_dicom(run, plan, name, out, post)
         if overlays:
             _overlay(run, out, name, image, pred, None)
         log.info("wrote %d DICOM-SEG instance(s) for %s", len(targets), name)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl.data.case import Case, PatientMeta, Phase, VolumeRef
+from medssl.data.case import Case, Phase, VolumeRef
 from medssl.data.dicom import (
     DicomImage,
     images_from_header,
@@ -157,9 +157,16 @@ def stack_ref(plan: StackPlan) -> VolumeRef:
     """The record of a stack: a ``series`` (one unlabelled case per phase) or, for one
     phase, an ``unlabelled`` volume."""
     kind = "series" if plan.n_phases > 1 else "unlabelled"
-    meta = PatientMeta(n_frames=plan.n_phases if plan.n_phases > 1 else None)
     pid = plan.grid[0][0].patient_id
-    return VolumeRef(pid, kind, plan.files, partial(_load_stack, plan), meta=meta)
+    return VolumeRef(pid, kind, plan.files, partial(_load_stack, plan), meta=plan.patient)
+
+
+def list_stacks(root: Path) -> tuple[list[StackPlan], list[DataError]]:
+    """The checked stacks of the images below ``root`` (SEGs and label volumes left
+    aside), and the problems of the files and stacks that failed."""
+    images, _segs, problems = scan_headers(root)
+    plans, stack_problems = plan_stacks(images, frozenset(e.path for e in problems))
+    return plans, problems + stack_problems
 
 
 def read_dicom(root: Path) -> Source:

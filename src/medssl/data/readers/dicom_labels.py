@@ -179,6 +179,7 @@ def labelled_refs(
             partial(_load_labelled, plans[i], t, label_set.values),
             phases[(pid, frame)],
             frame,
+            plans[i].patient,
         )
         for (i, t), (pid, frame) in sorted(keys.items())
     ]
