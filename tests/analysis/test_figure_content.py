@@ -219,3 +219,21 @@ def test_fig7_tiles_the_overlay_images_with_their_titles(
     for ax, path in zip(panels, paths, strict=True):
         (image,) = ax.get_images()
         np.testing.assert_array_equal(np.asarray(image.get_array()), mpimg.imread(path))
+
+
+def test_fig6_many_pipelines_at_two_budgets_fit_inside_the_axes(
+    study: tuple[pd.DataFrame, pd.DataFrame], captured: list[Figure], tmp_path: Path
+) -> None:
+    """Nine pipelines dodged around two budgets a decade apart: no box is clipped."""
+    results, _ = study
+    main = results[(results["study"] == "main") & results["budget"].isin(sorted(BUDGETS)[:2])]
+    many = pd.concat([main.assign(pipeline=f"{p}-{k}") for p in PIPELINES for k in range(3)])
+    stem = tmp_path / "fig6"
+    paths = figures.plot_data_efficiency(many, stem, n_boot=5)
+    (ax,) = _panels(_one_figure(paths, captured, stem))
+    boxes = [p for p in ax.patches if isinstance(p, PathPatch)]
+    assert len(boxes) == 9 * 2
+    lo, hi = ax.get_xlim()
+    for b in boxes:
+        xs = b.get_path().vertices[:, 0]
+        assert lo <= xs.min() and xs.max() <= hi

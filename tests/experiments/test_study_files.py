@@ -526,10 +526,12 @@ def test_pretraining_curves_collected_from_results_or_step_logs(tmp_path: Path) 
     from medssl.analysis.report import write_report
     from medssl.experiments.collect import collect_pretraining
 
-    raw = _raw(pipelines=["byol-acdc", "simclr-acdc"], budgets={"values": [3]}, seeds=[0])
+    raw = _raw(
+        pipelines=["byol-acdc", "simclr-acdc", "vicreg-acdc"], budgets={"values": [3]}, seeds=[0]
+    )
     plan = expand(parse_study(raw), tmp_path)
     store.save_plan(plan, tmp_path)
-    byol, simclr = (j for j in plan.jobs if j.kind == "pretrain")
+    byol, simclr, vicreg = (j for j in plan.jobs if j.kind == "pretrain")
     for job, result in (
         (
             byol,
@@ -543,23 +545,27 @@ def test_pretraining_curves_collected_from_results_or_step_logs(tmp_path: Path) 
             },
         ),
         (simclr, {"method": "simclr", "collapse": {"step": 5}}),
+        (vicreg, {"method": "vicreg", "collapse": None}),  # no curve, no log
     ):
         run = tmp_path / "runs" / job.id
         run.mkdir(parents=True)
         (run / "result.json").write_text(json.dumps({"steps": 20, **result}))
-        StudyDir(tmp_path).done_marker(job.id).write_text("{}")
+        StudyDir(tmp_path).done_marker(job.id).write_text('{"seconds": 360.0}')
     (tmp_path / "runs" / simclr.id / "logs").mkdir()
     (tmp_path / "runs" / simclr.id / "logs" / "metrics.csv").write_text(
         "epoch,loss,online_std,step\n0,6.0,0.1,9\n0,5.0,0.1,19\n1,4.0,0.2,29\n"
     )
     df = collect_pretraining(tmp_path)
     assert (tmp_path / "pretraining.csv").is_file()
-    got = {p: sub["loss"].tolist() for p, sub in df.groupby("pipeline")}
+    got = {p: sub["loss"].tolist() for p, sub in df.dropna(subset=["loss"]).groupby("pipeline")}
     assert got == {"byol-acdc": [3.0, 2.0], "simclr-acdc": [5.5, 4.0]}
     assert df.groupby("pipeline")["collapsed"].first().to_dict() == {
         "byol-acdc": False,
         "simclr-acdc": True,
+        "vicreg-acdc": False,
     }
+    no_curve = df[df["pipeline"] == "vicreg-acdc"]
+    assert len(no_curve) == 1 and no_curve["loss"].isna().all()
     # the report draws figure P and tabulates each run
     for j in plan.jobs:
         if j.kind == "finetune":
@@ -570,6 +576,8 @@ def test_pretraining_curves_collected_from_results_or_step_logs(tmp_path: Path) 
     assert out / "figures" / "figP_pretraining_loss.png" in paths
     md = (out / "report.md").read_text()
     assert "Figure P." in md and "| simclr-acdc | simclr | 2 | 29 |" in md
+    assert "| vicreg-acdc |" not in md.split("## Pretraining")[1].split("## ")[0]
+    assert "3 pretraining runs took 0.30 h" in md  # 3 × 360 s, the curve-less run too
 
 
 def test_report_states_measured_compute_and_the_hand_written_notes(tmp_path: Path) -> None:
@@ -595,6 +603,7 @@ def test_report_states_measured_compute_and_the_hand_written_notes(tmp_path: Pat
     results = pd.read_csv(tmp_path / "results.csv")
     assert len(results) == 3 and sorted(results["wall_s"].unique()) == [100.0, 200.0]
     md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# medssl study report: t\n")  # the study file's name
     assert md.index("## About this study") < md.index("## Summary")
     assert "Ran on **two cores**." in md
     assert "2 fine-tunes (training and evaluation) took 0.08 h (median 150 s" in md

@@ -341,7 +341,9 @@ def _efficiency_panel(
         )
         for box in parts["boxes"]:
             box.set_gid(f"box:{name}")
-    x_range = (budget_x.min() - 0.25, budget_x.max() + 0.25)
+    # wide enough for every dodged box (9 pipelines at 2 budgets reach ±0.4 decades)
+    pad = max(0.25, float(np.abs(offsets).max() + width))
+    x_range = (budget_x.min() - pad, budget_x.max() + pad)
     for name in names:
         if name in fits:
             _fit_overlay(ax, fits[name], colors[name], x_range)
@@ -590,6 +592,8 @@ def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
     """Pretraining loss per epoch (mean over the epoch's logged steps), one panel per
     pretraining run (methods' losses have different scales); a run whose collapse
     monitor fired is marked in its title."""
+    if pretraining is not None:
+        pretraining = pretraining[np.isfinite(pretraining["loss"].astype(float))]
     if pretraining is None or pretraining.empty:
         return Plotted([], None)
     runs = list(pretraining.groupby(["pipeline", "run_id"], sort=True))

@@ -575,11 +575,12 @@ def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Secti
         "panel per domain-pretraining run.",
         "No pretraining loss curves in the study folder: figure P skipped.",
     )
-    if pretraining is not None and not pretraining.empty:
+    curves = None if pretraining is None else pretraining[pretraining["loss"].notna()]
+    if curves is not None and not curves.empty:
         rows = []
-        for (pipeline, _), sub in pretraining.groupby(["pipeline", "run_id"], sort=True):
+        for (pipeline, _), sub in curves.groupby(["pipeline", "run_id"], sort=True):
             sub = sub.sort_values("epoch")
-            tail = sub["loss"].iloc[-max(1, len(sub) // 5) :]
+            tail = sub["loss"].iloc[-max(2, -(-len(sub) // 5)) :]  # ≥ 2 epochs
             rows.append(
                 {
                     "pipeline": pipeline,

@@ -177,7 +177,8 @@ PRETRAINING_COLUMNS = (
 
 def _pretraining_rows(job: dict, run: RunDir, done: dict) -> list[dict]:
     """Per-epoch loss of one finished pretraining: ``result.json``'s ``loss_per_epoch``,
-    or (runs that predate it) the step log when it is still there."""
+    or (runs that predate it) the step log when it is still there; a run with neither is
+    one row with NaN epoch and loss (its wall time still counts)."""
     result = run.load_result()
     curve = result.get("loss_per_epoch")
     if not curve and run.step_log.is_file():
@@ -191,9 +192,11 @@ def _pretraining_rows(job: dict, run: RunDir, done: dict) -> list[dict]:
         "collapsed": result.get("collapse") is not None,
         "wall_s": float(done["seconds"]) if "seconds" in done else math.nan,
     }
+    # a run without a curve (logged before curves were kept) still has its wall time
+    curve = curve or [{"epoch": math.nan, "steps": float(result.get("steps", math.nan))}]
     return [
         {**fixed, **{k: r.get(k, math.nan) for k in ("epoch", "steps", "loss", "online_std")}}
-        for r in curve or []
+        for r in curve
     ]
 
 

@@ -49,10 +49,12 @@ class Job:
 
 @dataclass(frozen=True)
 class Plan:
-    """All jobs of a study, and the pipelines that were skipped (with why)."""
+    """All jobs of a study, the pipelines that were skipped (with why) and the study's
+    name."""
 
     jobs: tuple[Job, ...]
     skipped: dict[str, str]
+    name: str = ""
 
     def by_id(self) -> dict[str, Job]:
         return {j.id: j for j in self.jobs}
@@ -270,7 +272,7 @@ def expand(study: Study, root: str | Path) -> Plan:
         _add(jobs, j)
     if study.length is not None:
         _length_jobs(study, root, imagenet, jobs, skipped)
-    return Plan(tuple(jobs.values()), skipped)
+    return Plan(tuple(jobs.values()), skipped, study.name)
 
 
 def length_epochs(length: LengthStudy, run_epochs: int) -> tuple[int, ...]:

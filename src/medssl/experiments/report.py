@@ -71,7 +71,7 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
         results,
         curves,
         root,
-        title or f"medssl study report: {root.name}",
+        title or f"medssl study report: {plan.get('name') or root.name}",
         synthetic,
         overlays=_overlays(results, root, _pipeline_order(plan, results)),
         notes=notes,

@@ -50,7 +50,8 @@ def save_plan(plan: Plan, root: Path) -> None:
     ]
     root.mkdir(parents=True, exist_ok=True)
     study = StudyDir(root)
-    write_text(study.plan_file, json.dumps({"jobs": jobs, "skipped": plan.skipped}, indent=1))
+    body = {"name": plan.name, "jobs": jobs, "skipped": plan.skipped}
+    write_text(study.plan_file, json.dumps(body, indent=1))
     if not study.gitignore.exists():
         write_text(study.gitignore, "\n".join(STUDY_GITIGNORE) + "\n")
 
