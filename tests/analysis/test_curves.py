@@ -47,17 +47,20 @@ def test_steps_to_fraction_hand_example() -> None:
 def test_curve_settled_by_hand() -> None:
     from medssl.analysis.curves import curve_settled
 
-    steps = np.arange(0, 1001, 100)  # last 20 %: steps 800, 900, 1000
+    steps = np.arange(0, 1001, 100)  # last 20 % of training: steps 800–1000
     rising = np.linspace(0.2, 0.9, steps.size)
     assert curve_settled(steps, rising) is False  # moves 0.14 over the tail
     flat_tail = np.r_[np.linspace(0.2, 0.8, 8), [0.805, 0.809, 0.801]]
     assert curve_settled(steps, flat_tail) is True  # range 0.008 over steps 800–1000
     late_jump = np.r_[np.linspace(0.2, 0.8, 8), [0.805, 0.809, 0.82]]
     assert curve_settled(steps, late_jump) is False
-    # the tolerance is strict and configurable
-    assert curve_settled(steps, flat_tail, tolerance=0.008) is False
-    # a window that starts between validations includes the point before it
-    coarse = np.array([0, 500, 1000])
-    assert curve_settled(coarse, np.array([0.1, 0.5, 0.505])) is True
-    assert curve_settled(coarse, np.array([0.1, 0.4, 0.5])) is False
+    assert curve_settled(steps, flat_tail, tolerance=0.008) is False  # strict, configurable
+    # a window that starts between validations: the curve interpolated at its start
+    # (step 960 of 1200, between 950 → 0.690 and 1000 → 0.692: 0.6904)
+    late = np.array([0, 950, 1000, 1050, 1200])
+    assert curve_settled(late, np.array([0.1, 0.690, 0.692, 0.686, 0.689])) is True
+    # 950 → 0.50, 1000 → 0.69: at 960 the curve is still at 0.538, so it moved
+    assert curve_settled(late, np.array([0.1, 0.50, 0.69, 0.686, 0.689])) is False
     assert curve_settled(np.array([5]), np.array([0.3])) is None
+    assert curve_settled(np.array([900, 1000]), np.array([0.3, 0.3])) is True
+    assert curve_settled(np.array([950, 990]), np.array([0.3, 0.5])) is False

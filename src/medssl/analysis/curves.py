@@ -59,23 +59,20 @@ def curve_settled(
     tail: float = SETTLED_TAIL,
     tolerance: float = SETTLED_TOLERANCE,
 ) -> bool | None:
-    """Whether a learning curve has converged: over its last ``tail`` of training (the
-    validations at steps ≥ ``(1 - tail)`` × the last step, and the last validation before
-    that window, so the window's first move counts), the curve's range (max − min) is
-    below ``tolerance``.
+    """Whether a learning curve has converged: over the last ``tail`` of training (steps
+    from ``(1 - tail)`` × the last step on), the curve — linearly interpolated at the
+    window's start, then every validation inside it — has a range (max − min) below
+    ``tolerance``.
 
     Returns:
-        ``None`` when the window holds fewer than two validations (it cannot tell).
+        ``None`` for a curve of fewer than two validations (it cannot tell).
     """
     steps, values = np.asarray(steps, float), np.asarray(values, float)
     if steps.size < 2:
         return None
     order = np.argsort(steps)
     steps, values = steps[order], values[order]
-    start = steps[-1] - tail * (steps[-1] - steps[0])
-    inside = np.flatnonzero(steps >= start)
-    first = max(int(inside[0]) - 1, 0) if steps[inside[0]] > start else int(inside[0])
-    window = values[first:]
-    if window.size < 2:
-        return None
+    start = (1.0 - tail) * steps[-1]
+    inside = values[steps >= start]  # never empty: the last validation is inside
+    window = np.r_[np.interp(start, steps, values), inside] if steps[0] < start else inside
     return bool(window.max() - window.min() < tolerance)
