@@ -341,6 +341,9 @@ class PretrainConfig:
             ``split_fold``) in place of the cache's split; see
             :mod:`medssl.data.split_files`.
         split_fold: fold of an nnU-Net split file (``None``: 0).
+        target_spacing: in-plane spacing (mm) a source folder's cache is resampled to
+            (``medssl data prepare --target-spacing``); ``None``: the native grid. A
+            prepared cache given as ``data`` must have been prepared at this spacing.
         runtime: hardware settings.
     """
 
@@ -378,6 +381,7 @@ class PretrainConfig:
     split_seed: int | None = None
     split: str | None = None
     split_fold: int | None = None
+    target_spacing: float | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
@@ -505,6 +509,9 @@ class FinetuneConfig:
             ``split_fold``) in place of the cache's split; see
             :mod:`medssl.data.split_files`.
         split_fold: fold of an nnU-Net split file (``None``: 0).
+        target_spacing: in-plane spacing (mm) a source folder's cache is resampled to
+            (``medssl data prepare --target-spacing``); ``None``: the native grid. A
+            prepared cache given as ``data`` must have been prepared at this spacing.
         runtime: hardware settings.
     """
 
@@ -539,6 +546,7 @@ class FinetuneConfig:
     split_seed: int | None = None
     split: str | None = None
     split_fold: int | None = None
+    target_spacing: float | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 

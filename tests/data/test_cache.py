@@ -167,3 +167,25 @@ def test_normalize_volume_properties(norm: str) -> None:
 def test_normalize_constant_volume_is_zero() -> None:
     out, _ = normalize_volume(np.full((2, 4, 4), 5.0, np.float32))
     assert not out.any()
+
+
+def test_run_cache_at_a_target_spacing(
+    acdc_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's ``target_spacing`` prepares the source folder at that spacing in a cache of
+    its own (native and resampled caches do not rebuild each other); a prepared cache is
+    used as it is, unless the run asks for another spacing (one line naming it)."""
+    from medssl.data.resolve import resolve_run_cache
+
+    monkeypatch.setenv("MEDSSL_CACHE_DIR", str(tmp_path / "caches"))
+    native = resolve_run_cache(acdc_source, None)
+    coarse = resolve_run_cache(acdc_source, 2.5)
+    assert native.path != coarse.path
+    assert native.manifest["config"]["target_spacing"] is None
+    assert coarse.manifest["config"]["target_spacing"] == 2.5
+    assert coarse.volumes[0].spacing == pytest.approx((10.0, 2.5, 2.5), rel=0.05)
+    assert resolve_run_cache(acdc_source, None).path == native.path  # reused, not rebuilt
+    assert resolve_run_cache(coarse.path, None).path == coarse.path  # a cache as it is
+    assert resolve_run_cache(coarse.path, 2.5).path == coarse.path
+    with pytest.raises(DataError, match=r"spacing-mismatch.*2\.5 mm.*asks for 2\.0"):
+        resolve_run_cache(coarse.path, 2.0)

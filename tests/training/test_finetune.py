@@ -224,3 +224,19 @@ def test_labelled_set_excludes_drawn_budgets_and_split_seed(tiny_cache: Path, tm
         finetune(
             _cfg(tiny_cache, tmp_path / "b", f"split={labelled}", "split_seed=1"), progress=False
         )
+
+
+def test_target_spacing_prepares_the_source_at_that_spacing(
+    acdc_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``target_spacing`` on a run resamples its source folder's cache; the run records
+    that cache, and a run without it stays on the native grid."""
+    monkeypatch.setenv("MEDSSL_CACHE_DIR", str(tmp_path / "caches"))
+    for name, extra in (("coarse", ["target_spacing=2.5"]), ("native", [])):
+        cfg = _cfg(acdc_source, tmp_path / name, "steps=1", "val_every_steps=1", *extra)
+        finetune(cfg, progress=False)
+    coarse = SliceCache.open(RunDir(tmp_path / "coarse").load_prepare()["cache"])
+    native = SliceCache.open(RunDir(tmp_path / "native").load_prepare()["cache"])
+    assert coarse.path != native.path
+    assert coarse.volumes[0].spacing[1:] == pytest.approx((2.5, 2.5), rel=0.05)
+    assert native.volumes[0].spacing[1:] != pytest.approx((2.5, 2.5), rel=0.05)

@@ -70,6 +70,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "split": None,
     "split_fold": None,
     "labelled": None,
+    "target_spacing": None,
 }
 
 #: config keys naming input files: the content id holds the file's contents, so a run's

@@ -40,7 +40,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from medssl.artifacts.rundir import RunDir
 from medssl.artifacts.split import Split
 from medssl.data.cache_read import SliceCache
-from medssl.data.resolve import resolve_cache
+from medssl.data.resolve import resolve_run_cache
 from medssl.data.splits import run_split
 from medssl.models.weights import LoadReport
 from medssl.overrides import ConfigError
@@ -163,7 +163,7 @@ def execute(
         return kind.load_result(run)
     ckpt = resume_checkpoint(run, cfg, resume)
     L.seed_everything(cfg.runtime.seed, workers=True, verbose=False)
-    cache = resolve_cache(cfg.data)
+    cache = resolve_run_cache(cfg.data, cfg.target_spacing)
     split = run_split(cache, cfg)
     module, report = kind.build(cache, split, run)
     run.mkdir()
