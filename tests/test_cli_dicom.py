@@ -21,6 +21,7 @@ from medssl.data.nifti import to_slices
 from tests.conftest import TINY_FINETUNE, TINY_PRETRAIN
 from tests.data.dicom_builders import phantom_dicom
 from tests.data.test_dicom_patient import MARKERS, META_TAGS
+from tests.test_cli import _summary
 
 PATIENTS = (1, 2, 3, 4)
 LABELS_JSON = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
@@ -28,15 +29,6 @@ LABELS_JSON = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
 
 def _sets(values: list[str]) -> list[str]:
     return [a for s in values for a in ("--set", s)]
-
-
-def _summary(out: str) -> dict[str, str]:
-    rows = {}
-    for line in out.splitlines():
-        if "  " in line and not line.startswith("PROBLEM"):
-            key, value = line.split("  ", 1)
-            rows[key.strip()] = value.strip()
-    return rows
 
 
 def _dicom_cine(root: Path) -> tuple[Path, Path]:
