@@ -161,13 +161,9 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
 
     def finish(self, trainer: L.Trainer, module: L.LightningModule, run: RunDir) -> None:
         """A run killed between its last step's checkpoint and the epoch-end export
-        resumes with nothing left to train; export that finished epoch's encoder now.
-        Also reads the per-epoch loss curve from the step log for ``result.json``."""
+        resumes with nothing left to train; export that finished epoch's encoder now."""
         if not trainer.is_global_zero:
             return
-        for logger in trainer.loggers:
-            logger.save()
-        self.loss_curve = epoch_means(read_csv_rows(run.step_log)) if run.step_log.is_file() else []
         epoch, rest = divmod(trainer.global_step, module.steps_per_epoch)
         if rest == 0 and epoch > 0 and not self.exporter.epoch_path(epoch).exists():
             self.exporter.export(module, epoch)
@@ -180,10 +176,17 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
             "skipped_steps": module.skipped_steps,
             "method": self.cfg.method,
             "collapse": module.collapse.flag,
-            "loss_per_epoch": getattr(self, "loss_curve", []),
+            "loss_per_epoch": self._loss_curve(trainer),
             "world_size": trainer.world_size,
             "config": to_dict(self.cfg),
         }
+
+    def _loss_curve(self, trainer: L.Trainer) -> list[dict[str, float]]:
+        """Per-epoch means of the step log (flushed first), kept in ``result.json``."""
+        for logger in trainer.loggers:
+            logger.save()
+        log = RunDir(Path(self.cfg.out)).step_log
+        return epoch_means(read_csv_rows(log)) if log.is_file() else []
 
     def load_result(self, run: RunDir) -> PretrainResult:
         info = run.load_result()
