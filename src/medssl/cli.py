@@ -351,7 +351,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.study_cmd == "run":
         from medssl.experiments.drive import run_study
 
-        status = run_study(args.study, args.out, args.launcher, args.workers)
+        pipelines = [p for p in (args.pipelines or "").split(",") if p] or None
+        status = run_study(args.study, args.out, args.launcher, args.workers, pipelines=pipelines)
     elif args.study_cmd == "status":
         from medssl.experiments.status import study_status
 
@@ -388,6 +389,12 @@ def _add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="study folder")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--pipelines",
+        metavar="NAME[,NAME]",
+        help="run only these pipelines' jobs (and the pretrainings they need); the rest "
+        "stays pending for a later run",
+    )
     p.set_defaults(func=_cmd_study)
     for name, text in (
         ("status", "done / running / failed / remaining and ETA"),

@@ -326,3 +326,27 @@ def test_hd95_with_postprocessing_and_clinical_errors_reported(
     assert head.count("pp ") == 3
     assert "Clinical indices at the largest budget" in md
     assert "4.2 ± 0.0" in md and "9.0" not in md.split("Clinical indices")[1].split("\n\n")[1]
+
+
+def test_report_names_pipelines_fine_tuned_from_several_pretraining_runs(
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A pipeline whose fine-tunes loaded different weights (``init_fingerprint``) is
+    named with each fingerprint and its run count; one realisation, random init (empty)
+    and tables without the column say nothing."""
+    results, curves = study
+    pipelines = sorted(results["pipeline"].unique())
+    write_report(results, curves, tmp_path / "plain", "F", synthetic=True, n_boot=10)
+    assert "pretraining runs (weights" not in (tmp_path / "plain" / "report.md").read_text()
+    results = results.copy()
+    results["init_fingerprint"] = ""
+    one, two = pipelines[1], pipelines[2]
+    results.loc[results["pipeline"] == one, "init_fingerprint"] = "aaaa"
+    mine = results["pipeline"] == two
+    results.loc[mine, "init_fingerprint"] = np.where(results.loc[mine, "seed"] == 0, "bbbb", "cccc")
+    write_report(results, curves, tmp_path / "mixed", "F", synthetic=True, n_boot=10)
+    md = (tmp_path / "mixed" / "report.md").read_text()
+    runs = results[mine].drop_duplicates("run_id")
+    n_b = int((runs["seed"] == 0).sum())
+    assert f"{two}: cccc ({len(runs) - n_b} runs), bbbb ({n_b} runs)" in md
+    assert f"{one}: aaaa" not in md and f"{pipelines[0]}: " not in md.split("started from")[1]

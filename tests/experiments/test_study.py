@@ -95,6 +95,12 @@ def test_expansion_and_content_addressing(
 
 def test_study_runs_shared_stage_once_and_collects(tiny_cache: Path, tmp_path: Path) -> None:
     root = tmp_path / "study"
+    # one pipeline first (random init: no pretraining), the status counting the whole plan
+    part = run_study(
+        parse_study(_study_dict(tiny_cache)), root, progress=False, pipelines=["random"]
+    )
+    assert (part.done, part.failed, part.remaining) == (2, 0, 3)
+    assert {e["kind"] for e in store.read_ledger(root)} == {"finetune"}
     status = run_study(parse_study(_study_dict(tiny_cache)), root, progress=False)
     assert (status.done, status.failed, status.remaining) == (5, 0, 0)
     ledger = store.read_ledger(root)

@@ -599,9 +599,14 @@ def test_report_states_measured_compute_and_the_hand_written_notes(tmp_path: Pat
     (tmp_path / "study_notes.md").write_text(
         "Ran on **two cores**.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     )
+    first = next(j for j in plan.jobs if j.kind == "finetune")
+    (store.run_dir(tmp_path, first.id) / "init.json").write_text('{"fingerprint": "0123abcd"}')
     study_report(tmp_path)
-    results = pd.read_csv(tmp_path / "results.csv")
+    results = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
     assert len(results) == 3 and sorted(results["wall_s"].unique()) == [100.0, 200.0]
+    # the weights' fingerprint from init.json; empty where a run has none recorded
+    by_run = dict(zip(results["run_id"], results["init_fingerprint"], strict=True))
+    assert by_run.pop(first.id) == "0123abcd" and set(by_run.values()) == {""}
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# medssl study report: t\n")  # the study file's name
     assert md.index("## About this study") < md.index("## Summary")
@@ -619,3 +624,40 @@ def test_jobs_run_pretraining_first_then_seed_by_seed(tmp_path: Path) -> None:
     assert kinds == ["pretrain"] + ["finetune"] * 8
     order = [(j.meta["seed"], j.meta["budget"], j.meta["pipeline"]) for j in plan.jobs[1:]]
     assert order == [(s, b, p) for s in (5, 1) for b in (3, 30) for p in ("random", "byol-acdc")]
+
+
+def test_select_pipelines_keeps_their_jobs_and_the_pretrainings_they_need(
+    tmp_path: Path,
+) -> None:
+    """One pipeline's part of a plan: its fine-tunes, its pretraining, nothing else, in
+    the plan's order; a job shared with another pipeline's cell belongs to both."""
+    from medssl.experiments.plan import select_pipelines
+
+    raw = _raw(
+        pipelines=["random", "byol-acdc", "simclr-acdc"],
+        pretraining_length={"pipeline": "byol-acdc", "epochs": [0, 2], "budget": 3, "seeds": [0]},
+    )
+    plan = expand(parse_study(raw), tmp_path)
+    byol = select_pipelines(plan, ["byol-acdc"])
+    kinds = [j.kind for j in byol.jobs]
+    assert kinds.count("pretrain") >= 1 and set(kinds) == {"pretrain", "finetune"}
+    for job in byol.jobs:
+        cells = [job.meta, *job.meta.get("also", [])]
+        if job.kind == "finetune":
+            assert any(c["pipeline"] == "byol-acdc" for c in cells)
+            assert set(job.depends) <= {j.id for j in byol.jobs}
+    assert [j.id for j in plan.jobs if j.id in {b.id for b in byol.jobs}] == [
+        j.id for j in byol.jobs
+    ]
+    random = select_pipelines(plan, ["random"])
+    assert {j.kind for j in random.jobs} == {"finetune"}
+    # the length study's epoch-0 fine-tune is random init's fine-tune too: in both parts
+    shared = [j for j in random.jobs if j.meta.get("also")]
+    assert shared and {j.id for j in shared} <= {j.id for j in byol.jobs}
+    both = select_pipelines(plan, ["random", "byol-acdc"])
+    assert {j.id for j in both.jobs} == {j.id for j in byol.jobs} | {j.id for j in random.jobs}
+    assert not {j.id for j in both.jobs} & {
+        j.id for j in plan.jobs if j.meta.get("pipeline") == "simclr-acdc"
+    }
+    with pytest.raises(ConfigError, match="byol-imagenet.*its pipelines: byol-acdc, random"):
+        select_pipelines(plan, ["byol-imagenet"])

@@ -30,6 +30,7 @@ from medssl.models.weights import (
     load_encoder_file,
     load_weights,
     save_encoder,
+    weights_fingerprint,
 )
 
 ARCH = "resnet18"
@@ -330,3 +331,23 @@ def test_two_equal_branches_are_reported(
     assert report.layout == "lightning"
     assert any("match the model equally" in r.message for r in caplog.records)
     assert len(report.ignored) == len(encoder_only(b))
+
+
+def test_fingerprint_names_the_weights_not_the_file(
+    states: tuple[dict, dict], tmp_path: Path
+) -> None:
+    """The same tensors in two layouts share a fingerprint, which is that of the loaded
+    model; other tensors (or one changed value) give another; random init gives none."""
+    a, b = states
+    first = load_weights(create_encoder(ARCH), _timm(tmp_path, a, b), ARCH)
+    (tmp_path / "other").mkdir()
+    model = create_encoder(ARCH)
+    second = load_weights(model, _torchvision(tmp_path / "other", a, b), ARCH)
+    assert len(first.fingerprint) == 16 and first.fingerprint == second.fingerprint
+    assert first.fingerprint == weights_fingerprint(model.state_dict())
+    changed = {k: v.clone() for k, v in model.state_dict().items()}
+    changed["layer4.1.bn2.bias"][0] += 1e-3
+    assert weights_fingerprint(changed) != first.fingerprint
+    swapped = load_weights(create_encoder(ARCH), _timm(tmp_path / "other", b, a), ARCH)
+    assert swapped.fingerprint != first.fingerprint
+    assert load_weights(create_encoder(ARCH), "random", ARCH).fingerprint == ""

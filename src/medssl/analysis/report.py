@@ -537,6 +537,9 @@ def write_report(
     compute = _compute_text(results, pretraining)
     if compute:
         sections[0].p(compute)
+    realisations = _realisations_text(results)
+    if realisations:
+        sections[0].p(realisations)
     if intro:
         about = Section("About this study")
         about.markdown(intro)
@@ -562,6 +565,30 @@ def _compute_text(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> st
         return None
     return (
         "Measured compute (wall time of each job, from its DONE marker): " + "; ".join(parts) + "."
+    )
+
+
+def _realisations_text(results: pd.DataFrame) -> str | None:
+    """Which pipelines' fine-tunes started from more than one pretraining run (told
+    apart by ``init_fingerprint``), or ``None`` when every pipeline had one."""
+    if "init_fingerprint" not in results:
+        return None
+    runs = results.drop_duplicates("run_id")
+    runs = runs[runs["init_fingerprint"].fillna("").astype(str) != ""]
+    parts = []
+    for pipeline, group in runs.groupby("pipeline", sort=True):
+        counts = group["init_fingerprint"].value_counts()
+        if len(counts) > 1:
+            listed = ", ".join(f"{fp} ({n} runs)" for fp, n in counts.items())
+            parts.append(f"{pipeline}: {listed}")
+    if not parts:
+        return None
+    return (
+        "Fine-tunes of one pipeline started from different pretraining runs (weights are "
+        "not committed, so a store continued on another machine re-runs its pretraining; "
+        "the runs are told apart by the fingerprint of the weights they loaded): "
+        + "; ".join(parts)
+        + "."
     )
 
 

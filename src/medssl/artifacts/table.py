@@ -59,6 +59,10 @@ class StudyRow:
     than 0.01 IoU (:func:`medssl.analysis.curves.curve_settled`; ``None``: too few
     validations to tell); an optional column (tables collected before it lack it).
     ``wall_s``: the job's wall time (training and evaluation) from its ``DONE`` marker.
+    ``init_fingerprint``: the content hash of the weights the run started from
+    (:func:`medssl.models.weights.weights_fingerprint`; empty for random init, ``None``
+    for runs written before it was recorded): fine-tunes of one pipeline that differ in
+    it started from different pretraining runs (e.g. one re-run on another machine).
     ``clinical`` is ``{index: mean absolute error}`` of the clinical indices (LV/RV EDV,
     ESV, EF, myocardial mass) against the reference, as :func:`clinical_column` columns,
     when the evaluation computed them (spacing known, a cardiac label set).
@@ -86,6 +90,7 @@ class StudyRow:
     paper_jaccard_loss: float | None = None
     converged: bool | None = None
     wall_s: float | None = None
+    init_fingerprint: str | None = None
     per_label: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     clinical: Mapping[str, float] = field(default_factory=dict)
 
@@ -106,7 +111,7 @@ class StudyRow:
 RESULT_COLUMNS = tuple(
     f.name
     for f in fields(StudyRow)
-    if f.name not in ("per_label", "clinical", "converged", "wall_s")
+    if f.name not in ("per_label", "clinical", "converged", "wall_s", "init_fingerprint")
     and f.name not in STUDY_METRICS
 )
 

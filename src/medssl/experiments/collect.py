@@ -80,6 +80,7 @@ class _RunFiles:
     curve: list[dict[str, str]]
     labels: LabelSet
     wall_s: float | None = None
+    init_fingerprint: str | None = None
 
     @classmethod
     def read(cls, run: RunDir, done: dict | None = None) -> _RunFiles:
@@ -91,7 +92,16 @@ class _RunFiles:
             run.curve_rows(),
             _label_set(run),
             None if seconds is None else float(seconds),
+            _init_fingerprint(run),
         )
+
+
+def _init_fingerprint(run: RunDir) -> str | None:
+    """The fingerprint ``init.json`` records (``None`` when the run predates it)."""
+    try:
+        return run.load_init().get("fingerprint")
+    except (OSError, ValueError):
+        return None
 
 
 def _phase_mean(by_phase: dict, structure: str, key: str) -> float:
@@ -131,6 +141,7 @@ def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
         curve_auc=float(summary["curve_auc"]),
         converged=summary["converged"],
         wall_s=files.wall_s,
+        init_fingerprint=files.init_fingerprint,
         test_slice_iou_mean=metrics["slice_iou"]["mean"],
         test_jaccard_loss=metrics["jaccard_loss"],
         test_dice_3d_mean=metrics["dice_3d"]["mean"],

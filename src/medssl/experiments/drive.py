@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from medssl.experiments import store
-from medssl.experiments.plan import expand
+from medssl.experiments.plan import expand, select_pipelines
 from medssl.experiments.runner import run_local, run_slurm
 from medssl.experiments.status import StudyStatus, study_status
 from medssl.experiments.study import Study, load_study
@@ -23,6 +24,7 @@ def run_study(
     slurm: dict | None = None,
     progress: bool = True,
     stale_after: float = store.STALE_AFTER_S,
+    pipelines: Sequence[str] | None = None,
 ) -> StudyStatus:
     """Run every job of a study in ``out`` (resumable: start it again after any stop).
 
@@ -35,11 +37,16 @@ def run_study(
         slurm: submitit parameters for the SLURM launcher.
         progress: progress bar.
         stale_after: seconds after which a silent claim is considered abandoned.
+        pipelines: run only these pipelines' jobs and the pretrainings they need (the
+            saved plan and the status stay whole; the rest is left for a later run).
     """
     study = study if isinstance(study, Study) else load_study(study)
     root = Path(out).resolve()
     plan = expand(study, root)
     store.save_plan(plan, root)
+    if pipelines:
+        plan = select_pipelines(plan, pipelines)
+        log.info("running the jobs of %s only (%d jobs)", ", ".join(pipelines), len(plan.jobs))
     for job_id in store.reopen_missing_inputs(plan, root):
         log.warning(
             "pretraining %s: done, but the weights a pending fine-tune needs are missing "

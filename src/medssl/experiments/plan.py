@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,39 @@ class Plan:
 
     def by_id(self) -> dict[str, Job]:
         return {j.id: j for j in self.jobs}
+
+
+def select_pipelines(plan: Plan, names: Sequence[str]) -> Plan:
+    """The part of ``plan`` that fine-tunes (or pretrains for) the pipelines ``names``,
+    with every job those need (their pretrainings), in the plan's order.
+
+    A job shared by several cells (:func:`_merge`'s ``meta["also"]``) belongs to each
+    cell's pipeline. Used to run a study one pipeline at a time (e.g. where pretrained
+    weights do not persist between machines); the plan saved in the study folder stays
+    whole.
+
+    Raises:
+        ConfigError: a name that is not a pipeline of the plan (the message lists them).
+    """
+
+    def pipelines_of(job: Job) -> set[str]:
+        return {job.meta.get("pipeline"), *(c.get("pipeline") for c in job.meta.get("also", []))}
+
+    known = sorted({p for j in plan.jobs for p in pipelines_of(j) if p})
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"pipelines {', '.join(unknown)}: not in the study (its pipelines: {', '.join(known)})"
+        )
+    wanted = {j.id for j in plan.jobs if pipelines_of(j) & set(names)}
+    by_id = plan.by_id()
+    todo = list(wanted)
+    while todo:
+        for dep in by_id[todo.pop()].depends:
+            if dep not in wanted:
+                wanted.add(dep)
+                todo.append(dep)
+    return replace(plan, jobs=tuple(j for j in plan.jobs if j.id in wanted))
 
 
 #: config keys added after studies were first committed, with their defaults: left out

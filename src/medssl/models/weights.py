@@ -19,6 +19,7 @@ every shape is checked, and the result is logged and returned as a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,7 @@ __all__ = [
     "convert_weights",
     "detect_layout",
     "import_state",
+    "weights_fingerprint",
     "inspect_weights",
     "load_decoder",
     "load_encoder_file",
@@ -87,6 +89,9 @@ class LoadReport:
         adapted_first_conv: an RGB first convolution was summed to the model's channels.
         prefix: the leading name part that was stripped.
         trusted_globals: pickle globals let through by ``trust_pickle=True``.
+        fingerprint: :func:`weights_fingerprint` of the tensors loaded (empty for random
+            initialisation): two runs started from the same weights share it, whatever
+            the file's name, format or machine.
     """
 
     source: str
@@ -100,6 +105,7 @@ class LoadReport:
     adapted_first_conv: bool = False
     prefix: str = ""
     trusted_globals: tuple[str, ...] = ()
+    fingerprint: str = ""
 
     @property
     def fraction(self) -> float:
@@ -233,6 +239,17 @@ def load_decoder(decoder: nn.Module, path: str | Path, arch: str, channels: tupl
     return len(state)
 
 
+def weights_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """A short content hash of named tensors (names, dtypes, shapes and values, in name
+    order): the first 16 hex digits of a SHA-256. Independent of file format and order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
 def import_state(
     model: nn.Module,
     tensors: Mapping[str, torch.Tensor],
@@ -279,6 +296,7 @@ def import_state(
         adapted_first_conv=adapted,
         prefix=prefix,
         trusted_globals=trusted_globals,
+        fingerprint=weights_fingerprint({k: v for k, v in state.items() if k in target}),
     )
     used = report.matched / max(report.matched + len(report.unexpected), 1)
     if report.matched == 0 or min(report.fraction, used) < min_match:
