@@ -659,5 +659,5 @@ def test_select_pipelines_keeps_their_jobs_and_the_pretrainings_they_need(
     assert not {j.id for j in both.jobs} & {
         j.id for j in plan.jobs if j.meta.get("pipeline") == "simclr-acdc"
     }
-    with pytest.raises(ConfigError, match="byol-imagenet.*its pipelines: byol-acdc, random"):
+    with pytest.raises(ConfigError, match=r"byol-imagenet.*its pipelines: byol-acdc, random"):
         select_pipelines(plan, ["byol-imagenet"])

@@ -61,12 +61,12 @@ __all__ = [
     "convert_weights",
     "detect_layout",
     "import_state",
-    "weights_fingerprint",
     "inspect_weights",
     "load_decoder",
     "load_encoder_file",
     "load_weights",
     "save_encoder",
+    "weights_fingerprint",
 ]
 
 _OPTIONAL = ("num_batches_tracked",)
