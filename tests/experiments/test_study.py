@@ -110,6 +110,9 @@ def test_study_runs_shared_stage_once_and_collects(tiny_cache: Path, tmp_path: P
     assert len(results) == 4 and set(results["pipeline"]) == {"random", "byol-tiny"}
     assert (root / "results.parquet").exists() and (root / "results.csv").exists()
     assert set(curves["run_id"]) == set(results["run_id"])
+    # every DONE marker names the machine; the tables carry it
+    assert all("cores; torch " in store.done_info(root, e["job"])["device"] for e in ledger)
+    assert results["device"].str.contains("cores; torch ").all()
     again = run_study(parse_study(_study_dict(tiny_cache)), root, progress=False)
     assert again.done == 5 and len(store.read_ledger(root)) == 5  # nothing recomputed
 

@@ -595,7 +595,8 @@ def test_report_states_measured_compute_and_the_hand_written_notes(tmp_path: Pat
     store.save_plan(plan, tmp_path)
     for i, j in enumerate(plan.jobs):
         _fake_run(tmp_path, j.id, 3, 0.6 + 0.05 * i, paper=True)
-        StudyDir(tmp_path).done_marker(j.id).write_text(json.dumps({"seconds": 100.0 * (i + 1)}))
+        done = {"seconds": 100.0 * (i + 1)} | ({"device": "CPU X; 2 cores"} if i == 0 else {})
+        StudyDir(tmp_path).done_marker(j.id).write_text(json.dumps(done))
     (tmp_path / "study_notes.md").write_text(
         "Ran on **two cores**.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     )
@@ -612,6 +613,14 @@ def test_report_states_measured_compute_and_the_hand_written_notes(tmp_path: Pat
     assert md.index("## About this study") < md.index("## Summary")
     assert "Ran on **two cores**." in md
     assert "2 fine-tunes (training and evaluation) took 0.08 h (median 150 s" in md
+    assert "Ran on: CPU X; 2 cores (1 job); not recorded (1 job)." in md
+    # what was run, from plan.json: after the summary, the fine-tunes' shared settings
+    settings = md.split("## Settings")[1].split("\n## ")[0]
+    assert md.index("## Summary") < md.index("## Settings")
+    assert (
+        "Settings of the 2 fine-tunes" in settings
+        and "| runtime.seed | varies (2 values) |" in settings
+    )
     page = (tmp_path / "report.html").read_text()
     assert "<strong>two cores</strong>" in page and "<td>2</td>" in page
     # a marker without JSON is still a finished job, with no wall time

@@ -482,6 +482,7 @@ def write_report(
     reference: str | None = None,
     pretraining: pd.DataFrame | None = None,
     intro: str | None = None,
+    settings: Sequence[tuple[str, pd.DataFrame]] = (),
 ) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into ``out``.
 
@@ -502,6 +503,9 @@ def write_report(
             ``pretraining`` table) for the pretraining-curves figure.
         intro: Markdown written by a person (what was run and why, what it shows), put
             first as "About this study".
+        settings: ``(caption, table)`` pairs of what was run (e.g.
+            :func:`medssl.experiments.settings.settings_tables`), a "Settings" section
+            after the summary.
 
     Returns:
         The written paths: the two reports first, then the figures.
@@ -540,6 +544,11 @@ def write_report(
     realisations = _realisations_text(results)
     if realisations:
         sections[0].p(realisations)
+    if settings:
+        what = Section("Settings")
+        for caption, table in settings:
+            what.table(table, caption)
+        sections.insert(1, what)
     if intro:
         about = Section("About this study")
         about.markdown(intro)
@@ -563,9 +572,26 @@ def _compute_text(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> st
             parts.append(f"{len(pre)} pretraining runs took {pre.sum() / 3600:.2f} h")
     if not parts:
         return None
-    return (
-        "Measured compute (wall time of each job, from its DONE marker): " + "; ".join(parts) + "."
-    )
+    text = "Measured compute (wall time of each job, from its DONE marker): " + "; ".join(parts)
+    devices = _devices(results, pretraining)
+    return text + (f". Ran on: {devices}." if devices else ".")
+
+
+def _devices(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> str:
+    """``device (N jobs)`` for every device the jobs' DONE markers name, most jobs first
+    (jobs whose marker names none are counted as "not recorded" when others are named)."""
+    jobs = [
+        t.drop_duplicates("run_id")
+        for t in (results, pretraining)
+        if t is not None and not t.empty and "device" in t
+    ]
+    if not jobs:
+        return ""
+    device = pd.concat([j["device"] for j in jobs], ignore_index=True)
+    if device.isna().all():
+        return ""
+    counts = device.fillna("not recorded").value_counts()
+    return "; ".join(f"{name} ({n} job{'s' * (n != 1)})" for name, n in counts.items())
 
 
 def _realisations_text(results: pd.DataFrame) -> str | None:

@@ -63,6 +63,8 @@ class StudyRow:
     (:func:`medssl.models.weights.weights_fingerprint`; empty for random init, ``None``
     for runs written before it was recorded): fine-tunes of one pipeline that differ in
     it started from different pretraining runs (e.g. one re-run on another machine).
+    ``device``: what ran the job (:func:`medssl.experiments.runner.machine`, from its
+    ``DONE`` marker; ``None`` where the marker predates it).
     ``clinical`` is ``{index: mean absolute error}`` of the clinical indices (LV/RV EDV,
     ESV, EF, myocardial mass) against the reference, as :func:`clinical_column` columns,
     when the evaluation computed them (spacing known, a cardiac label set).
@@ -91,6 +93,7 @@ class StudyRow:
     converged: bool | None = None
     wall_s: float | None = None
     init_fingerprint: str | None = None
+    device: str | None = None
     per_label: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     clinical: Mapping[str, float] = field(default_factory=dict)
 
@@ -111,7 +114,15 @@ class StudyRow:
 RESULT_COLUMNS = tuple(
     f.name
     for f in fields(StudyRow)
-    if f.name not in ("per_label", "clinical", "converged", "wall_s", "init_fingerprint")
+    if f.name
+    not in (
+        "per_label",
+        "clinical",
+        "converged",
+        "wall_s",
+        "init_fingerprint",
+        "device",
+    )
     and f.name not in STUDY_METRICS
 )
 

@@ -81,6 +81,7 @@ class _RunFiles:
     labels: LabelSet
     wall_s: float | None = None
     init_fingerprint: str | None = None
+    device: str | None = None
 
     @classmethod
     def read(cls, run: RunDir, done: dict | None = None) -> _RunFiles:
@@ -93,6 +94,7 @@ class _RunFiles:
             _label_set(run),
             None if seconds is None else float(seconds),
             _init_fingerprint(run),
+            (done or {}).get("device"),
         )
 
 
@@ -142,6 +144,7 @@ def _row(job: dict, files: _RunFiles, meta: dict) -> StudyRow:
         converged=summary["converged"],
         wall_s=files.wall_s,
         init_fingerprint=files.init_fingerprint,
+        device=files.device,
         test_slice_iou_mean=metrics["slice_iou"]["mean"],
         test_jaccard_loss=metrics["jaccard_loss"],
         test_dice_3d_mean=metrics["dice_3d"]["mean"],
@@ -183,6 +186,7 @@ PRETRAINING_COLUMNS = (
     "online_std",
     "collapsed",
     "wall_s",
+    "device",
 )
 
 
@@ -202,6 +206,7 @@ def _pretraining_rows(job: dict, run: RunDir, done: dict) -> list[dict]:
         "init": str(cfg.get("init", "")),
         "collapsed": result.get("collapse") is not None,
         "wall_s": float(done["seconds"]) if "seconds" in done else math.nan,
+        "device": done.get("device"),
     }
     # a run without a curve (logged before curves were kept) still has its wall time
     curve = curve or [{"epoch": math.nan, "steps": float(result.get("steps", math.nan))}]

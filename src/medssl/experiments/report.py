@@ -11,6 +11,7 @@ from medssl.analysis.report import write_report
 from medssl.artifacts.study import StudyDir
 from medssl.experiments import store
 from medssl.experiments.collect import collect
+from medssl.experiments.settings import settings_tables
 
 
 def _pipeline_order(plan: dict, results) -> list[str]:
@@ -77,6 +78,7 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
         notes=notes,
         pretraining=pretraining,
         intro=_intro(root),
+        settings=settings_tables(plan),
     )
 
 

@@ -43,6 +43,17 @@ def run_job(job: Job) -> dict:
     return {"steps": r.steps, "test_slice_iou_mean": m["slice_iou"]["mean"]}
 
 
+def machine() -> str:
+    """What ran a job, for its ``DONE`` marker: the device as ``medssl bench`` names it
+    (GPU name, or CPU model with torch's thread count and its bf16 features), the
+    machine's core count and the torch version."""
+    import torch
+
+    from medssl.training.bench import device_name
+
+    return f"{device_name()}; {os.cpu_count()} cores; torch {torch.__version__}"
+
+
 @dataclass
 class WorkerStats:
     ran: int = 0
@@ -91,7 +102,9 @@ def worker_loop(
         try:
             info = run_job(job)
             store.mark_done(
-                root, job.id, {**info, "seconds": time.time() - start, "kind": job.kind}
+                root,
+                job.id,
+                {**info, "seconds": time.time() - start, "kind": job.kind, "device": machine()},
             )
             stats.ran += 1
         except Preempted as exc:
