@@ -142,6 +142,19 @@ def test_detection_is_unambiguous(tmp_path: Path) -> None:
     assert open_source(root, "image2d").format == "image2d"
 
 
+def test_renamed_labels_rebuild_the_cache(tmp_path: Path) -> None:
+    """labels.json is part of what a cache is built from: a renamed label rebuilds it."""
+    root = make_image_folder(tmp_path / "src", n=4)
+    out = tmp_path / "cache"
+    prepare_cache(root, out)
+    assert not prepare_cache(root, out).built
+    renamed = {("bg" if name == "background" else name): v for name, v in LABELS.items()}
+    (root / "labels.json").write_text(json.dumps(renamed))
+    res = prepare_cache(root, out)
+    assert res.built and res.reason == "source file contents changed"
+    assert SliceCache.open(out).label_names[0] == "bg"
+
+
 def test_masks_need_labels_json(tmp_path: Path) -> None:
     root = make_image_folder(tmp_path / "src")
     (root / "labels.json").unlink()

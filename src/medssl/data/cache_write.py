@@ -87,10 +87,16 @@ def cache_is_current(out: Path, root: Path, config: PrepareConfig, fmt: str | No
     return None
 
 
+#: files at a source's root that define its label set (names and values): a cache built
+#: before one of them changed holds the old names, so they are fingerprinted too
+LABEL_DEFINITION_FILES = ("labels.json", "dataset.json")
+
+
 def _source_files(root: Path, fmt: str) -> list[Path]:
     source = open_source(root, fmt)
     files = {f for ref in source.refs for f in ref.files}
     files.update(e.path for e in source.problems if e.path.is_file())
+    files.update(root / name for name in LABEL_DEFINITION_FILES if (root / name).is_file())
     return sorted(files)
 
 
