@@ -245,3 +245,27 @@ def test_study_resumes_from_a_committed_folder_without_weights(
     for e in ledger:  # the same pretraining job again; only new fine-tunes
         assert (e["job"] in earlier) == (e["kind"] == "pretrain")
     assert list(clone.glob("runs/.*.reopened-*"))
+
+
+def test_worker_threads_share_the_cores() -> None:
+    from medssl.experiments.runner import worker_threads
+
+    assert [worker_threads(w, 2) for w in (1, 2, 3)] == [2, 1, 1]
+    assert worker_threads(4, 16) == 4 and worker_threads(2, None) == 1
+
+
+def test_two_local_cpu_workers_split_the_cores(
+    tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two spawned workers run a study's jobs, each with its share of the cores as its
+    thread count (the DONE markers name it)."""
+    from medssl.experiments.runner import worker_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    root = tmp_path / "study"
+    raw = _study_dict(tiny_cache, pipelines=["random"])
+    status = run_study(parse_study(raw), root, workers=2, progress=False)
+    assert (status.done, status.failed) == (2, 0)
+    threads = worker_threads(2, os.cpu_count())
+    devices = [store.done_info(root, e["job"])["device"] for e in store.read_ledger(root)]
+    assert len(devices) == 2 and all(f"({threads} threads" in d for d in devices)

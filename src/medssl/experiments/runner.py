@@ -121,9 +121,22 @@ def worker_loop(
     return stats
 
 
-def _local_worker(plan: Plan, root: str, gpu: int | None, stale_after: float) -> None:
+def worker_threads(workers: int, cores: int | None) -> int:
+    """Intra-op threads of each of ``workers`` CPU workers sharing ``cores``: an equal
+    share, at least one (on 2 cores, two single-threaded workers train ≈ 18 % more images
+    per second than one two-threaded process: docs/acdc-cpu-study/study_notes.md)."""
+    return max(1, (cores or 1) // max(1, workers))
+
+
+def _local_worker(
+    plan: Plan, root: str, gpu: int | None, stale_after: float, threads: int | None = None
+) -> None:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    elif threads and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(threads)  # CPU workers share the cores, not oversubscribe them
     logging.basicConfig(level=logging.INFO)
     worker_loop(plan, Path(root), stale_after=stale_after)
 
@@ -135,7 +148,9 @@ def run_local(
     stale_after: float = store.STALE_AFTER_S,
     progress: bool = True,
 ) -> WorkerStats:
-    """Run the plan with ``workers`` processes (one per GPU when GPUs exist)."""
+    """Run the plan with ``workers`` processes (one per GPU when GPUs exist; on CPUs each
+    gets an equal share of the cores as its thread count, unless ``OMP_NUM_THREADS`` is
+    set)."""
     if workers <= 1:
         return worker_loop(plan, root, stale_after=stale_after, progress=progress)
     import torch
@@ -145,7 +160,13 @@ def run_local(
     procs = [
         ctx.Process(
             target=_local_worker,
-            args=(plan, str(root), (i % n_gpu) if n_gpu else None, stale_after),
+            args=(
+                plan,
+                str(root),
+                (i % n_gpu) if n_gpu else None,
+                stale_after,
+                None if n_gpu else worker_threads(workers, os.cpu_count()),
+            ),
         )
         for i in range(workers)
     ]
