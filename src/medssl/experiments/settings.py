@@ -1,4 +1,4 @@
-"""What a study ran, read from its ``plan.json``: the settings of its jobs as tables.
+"""What a study ran, read from its saved plan: the settings of its jobs as tables.
 
 Every job's resolved config is in the plan; a report shows, per job kind, the settings
 all its jobs share (one table) and those that differ between them (named, with how many
@@ -73,7 +73,7 @@ def settings_tables(plan: Mapping) -> list[tuple[str, pd.DataFrame]]:
             {"setting": k, "value": f"varies ({n} values)"} for k, n in sorted(varying.items())
         ]
         caption = (
-            f"Settings of the {len(configs)} {label} (from plan.json; paths left out): "
+            f"Settings of the {len(configs)} {label} (from the study plan; paths left out): "
             "the value all share, or how many values a setting takes."
         )
         out.append((caption, pd.DataFrame(rows, columns=["setting", "value"])))
