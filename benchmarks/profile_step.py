@@ -8,10 +8,11 @@ casts, the data path (batch transfer and augmentation), and the rest. The shares
 what a lever can buy: removing a category entirely speeds the step up by at most
 ``1 / (1 − share)``.
 
-    python benchmarks/profile_step.py --data ../shared/acdc --kind finetune \\
+    python benchmarks/profile_step.py finetune --data ../shared/acdc \\
         --arch resnet50 --size 128 --batch 16 --steps 6 --jsonl benchmarks/results/profile.jsonl
 
-Prints a Markdown table; ``--jsonl`` appends the figures with the device and settings.
+Takes every ``medssl bench`` option (same parser, same defaults) plus ``--jsonl``. Prints
+a Markdown table; ``--jsonl`` appends the figures with the device and settings.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from torch.profiler import ProfilerActivity, profile
 
-from medssl.configs import RuntimeConfig
-from medssl.training.bench import BenchConfig, bench
+from medssl.cli import bench_config, build_parser
+from medssl.training.bench import bench
 
 #: category → operator names (own CPU time of those operators; checked in this order)
 CATEGORIES = {
@@ -94,29 +95,12 @@ def categorise(events, others: dict[str, float] | None = None) -> dict[str, floa
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default="")
-    p.add_argument("--kind", choices=["finetune", "pretrain"], default="finetune")
-    p.add_argument("--method", default="byol")
-    p.add_argument("--arch", default="resnet50")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=6)
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--jsonl", type=Path)
-    args = p.parse_args()
-    cfg = BenchConfig(
-        kind=args.kind,
-        method=args.method,
-        data=args.data,
-        arch=args.arch,
-        size=args.size,
-        batch=args.batch,
-        steps=args.steps,
-        warmup=2,
-        synthetic=not args.data,
-        runtime=RuntimeConfig(precision=args.precision, num_workers=0),
-    )
+    own = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
+    own.add_argument("--jsonl", type=Path)
+    mine, rest = own.parse_known_args()
+    # every other option is ``medssl bench``'s, parsed and turned into a config by the CLI
+    args = build_parser().parse_args(["bench", *rest])
+    cfg = bench_config(args)
     _mark()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         figures = bench(cfg)
@@ -124,8 +108,8 @@ def main() -> None:
     ms = categorise(prof.events(), others)
     total = sum(ms.values())
     print(
-        f"{figures['device']}, {figures['precision']}, {args.kind} {args.arch} "
-        f"{args.size} px batch {args.batch} ({args.steps} timed + 2 warm-up steps)"
+        f"{figures['device']}, {figures['precision']}, {cfg.kind} {cfg.arch} "
+        f"{cfg.size} px batch {cfg.batch} ({cfg.steps} timed + {cfg.warmup} warm-up steps)"
     )
     print("| category | own CPU ms | share | step speed-up if it cost nothing |")
     print("|---|---|---|---|")
@@ -135,15 +119,15 @@ def main() -> None:
         print(f"| {name} | {value:.0f} | {share:.1%} | {bound} |")
     top = sorted(others.items(), key=lambda kv: -kv[1])[:8]
     print("largest in 'other': " + ", ".join(f"{n} {v / total:.1%}" for n, v in top))
-    if args.jsonl:
-        args.jsonl.parent.mkdir(parents=True, exist_ok=True)
+    if mine.jsonl:
+        mine.jsonl.parent.mkdir(parents=True, exist_ok=True)
         row = {
             "profile_ms": ms,
             "share": {k: v / total for k, v in ms.items()},
             "other_top_ms": dict(top),
             **figures,
         }
-        with args.jsonl.open("a") as fh:
+        with mine.jsonl.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
 
 

@@ -9,10 +9,14 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medssl import __version__
 from medssl.errors import DataErrors, MedsslError, Preempted
 from medssl.training.reproducible import apply_blas_settings
+
+if TYPE_CHECKING:
+    from medssl.training.bench import BenchConfig
 
 # exit code of a run stopped by SIGTERM/SIGUSR1 after saving its checkpoint
 PREEMPTED_EXIT = 3
@@ -469,9 +473,11 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_pretrain)
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
+def bench_config(args: argparse.Namespace) -> BenchConfig:
+    """The :class:`~medssl.training.bench.BenchConfig` of parsed ``medssl bench`` options
+    (shared with ``benchmarks/profile_step.py``)."""
     from medssl.configs import RuntimeConfig
-    from medssl.training.bench import BenchConfig, bench
+    from medssl.training.bench import BenchConfig
 
     runtime = RuntimeConfig(
         precision=args.precision,
@@ -483,7 +489,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         compile=args.compile,
         cudnn_benchmark=args.cudnn_benchmark,
     )
-    cfg = BenchConfig(
+    return BenchConfig(
         kind=args.kind,
         method=args.method,
         data=str(args.data or ""),
@@ -495,7 +501,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         synthetic=args.synthetic,
         runtime=runtime,
     )
-    print(json.dumps(bench(cfg)), flush=True)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from medssl.training.bench import bench
+
+    print(json.dumps(bench(bench_config(args))), flush=True)
     return 0
 
 

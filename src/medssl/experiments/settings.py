@@ -35,12 +35,9 @@ def _text(value: object) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
-def _configs(plan: Mapping, kind: str) -> list[dict[str, object]]:
-    return [
-        {k: v for k, v in flatten(job.get("config", {})).items() if k not in _PLACES}
-        for job in plan.get("jobs", [])
-        if job.get("kind") == kind
-    ]
+def _settings(job: Mapping) -> dict[str, object]:
+    """A job's flattened config without the paths."""
+    return {k: v for k, v in flatten(job.get("config", {})).items() if k not in _PLACES}
 
 
 def shared_and_varying(
@@ -64,9 +61,10 @@ def settings_tables(plan: Mapping) -> list[tuple[str, pd.DataFrame]]:
     empty for a plan without jobs."""
     out: list[tuple[str, pd.DataFrame]] = []
     for kind, label in (("finetune", "fine-tunes"), ("pretrain", "pretraining runs")):
-        configs = _configs(plan, kind)
-        if not configs:
+        jobs = [job for job in plan.get("jobs", []) if job.get("kind") == kind]
+        if not jobs:
             continue
+        configs = [_settings(job) for job in jobs]
         shared, varying = shared_and_varying(configs)
         rows = [{"setting": k, "value": _text(v)} for k, v in shared.items()]
         rows += [
@@ -78,7 +76,6 @@ def settings_tables(plan: Mapping) -> list[tuple[str, pd.DataFrame]]:
         )
         out.append((caption, pd.DataFrame(rows, columns=["setting", "value"])))
         if kind == "pretrain" and varying and len(configs) > 1:
-            jobs = [job for job in plan.get("jobs", []) if job.get("kind") == "pretrain"]
             names = [job.get("meta", {}).get("pipeline", "") for job in jobs]
             # a pipeline pretrained more than once (e.g. two lengths) is told apart by id
             columns = [

@@ -283,6 +283,7 @@ def import_state(
     skipped = [*ignored, *(k for k in tensors if k not in taken)]
     state, adapted = _adapt(state, model)
     _check_shapes(source, layout, state, target)
+    loaded = {k: v for k, v in state.items() if k in target}
     required = [k for k in target if not k.startswith(heads) and not k.endswith(_OPTIONAL)]
     report = LoadReport(
         source=source,
@@ -296,7 +297,7 @@ def import_state(
         adapted_first_conv=adapted,
         prefix=prefix,
         trusted_globals=trusted_globals,
-        fingerprint=weights_fingerprint({k: v for k, v in state.items() if k in target}),
+        fingerprint=weights_fingerprint(loaded),
     )
     used = report.matched / max(report.matched + len(report.unexpected), 1)
     if report.matched == 0 or min(report.fraction, used) < min_match:
@@ -304,7 +305,7 @@ def import_state(
         raise WeightsError(
             source, f"too little matched ({need}): {report.summary()}; check arch and layout"
         )
-    model.load_state_dict({k: v for k, v in state.items() if k in target}, strict=False)
+    model.load_state_dict(loaded, strict=False)
     log.info("loaded weights: %s", report.summary())
     if report.missing or report.unexpected:
         log.warning(
