@@ -183,10 +183,14 @@ def test_reports_mention_every_pipeline_and_banner(report: tuple[Path, list[Path
             "Pretraining length",
             "Example overlays",
             "Statistics",
+            "Claims of the original study",
             "Notes",
         ):
             assert section in text
         assert "pipeline x skipped: no weights" in text
+        # the claims table judges what these pipelines allow and names what is missing
+        assert "Self-supervised learning offers a way to lower the need" in text
+        assert "needs a hierarchical pipeline" in text and "cannot test" in text
     assert "figures/fig6_data_efficiency.png" in md
     assert "data:image/png;base64," in page and "<table" in page
     assert "transition n\\* (slices)" in md and "transition n* (slices)" in page

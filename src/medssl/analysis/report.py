@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from medssl.analysis import figures as figs
+from medssl.analysis.claims import ALPHA, LOW_DATA, claims_summary, judge_claims
 from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, fits_table
 from medssl.analysis.stats import (
     convergence_share,
@@ -326,6 +327,30 @@ def _sub_studies(results: pd.DataFrame) -> Section:
     return sec
 
 
+def _claims(results: pd.DataFrame, fits: Mapping[str, PowerLawBootstrap]) -> Section:
+    """The original study's claims, each with its verdict on these results."""
+    sec = Section("Claims of the original study")
+    main = main_study(results)
+    metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "claims")
+    if metric is None:
+        sec.p("No main-study test metrics: no claim can be judged.")
+        return sec
+    table = judge_claims(results, metric, fits=fits)
+    sec.p(
+        "Each claim of the study's abstract that a results table can speak to, judged on "
+        "these results by a fixed rule (`medssl.analysis.claims`). Pipelines are compared "
+        "run against run: the same seed at the same budget used the same labelled subset. "
+        "A claim about a data regime pools the (budget, seed) pairs of all its budgets "
+        f"(low data: budgets under {LOW_DATA} labelled slices) into one Wilcoxon "
+        "signed-rank test, Holm-adjusted over the claim's comparisons. Supported or "
+        f"contradicted: p < {ALPHA} in the claimed or the opposite direction; not shown: "
+        "the pipelines ran but the test (or a size the claim states) did not get there; "
+        "cannot test: names what is missing. " + claims_summary(table)
+    )
+    sec.table(table, "The study's claims and their verdicts on these results:")
+    return sec
+
+
 def _sections(
     results: pd.DataFrame,
     curves: pd.DataFrame,
@@ -390,6 +415,7 @@ def _sections(
         _length(results, p8),
         over,
         _statistics(results, reference),
+        _claims(results, fits.get(headline, {})),
         _sub_studies(results),
     ]
     return sections, [*p5a, *p5b, *p6, *p7, *p8]
