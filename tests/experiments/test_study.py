@@ -269,3 +269,16 @@ def test_two_local_cpu_workers_split_the_cores(
     threads = worker_threads(2, os.cpu_count())
     devices = [store.done_info(root, e["job"])["device"] for e in store.read_ledger(root)]
     assert len(devices) == 2 and all(f"({threads} threads" in d for d in devices)
+
+
+def test_eta_counts_timed_kinds_and_names_the_untimed_ones() -> None:
+    from medssl.experiments.status import StudyStatus, estimate
+
+    durations = {"finetune": [100.0, 300.0, 200.0]}
+    eta, untimed = estimate(durations, ["finetune", "finetune", "pretrain"])
+    assert eta == 400.0 and untimed == {"pretrain": 1}
+    assert estimate(durations, []) == (0.0, {})
+    assert estimate({}, ["pretrain"]) == (None, {"pretrain": 1})
+    line = StudyStatus(5, 2, 0, 0, 3, eta, {}, untimed).lines()[0]
+    assert "ETA 6.7 min of job time" in line and "1 pretrain job(s) not timed yet" in line
+    assert "unknown" in StudyStatus(1, 0, 0, 0, 1, None, {}, {"pretrain": 1}).lines()[0]

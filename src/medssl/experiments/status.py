@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,14 @@ class StudyStatus:
     remaining: int
     eta_s: float | None
     skipped: dict[str, str]
+    #: jobs still to do whose kind no finished job has timed yet, per kind (not in ``eta_s``)
+    untimed: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        eta = "unknown" if self.eta_s is None else f"{self.eta_s / 60:.1f} min (one worker)"
+        eta = "unknown" if self.eta_s is None else f"{self.eta_s / 60:.1f} min of job time (one job after another)"
+        if self.eta_s is not None and self.untimed:
+            jobs = ", ".join(f"{n} {kind}" for kind, n in sorted(self.untimed.items()))
+            eta += f" + {jobs} job(s) not timed yet"
         out = [
             f"{self.done}/{self.total} done, {self.running} running, {self.failed} failed, "
             f"{self.remaining} remaining; ETA {eta}"
@@ -56,15 +62,31 @@ def study_status(root: str | Path) -> StudyStatus:
         elif store.has_failed(root, jid):
             failed += 1
     remaining = len(todo_kinds) - running - failed
-    eta = None
-    if durations and all(k in durations for k in set(todo_kinds)):
-        eta = float(sum(np.median(durations[k]) for k in todo_kinds))
+    eta, untimed = estimate(durations, todo_kinds)
     return StudyStatus(
         len(plan["jobs"]),
         done,
         running,
         failed,
         remaining,
-        eta if todo_kinds else 0.0,
+        eta,
         plan.get("skipped", {}),
+        untimed,
     )
+
+
+def estimate(
+    durations: dict[str, list[float]], todo_kinds: list[str]
+) -> tuple[float | None, dict[str, int]]:
+    """Seconds the jobs still to do would take one after another (the median duration of
+    each kind's finished jobs), and how many of them are of a kind not timed yet.
+
+    ``None`` when no job still to do is of a timed kind (0.0 when nothing is left).
+    """
+    if not todo_kinds:
+        return 0.0, {}
+    timed = [k for k in todo_kinds if k in durations]
+    untimed = dict(Counter(k for k in todo_kinds if k not in durations))
+    if not timed:
+        return None, untimed
+    return float(sum(np.median(durations[k]) for k in timed)), untimed
