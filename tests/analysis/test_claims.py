@@ -14,6 +14,7 @@ from medssl.analysis.claims import (
     SUPERVISED_LOW_DATA,
     UNDER_100,
     VERDICTS,
+    claims_display,
     claims_summary,
     judge_claims,
     pipeline_kind,
@@ -84,7 +85,7 @@ def test_specialist_better_at_low_budgets_supports_the_premise() -> None:
     byol = _row(table, PREMISE, "byol-acdc")
     assert byol["verdict"] == "supported"
     assert "20 pairs" in byol["evidence"]  # 4 budgets under 100 slices × 5 seeds, pooled
-    assert "budgets 1, 3, 10, 30 slices" in byol["evidence"]
+    assert "slice budgets 1, 3, 10, 30:" in byol["evidence"]
     assert _row(table, PREMISE, "mim-acdc")["verdict"] == "contradicted"
 
 
@@ -166,3 +167,10 @@ def test_length_study_is_described_not_tested() -> None:
     length["curve_auc"] = [0.50, 0.60, 0.65, 0.69, 0.70]
     row = _row(judge_claims(pd.concat([df, length], ignore_index=True)), FIVE_EPOCHS)
     assert row["verdict"] == "not shown"
+
+
+def test_display_names_each_claim_once() -> None:
+    table = judge_claims(_results({"random": 0.0, "byol-acdc": 0.05, "mim-acdc": 0.05}))
+    shown = claims_display(table)
+    assert (shown["claim"] == PREMISE).sum() == 1 and (table["claim"] == PREMISE).sum() == 2
+    assert shown.drop(columns="claim").equals(table.drop(columns="claim"))

@@ -203,7 +203,7 @@ def judge_claims(
     if not specialists or "random" not in names:
         rows.append(_cannot(PREMISE, "a specialist pipeline (METHOD-domain) and random init"))
     else:
-        low_text = f"{metric}, budgets {_budgets_text(low)} slices"
+        low_text = f"{metric}, slice budgets {_budgets_text(low)}"
         rows += _versus_each(PREMISE, main, specialists, ["random"], metric, low, low_text)
         auc = _versus_each(
             EXTENSION + "domain-specific pretraining speeds up downstream convergence.",
@@ -245,7 +245,7 @@ def judge_claims(
         rows.append(_cannot(UNDER_100, "supervised-imagenet"))
     else:
         rest = [p for p in names if p != supervised[0]]
-        low_text = f"{metric}, budgets {_budgets_text(low)} slices"
+        low_text = f"{metric}, slice budgets {_budgets_text(low)}"
         if rest:
             rows += _versus_each(SUPERVISED_LOW_DATA, main, supervised, rest, metric, low, low_text)
         rows.append(_under_100((fits or {}).get(supervised[0]), supervised[0]))
@@ -313,6 +313,13 @@ def _under_100(fit: PowerLawBootstrap | None, pipeline: str) -> Verdict:
     else:
         verdict = "not shown"
     return Verdict(UNDER_100, pipeline, evidence, verdict)
+
+
+def claims_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The table for reading: each claim's text on its first row only."""
+    out = table.copy()
+    out.loc[out["claim"].duplicated(), "claim"] = ""
+    return out
 
 
 def claims_summary(table: pd.DataFrame) -> str:

@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from medssl.analysis import figures as figs
-from medssl.analysis.claims import ALPHA, LOW_DATA, claims_summary, judge_claims
+from medssl.analysis.claims import (
+    ALPHA,
+    LOW_DATA,
+    claims_display,
+    claims_summary,
+    judge_claims,
+)
 from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, fits_table
 from medssl.analysis.stats import (
     convergence_share,
@@ -347,7 +353,7 @@ def _claims(results: pd.DataFrame, fits: Mapping[str, PowerLawBootstrap]) -> Sec
         "the pipelines ran but the test (or a size the claim states) did not get there; "
         "cannot test: names what is missing. " + claims_summary(table)
     )
-    sec.table(table, "The study's claims and their verdicts on these results:")
+    sec.table(claims_display(table), "The study's claims and their verdicts on these results:")
     return sec
 
 
