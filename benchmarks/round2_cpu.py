@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from throughput import _baseline, run  # noqa: E402
+from throughput import _baseline, add_common_arguments, common_options, run  # noqa: E402
 
 
 def configurations(kind: str, common: list[str]) -> dict[str, list[str]]:
@@ -35,21 +35,11 @@ def configurations(kind: str, common: list[str]) -> dict[str, list[str]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", required=True)
-    p.add_argument("--arch", default="resnet50")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--kinds", default="finetune,pretrain")
+    add_common_arguments(p)
     p.add_argument("--profile-steps", type=int, default=4)
     p.add_argument("--jsonl", type=Path, required=True)
     args = p.parse_args()
-    common = [
-        "--data", args.data, "--arch", args.arch, "--size", str(args.size),
-        "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-    ]  # fmt: skip
+    common = common_options(args)
     args.jsonl.parent.mkdir(parents=True, exist_ok=True)
     table = []
     for kind in args.kinds.split(","):

@@ -66,22 +66,34 @@ def run(cmd: list[str]) -> dict:
     return json.loads(lines[-1])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def add_common_arguments(
+    p: argparse.ArgumentParser, repeats_help: str = "runs of each configuration"
+) -> None:
+    """The options every throughput script shares (data, model, sizes, repeats, kinds)."""
     p.add_argument("--data", required=True)
     p.add_argument("--arch", default="resnet50")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3, help="runs of each stack (levers: 1)")
+    p.add_argument("--repeats", type=int, default=3, help=repeats_help)
     p.add_argument("--kinds", default="finetune,pretrain")
-    p.add_argument("--jsonl", type=Path)
-    args = p.parse_args()
-    common = [
+
+
+def common_options(args: argparse.Namespace) -> list[str]:
+    """``medssl bench`` / baseline options from :func:`add_common_arguments`' values."""
+    return [
         "--data", args.data, "--arch", args.arch, "--size", str(args.size),
         "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
     ]  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_common_arguments(p, "runs of each stack (levers: 1)")
+    p.add_argument("--jsonl", type=Path)
+    args = p.parse_args()
+    common = common_options(args)
     rows = []
     for kind in args.kinds.split(","):
         configs = configurations(kind, common)
