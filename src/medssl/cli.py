@@ -356,7 +356,14 @@ def _cmd_study(args: argparse.Namespace) -> int:
         from medssl.experiments.drive import run_study
 
         pipelines = [p for p in (args.pipelines or "").split(",") if p] or None
-        status = run_study(args.study, args.out, args.launcher, args.workers, pipelines=pipelines)
+        status = run_study(
+            args.study,
+            args.out,
+            args.launcher,
+            args.workers,
+            pipelines=pipelines,
+            keep_checkpoints=args.keep_checkpoints,
+        )
     elif args.study_cmd == "status":
         from medssl.experiments.status import study_status
 
@@ -393,6 +400,12 @@ def _add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="study folder")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep finished jobs' resume checkpoints (deleted by default once a job is done; "
+        "weights and results are always kept)",
+    )
     p.add_argument(
         "--pipelines",
         metavar="NAME[,NAME]",

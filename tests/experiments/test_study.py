@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medssl.artifacts.rundir import RunDir
 from medssl.experiments import store
 from medssl.experiments.collect import collect
 from medssl.experiments.drive import run_study
@@ -97,13 +98,25 @@ def test_study_runs_shared_stage_once_and_collects(tiny_cache: Path, tmp_path: P
     root = tmp_path / "study"
     # one pipeline first (random init: no pretraining), the status counting the whole plan
     part = run_study(
-        parse_study(_study_dict(tiny_cache)), root, progress=False, pipelines=["random"]
+        parse_study(_study_dict(tiny_cache)),
+        root,
+        progress=False,
+        pipelines=["random"],
+        keep_checkpoints=True,
     )
     assert (part.done, part.failed, part.remaining) == (2, 0, 3)
     assert {e["kind"] for e in store.read_ledger(root)} == {"finetune"}
+    kept = {e["job"] for e in store.read_ledger(root)}
+    assert all(RunDir(store.run_dir(root, j)).last_ckpt.is_file() for j in kept)
     status = run_study(parse_study(_study_dict(tiny_cache)), root, progress=False)
     assert (status.done, status.failed, status.remaining) == (5, 0, 0)
     ledger = store.read_ledger(root)
+    # by default a finished job's resume checkpoints are deleted; weights and results stay
+    for job in {e["job"] for e in ledger} - kept:
+        run = RunDir(store.run_dir(root, job))
+        assert not run.checkpoints.exists() and run.finished
+        assert run.best_weights.is_file() or run.encoder_last.is_file()
+    assert all(RunDir(store.run_dir(root, j)).last_ckpt.is_file() for j in kept)
     assert len(ledger) == 5 and len({e["job"] for e in ledger}) == 5
     assert sum(e["kind"] == "pretrain" for e in ledger) == 1
     results, curves = collect(root)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,18 @@ class RunDir:
     @property
     def started(self) -> bool:
         return self.finished or self.last_ckpt.exists() or self.previous_ckpt.exists()
+
+    def drop_resume_state(self) -> int:
+        """Delete ``checkpoints/`` (the resume state) of a finished run; returns the bytes
+        freed. Its weights (``best.safetensors``, the encoders) and every result stay.
+        Refused for an unfinished run, which still needs it to resume."""
+        if not self.finished:
+            raise RuntimeError(f"{self.path}: not finished; its checkpoints are needed to resume")
+        if not self.checkpoints.is_dir():
+            return 0
+        freed = sum(f.stat().st_size for f in self.checkpoints.rglob("*") if f.is_file())
+        shutil.rmtree(self.checkpoints)
+        return freed
 
     # --- config -------------------------------------------------------------------
     def save_config(self, cfg: Any) -> None:

@@ -25,6 +25,7 @@ def run_study(
     progress: bool = True,
     stale_after: float = store.STALE_AFTER_S,
     pipelines: Sequence[str] | None = None,
+    keep_checkpoints: bool = False,
 ) -> StudyStatus:
     """Run every job of a study in ``out`` (resumable: start it again after any stop).
 
@@ -39,6 +40,8 @@ def run_study(
         stale_after: seconds after which a silent claim is considered abandoned.
         pipelines: run only these pipelines' jobs and the pretrainings they need (the
             saved plan and the status stay whole; the rest is left for a later run).
+        keep_checkpoints: keep each finished job's resume checkpoints (by default they are
+            deleted once the job is done; its weights and results are always kept).
     """
     study = study if isinstance(study, Study) else load_study(study)
     root = Path(out).resolve()
@@ -57,8 +60,15 @@ def run_study(
         log.warning("skipping pipeline %s: %s", name, why)
     log.info("study %s: %d jobs in %s", study.name, len(plan.jobs), root)
     if launcher == "slurm":
-        jobs = run_slurm(plan, root, workers, slurm)
+        jobs = run_slurm(plan, root, workers, slurm, keep_checkpoints=keep_checkpoints)
         log.info("submitted %d SLURM array tasks (%s)", len(jobs), jobs[0].job_id if jobs else "-")
     else:
-        run_local(plan, root, workers, stale_after=stale_after, progress=progress)
+        run_local(
+            plan,
+            root,
+            workers,
+            stale_after=stale_after,
+            progress=progress,
+            keep_checkpoints=keep_checkpoints,
+        )
     return study_status(root)

@@ -28,7 +28,11 @@ class StudyStatus:
     untimed: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        eta = "unknown" if self.eta_s is None else f"{self.eta_s / 60:.1f} min of job time (one job after another)"
+        eta = (
+            "unknown"
+            if self.eta_s is None
+            else f"{self.eta_s / 60:.1f} min of job time (one job after another)"
+        )
         if self.eta_s is not None and self.untimed:
             jobs = ", ".join(f"{n} {kind}" for kind, n in sorted(self.untimed.items()))
             eta += f" + {jobs} job(s) not timed yet"
