@@ -111,16 +111,32 @@ def _budgets_text(budgets: Sequence[float]) -> str:
     return ", ".join(str(int(b)) for b in sorted(budgets))
 
 
+@dataclass(frozen=True)
+class _Test:
+    """One pooled comparison ``a − b``: its matched values, test and Holm-adjusted p."""
+
+    a: str
+    b: str
+    x: np.ndarray
+    y: np.ndarray
+    test: PairedTest
+    p_holm: float
+
+
 def _tests(
     main: pd.DataFrame,
     pairs: Sequence[tuple[str, str]],
     metric: str,
     budgets: Sequence[float] | None,
-) -> list[tuple[str, str, PairedTest, float]]:
+) -> list[_Test]:
     """Pooled paired tests of ``a − b`` for each pair and their Holm-adjusted p-values."""
-    tests = [(a, b, paired_wilcoxon(*pooled_pairs(main, a, b, metric, budgets))) for a, b in pairs]
-    adjusted = holm([t.p_value for _, _, t in tests])
-    return [(a, b, t, float(p)) for (a, b, t), p in zip(tests, adjusted, strict=True)]
+    values = [(a, b, *pooled_pairs(main, a, b, metric, budgets)) for a, b in pairs]
+    tests = [paired_wilcoxon(x, y) for _, _, x, y in values]
+    adjusted = holm([t.p_value for t in tests])
+    return [
+        _Test(a, b, x, y, t, float(p))
+        for (a, b, x, y), t, p in zip(values, tests, adjusted, strict=True)
+    ]
 
 
 def _direction(test: PairedTest, p_holm: float) -> str:
@@ -159,7 +175,7 @@ def _versus_each(
     tests = _tests(main, pairs, metric, budgets)
     rows = []
     for s in subjects:
-        mine = [(o, t, p) for a, o, t, p in tests if a == s]
+        mine = [(t.b, t.test, t.p_holm) for t in tests if t.a == s]
         calls = [_direction(t, p) for _, t, p in mine]
         if calls and all(c == "supported" for c in calls):
             verdict = "supported"
@@ -256,8 +272,8 @@ def _speedup(main: pd.DataFrame, hierarchical: Sequence[str], supervised: str) -
     """Steps to 95 % of the final validation IoU: hierarchical vs supervised ImageNet."""
     tests = _tests(main, [(supervised, h) for h in hierarchical], "steps_to_95", None)
     rows = []
-    for _, h, test, p in tests:
-        x, y = pooled_pairs(main, supervised, h, "steps_to_95")
+    for t in tests:
+        h, test, p, x, y = t.b, t.test, t.p_holm, t.x, t.y
         ratio = float(np.median(x) / np.median(y)) if len(x) and np.median(y) > 0 else np.nan
         faster = _direction(test, p)  # supervised − hierarchical > 0: hierarchical is faster
         if faster == "supported" and not ratio >= 4:
