@@ -85,9 +85,9 @@ def worker_loop(
 ) -> WorkerStats:
     """Claim and run jobs until none is left that this worker could run.
 
-    A finished job's resume checkpoints are deleted once it is marked done (a done job
-    never runs again; a ResNet-50 fine-tune's are ≈330 MB, so 200 of them fill a disk)
-    unless ``keep_checkpoints``; its weights and results stay."""
+    A finished job's resume checkpoints are deleted once it is marked done, unless
+    ``keep_checkpoints``: a done job never runs again, and a ResNet-18 U-Net fine-tune's
+    are ≈330 MB, so 200 of them fill a disk. Its weights and results stay."""
     stats, attempted = WorkerStats(), set()
     bar = tqdm(total=len(plan.jobs), desc="study", unit="run", disable=not progress)
     while True:
