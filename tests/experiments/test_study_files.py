@@ -361,6 +361,13 @@ def test_study_report_shows_every_pipeline_in_figure_7(tmp_path: Path) -> None:
     assert folders == ["byol-acdc_30-slices", "random_30-slices"]
     md = (tmp_path / "report.md").read_text()
     assert "one column per pipeline" in md and "IoU (study metric)" in md
+    # a fresh clone has no run overlays (not committed), only figure 7's committed copies:
+    # the report regenerates byte for byte
+    for run in (tmp_path / "runs").glob("*/overlays"):
+        shutil.rmtree(run)
+    (tmp_path / "figures" / "fig7_overlays.png").unlink()
+    assert tmp_path / "figures" / "fig7_overlays.png" in study_report(tmp_path)
+    assert (tmp_path / "report.md").read_text() == md
 
 
 def test_method_pipelines_plan_their_method_and_recipe(tmp_path: Path) -> None:

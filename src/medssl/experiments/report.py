@@ -43,19 +43,26 @@ def _overlays(
         sub = main[main["pipeline"] == pipeline]
         top = sub[sub["budget"] == sub["budget"].max()].sort_values("seed")
         runs[pipeline] = top.iloc[0]
-    images = {p: sorted((root / r["run_dir"] / "overlays").glob("*.png")) for p, r in runs.items()}
+    out = root / "figures" / "overlay_examples"
+    folders = {p: out / f"{p}_{r['budget']}-slices" for p, r in runs.items()}
+    # a run's overlays are not committed (its .gitignore); on a fresh clone the copies made
+    # for an earlier report, which are, stand in for them, so the report regenerates
+    images = {
+        p: sorted((root / r["run_dir"] / "overlays").glob("*.png"))
+        or sorted(folders[p].glob("*.png"))
+        for p, r in runs.items()
+    }
     stems = [x.stem for xs in images.values() for x in xs]
     common = sorted({s for s in stems if all(s in {x.stem for x in xs} for xs in images.values())})
-    out = root / "figures" / "overlay_examples"
     picked: dict[str, list[Path]] = {}
-    for pipeline, row in runs.items():
+    for pipeline, folder in folders.items():
         chosen = [x for x in images[pipeline] if x.stem in common] or images[pipeline]
         picked[pipeline] = []
-        folder = out / f"{pipeline}_{row['budget']}-slices"
         for src in chosen[:per_pipeline]:
             folder.mkdir(parents=True, exist_ok=True)
             dst = folder / src.name  # the volume's name: figure 7 matches rows by it
-            shutil.copyfile(src, dst)
+            if src != dst:
+                shutil.copyfile(src, dst)
             picked[pipeline].append(dst)
     return picked
 
