@@ -4,6 +4,7 @@ and metric, 7's one column per pipeline, 8's one point per pretraining epoch."""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -150,6 +151,29 @@ def test_report_overlays_cover_every_pipeline_of_the_study(tmp_path: Path) -> No
         ("patient001_ED.png", "patient011_ED.png")
     }
     assert all("1498-slices" in str(v[0].parent) for v in picked.values())
+
+
+def test_report_overlays_fall_back_only_to_copies_of_the_same_run(tmp_path: Path) -> None:
+    """Without the runs' overlays (a fresh clone), figure 7 uses the committed copies, but
+    only those copied from the run it shows; examples of runs no longer shown go."""
+    results = _results()
+    results["run_dir"] = [str(tmp_path / "runs" / r) for r in results["run_id"]]
+    for run in results["run_dir"]:
+        _png(Path(run) / "overlays" / "patient001_ED.png", 0.5)
+    old = tmp_path / "figures" / "overlay_examples" / "random_300-slices"
+    _png(old / "patient011_ED.png", 0.5)  # from an earlier report, at a smaller budget
+    first = _overlays(results, tmp_path, list(PIPELINES))
+    assert not old.exists()
+    assert all([p.name for p in v] == ["patient001_ED.png"] for v in first.values())
+    for run in results["run_dir"]:  # what a fresh clone has: no run overlays
+        shutil.rmtree(Path(run) / "overlays")
+    again = _overlays(results, tmp_path, list(PIPELINES))
+    assert again == first
+    # a copy made from another run (say, before a smaller seed ran) is not used
+    other = first[PIPELINES[0]][0].parent / "source_run.txt"
+    other.write_text("some-other-run\n")
+    third = _overlays(results, tmp_path, list(PIPELINES))
+    assert third[PIPELINES[0]] == [] and third[PIPELINES[1]] == first[PIPELINES[1]]
 
 
 def test_fig8_has_one_point_per_pretraining_epoch(tmp_path: Path) -> None:

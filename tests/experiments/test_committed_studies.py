@@ -5,8 +5,9 @@ regenerates the committed report's tables byte for byte")."""
 
 from __future__ import annotations
 
-import shutil
+import io
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -17,26 +18,27 @@ ROOT = Path(__file__).resolve().parents[2]
 STORES = ["docs/acdc-cpu-study", "docs/methods-cpu-study/store"]
 
 
-def _tracked_copy(store: str, dst: Path) -> Path:
+def _committed_copy(store: str, dst: Path) -> Path:
+    """``store`` as the last commit has it (not the working tree, where a running study
+    may be writing)."""
+    dst.mkdir(parents=True)
     try:
-        files = subprocess.run(
-            ["git", "ls-files", "-z", store], cwd=ROOT, capture_output=True, check=True
-        ).stdout.split(b"\0")
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", "HEAD", store],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
-        pytest.skip("not a git checkout")
-    files = [f.decode() for f in files if f]
-    if not files:
-        pytest.skip(f"{store} is not committed")
-    for name in files:
-        target = dst / Path(name).relative_to(store)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / name, target)
-    return dst
+        pytest.skip(f"not a git checkout with {store} committed")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dst, filter="data")
+    return dst / store
 
 
 @pytest.mark.parametrize("store", STORES)
 def test_committed_report_regenerates_from_committed_runs(store: str, tmp_path: Path) -> None:
-    copy = _tracked_copy(store, tmp_path / "store")
+    copy = _committed_copy(store, tmp_path / "clone")
     committed = (copy / "report.md").read_text()
     study_report(copy)
     regenerated = (copy / "report.md").read_text()

@@ -25,13 +25,32 @@ def _pipeline_order(plan: dict, results) -> list[str]:
     return order + sorted(seen - set(order))
 
 
+#: In each figure-7 example folder: the id of the run its images were copied from.
+EXAMPLE_SOURCE = "source_run.txt"
+
+
+def _example_images(row, root: Path, folder: Path) -> tuple[list[Path], bool]:
+    """The overlays of run ``row`` and whether they are its own (``False``: the copies a
+    report made earlier, in ``folder``). A run's overlays are not committed (its
+    ``.gitignore``); on a fresh clone the committed copies stand in for them, when they
+    were copied from this very run, so the report regenerates byte for byte."""
+    own = sorted((root / row["run_dir"] / "overlays").glob("*.png"))
+    if own:
+        return own, True
+    source = folder / EXAMPLE_SOURCE
+    if source.is_file() and source.read_text().strip() == str(row["run_id"]):
+        return sorted(folder.glob("*.png")), False
+    return [], False
+
+
 def _overlays(
     results, root: Path, order: list[str] | None = None, per_pipeline: int = 2
 ) -> dict[str, list[Path]]:
     """Figure 7's images: for EVERY pipeline with main-study runs (in study order), up to
     ``per_pipeline`` overlays of its run at its largest budget and first seed, the same test
     volumes for every pipeline where possible, copied under names that say which pipeline
-    and budget they show (``figures/overlay_examples/<pipeline>_<budget>-slices/``)."""
+    and budget they show (``figures/overlay_examples/<pipeline>_<budget>-slices/``, with
+    the source run's id in ``source_run.txt``)."""
     if results.empty:
         return {}
     main = results[results["study"] == "main"]
@@ -45,21 +64,27 @@ def _overlays(
         runs[pipeline] = top.iloc[0]
     out = root / "figures" / "overlay_examples"
     folders = {p: out / f"{p}_{r['budget']}-slices" for p, r in runs.items()}
-    # a run's overlays are not committed (its .gitignore); on a fresh clone the copies made
-    # for an earlier report, which are, stand in for them, so the report regenerates
-    images = {
-        p: sorted((root / r["run_dir"] / "overlays").glob("*.png"))
-        or sorted(folders[p].glob("*.png"))
-        for p, r in runs.items()
-    }
+    if out.is_dir():  # examples of runs no longer shown (a larger budget has run since)
+        for stale in set(out.iterdir()) - set(folders.values()):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+    found = {p: _example_images(r, root, folders[p]) for p, r in runs.items()}
+    images = {p: imgs for p, (imgs, _) in found.items()}
     stems = [x.stem for xs in images.values() for x in xs]
     common = sorted({s for s in stems if all(s in {x.stem for x in xs} for xs in images.values())})
     picked: dict[str, list[Path]] = {}
     for pipeline, folder in folders.items():
         chosen = [x for x in images[pipeline] if x.stem in common] or images[pipeline]
+        chosen = chosen[:per_pipeline]
+        if found[pipeline][1]:  # fresh copies of the run's own overlays replace the old
+            if folder.is_dir():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            (folder / EXAMPLE_SOURCE).write_text(f"{runs[pipeline]['run_id']}\n")
         picked[pipeline] = []
-        for src in chosen[:per_pipeline]:
-            folder.mkdir(parents=True, exist_ok=True)
+        for src in chosen:
             dst = folder / src.name  # the volume's name: figure 7 matches rows by it
             if src != dst:
                 shutil.copyfile(src, dst)

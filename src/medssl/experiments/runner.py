@@ -86,8 +86,9 @@ def worker_loop(
     """Claim and run jobs until none is left that this worker could run.
 
     A finished job's resume checkpoints are deleted once it is marked done, unless
-    ``keep_checkpoints``: a done job never runs again, and a ResNet-18 U-Net fine-tune's
-    are ≈330 MB, so 200 of them fill a disk. Its weights and results stay."""
+    ``keep_checkpoints``: a done job is never resumed (a done pretraining whose weights
+    are missing runs again from scratch), and a ResNet-18 U-Net fine-tune's are ≈330 MB,
+    so 200 of them fill a disk. Its weights and results stay."""
     stats, attempted = WorkerStats(), set()
     bar = tqdm(total=len(plan.jobs), desc="study", unit="run", disable=not progress)
     while True:
@@ -113,9 +114,6 @@ def worker_loop(
                 {**info, "seconds": time.time() - start, "kind": job.kind, "device": machine()},
             )
             stats.ran += 1
-            if not keep_checkpoints:
-                freed = RunDir(store.run_dir(root, job.id)).drop_resume_state()
-                log.info("job %s done; its checkpoints (%.0f MB) deleted", job.id, freed / 2**20)
         except Preempted as exc:
             log.warning("job %s: %s; this worker stops", job.id, exc)
             stats.preempted += 1
@@ -124,10 +122,24 @@ def worker_loop(
             log.error("job %s (%s) failed", job.id, job.meta)
             store.mark_failed(root, job.id, traceback.format_exc())
             stats.failed += 1
+        else:
+            if not keep_checkpoints:
+                _drop_checkpoints(root, job.id)
         finally:
             claim.release()
     bar.close()
     return stats
+
+
+def _drop_checkpoints(root: Path, job_id: str) -> None:
+    """Delete a done job's resume checkpoints; a failure to delete is only a warning (the
+    job stays done)."""
+    try:
+        freed = RunDir(store.run_dir(root, job_id)).drop_resume_state()
+    except (OSError, RuntimeError) as exc:
+        log.warning("job %s done; its checkpoints could not be deleted (%s)", job_id, exc)
+    else:
+        log.info("job %s done; its checkpoints (%.0f MB) deleted", job_id, freed / 2**20)
 
 
 def worker_threads(workers: int, cores: int | None) -> int:
