@@ -33,6 +33,8 @@ from medssl.artifacts.study import STUDY_GITIGNORE, StudyDir
 from medssl.experiments.plan import Plan
 from medssl.overrides import to_dict
 
+#: An unparseable claim older than this is stale (a claim is never written in place).
+UNREADABLE_AFTER_S = 30.0
 STALE_AFTER_S = 600.0
 HEARTBEAT_S = 30.0
 
@@ -181,10 +183,16 @@ class Claim:
 def claim_is_stale(path: Path, stale_after: float = STALE_AFTER_S) -> bool:
     """True when the claim's owner is gone or silent for longer than ``stale_after``."""
     try:
-        info = json.loads(path.read_text())
         age = time.time() - path.stat().st_mtime
-    except (OSError, ValueError):
-        return False  # being written or just removed: not ours to judge yet
+        text = path.read_text()
+    except OSError:
+        return False  # just removed: not ours to judge
+    try:
+        info = json.loads(text)
+    except ValueError:
+        # claims are created whole (a hard link of a written file), so an unreadable one
+        # was left by an older version killed mid-write, or damaged: it holds nobody
+        return age > UNREADABLE_AFTER_S
     if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
         return True
     return age > stale_after
@@ -200,12 +208,19 @@ def try_claim(
     if path.exists() and claim_is_stale(path, stale_after):
         with contextlib.suppress(FileNotFoundError):
             os.rename(path, claims / f".{job_id}.stale-{uuid.uuid4().hex[:8]}")
+    # written in full first, then hard-linked into place (fails if the claim exists): a
+    # kill at any moment leaves either no claim or a complete one, never an empty file
+    # that would look "being written" forever and block every later driver
+    tmp = claims / f".{job_id}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(
+        json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": time.time()})
+    )
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(tmp, path)
     except FileExistsError:
         return None
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "start": time.time()}, fh)
+    finally:
+        tmp.unlink(missing_ok=True)
     stop = threading.Event()
 
     def beat() -> None:
