@@ -32,3 +32,34 @@ def test_an_empty_claim_is_stale_once_old(tmp_path: Path) -> None:
     claim = store.try_claim(tmp_path, "job")
     assert claim is not None and "job" in store.live_claims(tmp_path)
     claim.release()
+
+
+def test_breaking_a_stale_claim_leaves_only_the_new_claim(tmp_path: Path) -> None:
+    claims = StudyDir(tmp_path).claims
+    claims.mkdir(parents=True)
+    path = StudyDir(tmp_path).claim_file("job")
+    path.write_text('{"host": "elsewhere", "pid": 1, "start": 0}')
+    old = time.time() - store.STALE_AFTER_S - 5
+    os.utime(path, (old, old))
+    claim = store.try_claim(tmp_path, "job")
+    assert claim is not None
+    assert sorted(p.name for p in claims.iterdir()) == ["job.json"]
+    claim.release()
+
+
+def test_sweep_removes_only_old_hidden_leftovers(tmp_path: Path) -> None:
+    claims = StudyDir(tmp_path).claims
+    claims.mkdir(parents=True)
+    old = time.time() - store.UNREADABLE_AFTER_S - 5
+    names = {
+        ".a.1234abcd.tmp": old,  # a claim's temporary, its writer killed before the link
+        ".b.stale-1234abcd": old,  # a broken claim moved aside, its breaker killed
+        ".c.5678abcd.tmp": time.time(),  # young: may be a live writer's
+        "d.json": old,  # a claim: never litter, whatever its age
+    }
+    for name, mtime in names.items():
+        (claims / name).write_text("{}")
+        os.utime(claims / name, (mtime, mtime))
+    assert store.sweep_leftovers(tmp_path) == 2
+    assert sorted(p.name for p in claims.iterdir()) == [".c.5678abcd.tmp", "d.json"]
+    assert store.sweep_leftovers(tmp_path / "no-study") == 0

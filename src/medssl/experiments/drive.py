@@ -50,6 +50,8 @@ def run_study(
     if pipelines:
         plan = select_pipelines(plan, pipelines)
         log.info("running the jobs of %s only (%d jobs)", ", ".join(pipelines), len(plan.jobs))
+    if swept := store.sweep_leftovers(root):
+        log.info("removed %d leftover claim temporaries of killed workers", swept)
     for job_id in store.reopen_missing_inputs(plan, root):
         log.warning(
             "pretraining %s: done, but the weights a pending fine-tune needs are missing "

@@ -12,7 +12,8 @@ Layout::
 A claim is created with ``O_CREAT | O_EXCL``, so of two workers (on one machine or on
 a shared file system) exactly one gets it. A claim is stale when its process is gone
 (same host) or its heartbeat is older than ``stale_after`` seconds (any host); a
-stale claim is broken by renaming it away, which again only one worker can do.
+stale claim is broken by renaming it away, which again only one worker can do, and
+deleting it; `sweep_leftovers` removes what a killed worker left half-way.
 """
 
 from __future__ import annotations
@@ -206,8 +207,10 @@ def try_claim(
     claims.mkdir(parents=True, exist_ok=True)
     path = StudyDir(root).claim_file(job_id)
     if path.exists() and claim_is_stale(path, stale_after):
+        aside = claims / f".{job_id}.stale-{uuid.uuid4().hex[:8]}"
         with contextlib.suppress(FileNotFoundError):
-            os.rename(path, claims / f".{job_id}.stale-{uuid.uuid4().hex[:8]}")
+            os.rename(path, aside)  # only one worker can move it: it alone breaks it
+            aside.unlink()
     # written in full first, then hard-linked into place (fails if the claim exists): a
     # kill at any moment leaves either no claim or a complete one, never an empty file
     # that would look "being written" forever and block every later driver
@@ -233,6 +236,23 @@ def try_claim(
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
     return Claim(path, stop, thread)
+
+
+def sweep_leftovers(root: Path, older_than: float = UNREADABLE_AFTER_S) -> int:
+    """Delete the hidden files a killed worker can leave in ``claims/`` (a claim's
+    temporary before it was linked into place, a broken claim moved aside but not yet
+    deleted) once older than ``older_than`` seconds; returns how many. Readers only ever
+    look at ``*.json``, so these are litter, never state."""
+    claims, removed = StudyDir(root).claims, 0
+    if not claims.is_dir():
+        return 0
+    now = time.time()
+    for path in [*claims.glob(".*.tmp"), *claims.glob(".*.stale-*")]:
+        with contextlib.suppress(FileNotFoundError):
+            if now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def live_claims(root: Path, stale_after: float = STALE_AFTER_S) -> set[str]:
