@@ -9,8 +9,9 @@ Layout::
     claims/<id>.json       who runs the job now: host, pid, start; its mtime is a heartbeat
     ledger.jsonl           one line per job start (audit trail: no cell runs twice)
 
-A claim is created with ``O_CREAT | O_EXCL``, so of two workers (on one machine or on
-a shared file system) exactly one gets it. A claim is stale when its process is gone
+A claim is written to a temporary file and hard-linked into place (``os.link`` fails if
+the claim exists), so of two workers (on one machine or on a shared file system) exactly
+one gets it, and a claim is never seen half-written. A claim is stale when its process is gone
 (same host) or its heartbeat is older than ``stale_after`` seconds (any host); a
 stale claim is broken by renaming it away, which again only one worker can do, and
 deleting it; `sweep_leftovers` removes what a killed worker left half-way.
