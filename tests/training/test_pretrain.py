@@ -105,6 +105,20 @@ def test_killed_run_resumes_to_identical_weights(tiny_cache: Path, tmp_path: Pat
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    # the step log holds every step once, as the uninterrupted run's (Lightning's CSV
+    # writer used to delete it on resume: the loss curve lost every epoch before the kill)
+    assert _step_losses(run) == pytest.approx(_step_losses(ref), abs=1e-6)
+    curve = [json.loads((r / "result.json").read_text())["loss_per_epoch"] for r in (ref, run)]
+    assert [e["epoch"] for e in curve[1]] == [e["epoch"] for e in curve[0]] == [0.0, 1.0, 2.0]
+    assert [e["loss"] for e in curve[1]] == pytest.approx([e["loss"] for e in curve[0]], abs=1e-6)
+
+
+def _step_losses(run: Path) -> dict[int, float]:
+    with (run / "logs" / "metrics.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("loss")]
+    steps = [int(r["step"]) for r in rows]
+    assert len(steps) == len(set(steps)), f"{run}: a step logged twice"
+    return {int(r["step"]): float(r["loss"]) for r in rows}
 
 
 @pytest.mark.slow

@@ -16,8 +16,9 @@ The template does the rest, identically for every kind: MKL's reproducibility
 settings (:func:`~medssl.training.reproducible.apply_blas_settings`), refusing to
 overwrite another or a started run (:func:`~medssl.training.rundir.resume_checkpoint`),
 seeding, resolving the cache and its split, recording the config, split and weight
-import, the atomic resume checkpoint with pre-emption handling, the loggers (CSV and
-TensorBoard under the run's ``logs`` folder), and the "finished" marker. Every file goes
+import, the atomic resume checkpoint with pre-emption handling, the loggers (a CSV step log
+kept across resumes, :mod:`medssl.training.loggers`, and TensorBoard, under the run's
+``logs`` folder), and the "finished" marker. Every file goes
 through :class:`~medssl.artifacts.rundir.RunDir`.
 
 :func:`make_trainer` builds a kind's ``Trainer``; the benchmark (``medssl bench``)
@@ -35,7 +36,7 @@ from typing import Any, Generic, TypeVar
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 
 from medssl.artifacts.rundir import RunDir
 from medssl.artifacts.split import Split
@@ -45,6 +46,7 @@ from medssl.data.splits import run_split
 from medssl.models.weights import LoadReport
 from medssl.overrides import ConfigError
 from medssl.training.callbacks import AtomicCheckpoint, PreemptionSaver
+from medssl.training.loggers import loggers, trim_step_log
 from medssl.training.reproducible import apply_blas_settings
 from medssl.training.rundir import checkpoint_step, resume_checkpoint
 from medssl.training.runtime import trainer_kwargs
@@ -108,15 +110,6 @@ class RunKind(ABC, Generic[C, R]):
         """The run's result, read from its directory."""
 
 
-def loggers(run: RunDir) -> list[Logger]:
-    """CSV and TensorBoard loggers writing to the run's ``logs`` folder."""
-    name = run.logs.name
-    return [
-        CSVLogger(run.path, name=name, version=""),
-        TensorBoardLogger(run.path, name=name, version="", default_hp_metric=False),
-    ]
-
-
 def make_trainer(
     kind: RunKind,
     module: L.LightningModule,
@@ -172,7 +165,11 @@ def execute(
     if report is not None:
         run.save_init(asdict(report))
     kind.save_inputs(run, cache, split, module)
-    kind.on_resume(run, None if ckpt is None else checkpoint_step(ckpt))
+    resume_step = None if ckpt is None else checkpoint_step(ckpt)
+    kind.on_resume(run, resume_step)
+    # the step log keeps what was logged before the checkpoint (every rank may do this)
+    if dropped := trim_step_log(run.step_log, resume_step):
+        log.info("%s: %d step-log rows of steps to train again dropped", run.step_log, dropped)
     checkpoint = AtomicCheckpoint(
         run.checkpoints, cfg.ckpt_every_steps, **kind.checkpoint_settings()
     )
