@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from medssl.artifacts.rundir import read_csv_rows as _rows
 from medssl.training.loggers import AppendingCSVLogger, trim_step_log
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_a_second_logger_appends_to_the_first_ones_rows(tmp_path: Path) -> None:

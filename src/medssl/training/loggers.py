@@ -57,14 +57,12 @@ def trim_step_log(path: Path, resume_step: int | None) -> int:
     again and are dropped. Returns how many rows were dropped."""
     if not path.is_file():
         return 0
-    if resume_step is None:
-        with path.open(newline="") as fh:
-            dropped = sum(1 for _ in csv.DictReader(fh))
-        path.unlink()
-        return dropped
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         header, rows = reader.fieldnames or [], list(reader)
+    if resume_step is None:
+        path.unlink()
+        return len(rows)
     kept = [r for r in rows if not r.get("step") or int(float(r["step"])) < resume_step]
     if len(kept) < len(rows):
         out = io.StringIO()
