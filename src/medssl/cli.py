@@ -363,6 +363,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
             args.workers,
             pipelines=pipelines,
             keep_checkpoints=args.keep_checkpoints,
+            allow_collapsed=args.allow_collapsed,
         )
     elif args.study_cmd == "status":
         from medssl.experiments.status import study_status
@@ -381,7 +382,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         return 0
     for line in status.lines():
         print(line)
-    return 0 if status.failed == 0 else 1
+    return 0 if status.failed == 0 and not status.blocked else 1
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -405,6 +406,12 @@ def _add_study_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep finished jobs' resume checkpoints (deleted by default once a job is done; "
         "weights and results are always kept)",
+    )
+    p.add_argument(
+        "--allow-collapsed",
+        action="store_true",
+        help="also fine-tune from a pretraining whose collapse check fired (by default "
+        "those fine-tunes wait and `study status` names them)",
     )
     p.add_argument(
         "--pipelines",

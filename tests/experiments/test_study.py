@@ -295,3 +295,37 @@ def test_eta_counts_timed_kinds_and_names_the_untimed_ones() -> None:
     line = StudyStatus(5, 2, 0, 0, 3, eta, {}, untimed).lines()[0]
     assert "ETA 6.7 min of job time" in line and "1 pretrain job(s) not timed yet" in line
     assert "unknown" in StudyStatus(1, 0, 0, 0, 1, None, {}, {"pretrain": 1}).lines()[0]
+
+
+def test_fine_tunes_wait_on_a_collapsed_pretraining(
+    tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pretraining whose collapse check fired: its fine-tunes wait (named by the status,
+    non-zero exit) until the user allows them; the other pipelines run."""
+    from medssl.cli import main
+
+    # a threshold no spread reaches: the check fires at the first step
+    collapsing = {**TINY_PRETRAIN_SET, "collapse_fraction": 1e6, "collapse_patience": 1}
+    raw = _study_dict(
+        tiny_cache,
+        budgets={"kind": "slices", "values": [2]},
+        pretrain={"preset": "paper", "set": collapsing},
+    )
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(raw))
+    root = tmp_path / "study"
+    status = run_study(parse_study(raw), root, progress=False)
+    (pre,) = [e["job"] for e in store.read_ledger(root) if e["kind"] == "pretrain"]
+    assert store.collapse_flag(root, pre)["step"] == 0
+    assert (status.done, status.failed, status.remaining, status.blocked) == (2, 0, 0, {pre: 1})
+    assert {e["kind"] for e in store.read_ledger(root)} == {"pretrain", "finetune"}
+    assert len(store.read_ledger(root)) == 2  # random's fine-tune ran, BYOL's waits
+    assert main(["study", "status", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"blocked: 1 job(s) wait on pretraining {pre} (byol-tiny: collapse check fired" in out
+    assert "--allow-collapsed" in out
+    # the user's decision: fine-tune from it anyway
+    assert main(["study", "run", str(study_file), "--out", str(root), "--allow-collapsed"]) == 0
+    ledger = store.read_ledger(root)
+    assert len(ledger) == 3 and ledger[-1]["kind"] == "finetune"
+    assert main(["study", "status", str(root)]) == 0

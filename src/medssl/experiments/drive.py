@@ -9,7 +9,7 @@ from typing import Literal
 
 from medssl.experiments import store
 from medssl.experiments.plan import expand, select_pipelines
-from medssl.experiments.runner import run_local, run_slurm
+from medssl.experiments.runner import WorkerOptions, run_local, run_slurm
 from medssl.experiments.status import StudyStatus, study_status
 from medssl.experiments.study import Study, load_study
 
@@ -26,6 +26,7 @@ def run_study(
     stale_after: float = store.STALE_AFTER_S,
     pipelines: Sequence[str] | None = None,
     keep_checkpoints: bool = False,
+    allow_collapsed: bool = False,
 ) -> StudyStatus:
     """Run every job of a study in ``out`` (resumable: start it again after any stop).
 
@@ -42,6 +43,8 @@ def run_study(
             saved plan and the status stay whole; the rest is left for a later run).
         keep_checkpoints: keep each finished job's resume checkpoints (by default they are
             deleted once the job is done; its weights and results are always kept).
+        allow_collapsed: also fine-tune from a pretraining whose collapse check fired (by
+            default those fine-tunes wait; the returned status counts them as blocked).
     """
     study = study if isinstance(study, Study) else load_study(study)
     root = Path(out).resolve()
@@ -61,16 +64,18 @@ def run_study(
     for name, why in plan.skipped.items():
         log.warning("skipping pipeline %s: %s", name, why)
     log.info("study %s: %d jobs in %s", study.name, len(plan.jobs), root)
+    options = WorkerOptions(stale_after, keep_checkpoints, allow_collapsed)
     if launcher == "slurm":
-        jobs = run_slurm(plan, root, workers, slurm, keep_checkpoints=keep_checkpoints)
+        jobs = run_slurm(plan, root, workers, slurm, options=options)
         log.info("submitted %d SLURM array tasks (%s)", len(jobs), jobs[0].job_id if jobs else "-")
     else:
-        run_local(
-            plan,
-            root,
-            workers,
-            stale_after=stale_after,
-            progress=progress,
-            keep_checkpoints=keep_checkpoints,
+        run_local(plan, root, workers, options, progress=progress)
+    status = study_status(root)
+    if status.blocked and not allow_collapsed:
+        log.warning(
+            "%d fine-tune(s) wait: their pretraining's collapse check fired (see "
+            "`medssl study status`; run again with allow_collapsed / --allow-collapsed to "
+            "fine-tune from it anyway)",
+            sum(status.blocked.values()),
         )
-    return study_status(root)
+    return status

@@ -62,11 +62,35 @@ class WorkerStats:
     preempted: int = 0
 
 
-def _ready(plan: Plan, root: Path, attempted: set[str]) -> tuple[list[Job], bool]:
-    """Jobs that can start now, and whether anything is left that may become ready."""
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How every worker of a study treats its jobs.
+
+    Attributes:
+        stale_after: seconds after which a silent claim is considered abandoned.
+        keep_checkpoints: keep each finished job's resume checkpoints (deleted by default:
+            a done job is never resumed, and a ResNet-18 U-Net fine-tune's are ≈330 MB).
+        allow_collapsed: also fine-tune from a pretraining whose collapse check fired
+            (by default those fine-tunes wait, and ``medssl study status`` names them).
+    """
+
+    stale_after: float = store.STALE_AFTER_S
+    keep_checkpoints: bool = False
+    allow_collapsed: bool = False
+
+
+def _ready(
+    plan: Plan, root: Path, attempted: set[str], allow_collapsed: bool = False
+) -> tuple[list[Job], bool]:
+    """Jobs that can start now, and whether anything is left that may become ready.
+
+    A job whose pretraining finished with its collapse check fired is neither, unless
+    ``allow_collapsed``: it waits for a decision (``medssl study status`` names it)."""
     ready, pending = [], False
     for job in plan.jobs:
         if job.id in attempted or store.is_done(root, job.id):
+            continue
+        if not allow_collapsed and store.collapsed_dependency(root, job.depends):
             continue
         if all(store.is_done(root, d) for d in job.depends):
             ready.append(job)
@@ -78,26 +102,27 @@ def _ready(plan: Plan, root: Path, attempted: set[str]) -> tuple[list[Job], bool
 def worker_loop(
     plan: Plan,
     root: Path,
+    options: WorkerOptions = WorkerOptions(),
     poll: float = 2.0,
-    stale_after: float = store.STALE_AFTER_S,
     progress: bool = False,
-    keep_checkpoints: bool = False,
 ) -> WorkerStats:
     """Claim and run jobs until none is left that this worker could run.
 
     A finished job's resume checkpoints are deleted once it is marked done, unless
-    ``keep_checkpoints``: a done job is never resumed (a done pretraining whose weights
-    are missing runs again from scratch), and a ResNet-18 U-Net fine-tune's are ≈330 MB,
-    so 200 of them fill a disk. Its weights and results stay."""
+    ``options.keep_checkpoints``: a done job is never resumed (a done pretraining whose
+    weights are missing runs again from scratch). Its weights and results stay.
+    Fine-tunes from a pretraining whose collapse check fired are left pending (they would
+    spend their compute on a collapsed encoder) unless ``options.allow_collapsed``."""
     stats, attempted = WorkerStats(), set()
     bar = tqdm(total=len(plan.jobs), desc="study", unit="run", disable=not progress)
     while True:
-        ready, anything_left = _ready(plan, root, attempted)
+        ready, anything_left = _ready(plan, root, attempted, options.allow_collapsed)
         bar.n = sum(store.is_done(root, j.id) for j in plan.jobs)
         bar.refresh()
         if not anything_left:
             break
-        job = next((j for j in ready if (claim := store.try_claim(root, j.id, stale_after))), None)
+        claims = ((j, store.try_claim(root, j.id, options.stale_after)) for j in ready)
+        job, claim = next(((j, c) for j, c in claims if c), (None, None))
         if job is None:
             time.sleep(poll)  # everything ready is claimed by others; wait for them
             continue
@@ -123,7 +148,7 @@ def worker_loop(
             store.mark_failed(root, job.id, traceback.format_exc())
             stats.failed += 1
         else:
-            if not keep_checkpoints:
+            if not options.keep_checkpoints:
                 _drop_checkpoints(root, job.id)
         finally:
             claim.release()
@@ -150,12 +175,7 @@ def worker_threads(workers: int, cores: int | None) -> int:
 
 
 def _local_worker(
-    plan: Plan,
-    root: str,
-    gpu: int | None,
-    stale_after: float,
-    threads: int | None = None,
-    keep_checkpoints: bool = False,
+    plan: Plan, root: str, gpu: int | None, options: WorkerOptions, threads: int | None = None
 ) -> None:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -164,28 +184,21 @@ def _local_worker(
 
         torch.set_num_threads(threads)  # CPU workers share the cores, not oversubscribe them
     logging.basicConfig(level=logging.INFO)
-    worker_loop(plan, Path(root), stale_after=stale_after, keep_checkpoints=keep_checkpoints)
+    worker_loop(plan, Path(root), options)
 
 
 def run_local(
     plan: Plan,
     root: Path,
     workers: int = 1,
-    stale_after: float = store.STALE_AFTER_S,
+    options: WorkerOptions = WorkerOptions(),
     progress: bool = True,
-    keep_checkpoints: bool = False,
 ) -> WorkerStats:
     """Run the plan with ``workers`` processes (one per GPU when GPUs exist; on CPUs each
     gets an equal share of the cores as its thread count, unless ``OMP_NUM_THREADS`` is
     set)."""
     if workers <= 1:
-        return worker_loop(
-            plan,
-            root,
-            stale_after=stale_after,
-            progress=progress,
-            keep_checkpoints=keep_checkpoints,
-        )
+        return worker_loop(plan, root, options, progress=progress)
     import torch
 
     n_gpu = torch.cuda.device_count()
@@ -197,9 +210,8 @@ def run_local(
                 plan,
                 str(root),
                 (i % n_gpu) if n_gpu else None,
-                stale_after,
+                options,
                 None if n_gpu else worker_threads(workers, os.cpu_count()),
-                keep_checkpoints,
             ),
         )
         for i in range(workers)
@@ -214,18 +226,16 @@ def run_local(
 class SlurmWorker:
     """A submitit-callable worker; on pre-emption it is requeued and resumes its runs."""
 
-    def __init__(self, plan: Plan, root: str, keep_checkpoints: bool = False) -> None:
-        self.plan, self.root, self.keep_checkpoints = plan, root, keep_checkpoints
+    def __init__(self, plan: Plan, root: str, options: WorkerOptions = WorkerOptions()) -> None:
+        self.plan, self.root, self.options = plan, root, options
 
     def __call__(self) -> int:
-        return worker_loop(self.plan, Path(self.root), keep_checkpoints=self.keep_checkpoints).ran
+        return worker_loop(self.plan, Path(self.root), self.options).ran
 
     def checkpoint(self):  # submitit calls this on SIGUSR2/timeout: requeue the same worker
         import submitit
 
-        return submitit.helpers.DelayedSubmission(
-            SlurmWorker(self.plan, self.root, self.keep_checkpoints)
-        )
+        return submitit.helpers.DelayedSubmission(SlurmWorker(self.plan, self.root, self.options))
 
 
 def run_slurm(
@@ -234,7 +244,7 @@ def run_slurm(
     workers: int,
     slurm: dict | None = None,
     executor=None,
-    keep_checkpoints: bool = False,
+    options: WorkerOptions = WorkerOptions(),
 ) -> list:
     """Submit ``workers`` array tasks running the claim loop; returns submitit jobs.
 
@@ -245,7 +255,7 @@ def run_slurm(
         slurm: submitit parameters, e.g. ``{"slurm_partition": "gpu", "gpus_per_node": 1,
             "timeout_min": 240}``.
         executor: a submitit executor to use instead (``submitit.LocalExecutor`` in tests).
-        keep_checkpoints: keep finished jobs' resume checkpoints (see :func:`worker_loop`).
+        options: how the workers treat their jobs (:class:`WorkerOptions`).
     """
     import submitit
 
@@ -256,5 +266,5 @@ def run_slurm(
     else:
         ex.update_parameters(timeout_min=params["timeout_min"])
     with ex.batch():
-        jobs = [ex.submit(SlurmWorker(plan, str(root), keep_checkpoints)) for _ in range(workers)]
+        jobs = [ex.submit(SlurmWorker(plan, str(root), options)) for _ in range(workers)]
     return jobs

@@ -26,6 +26,11 @@ class StudyStatus:
     skipped: dict[str, str]
     #: jobs still to do whose kind no finished job has timed yet, per kind (not in ``eta_s``)
     untimed: dict[str, int] = field(default_factory=dict)
+    #: jobs that wait on a pretraining whose collapse check fired (not in ``remaining``
+    #: nor ``eta_s``), per pretraining job id
+    blocked: dict[str, int] = field(default_factory=dict)
+    #: why, per such pretraining: its pipeline and the collapse flag
+    collapsed: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         eta = (
@@ -41,6 +46,11 @@ class StudyStatus:
             f"{self.remaining} remaining; ETA {eta}"
         ]
         out += [f"skipped pipeline {k}: {v}" for k, v in self.skipped.items()]
+        out += [
+            f"blocked: {n} job(s) wait on pretraining {job} ({self.collapsed.get(job, '?')}); "
+            "to fine-tune from it anyway: medssl study run ... --allow-collapsed"
+            for job, n in self.blocked.items()
+        ]
         return out
 
 
@@ -52,6 +62,7 @@ def study_status(root: str | Path) -> StudyStatus:
     done = running = failed = 0
     durations: dict[str, list[float]] = {}
     todo_kinds: list[str] = []
+    blocked: Counter[str] = Counter()
     for job in plan["jobs"]:
         jid, kind = job["id"], job["kind"]
         if store.is_done(root, jid):
@@ -60,12 +71,16 @@ def study_status(root: str | Path) -> StudyStatus:
             if "seconds" in info:
                 durations.setdefault(kind, []).append(float(info["seconds"]))
             continue
-        todo_kinds.append(kind)
         if jid in live:
             running += 1
         elif store.has_failed(root, jid):
             failed += 1
+        elif waits_on := store.collapsed_dependency(root, job["depends"]):
+            blocked[waits_on] += 1
+            continue
+        todo_kinds.append(kind)
     remaining = len(todo_kinds) - running - failed
+    pipelines = {job["id"]: job["meta"].get("pipeline", "?") for job in plan["jobs"]}
     eta, untimed = estimate(durations, todo_kinds)
     return StudyStatus(
         len(plan["jobs"]),
@@ -76,6 +91,16 @@ def study_status(root: str | Path) -> StudyStatus:
         eta,
         plan.get("skipped", {}),
         untimed,
+        dict(blocked),
+        {job: _collapse_text(pipelines[job], store.collapse_flag(root, job)) for job in blocked},
+    )
+
+
+def _collapse_text(pipeline: str, flag: dict | None) -> str:
+    flag = flag or {}
+    return (
+        f"{pipeline}: collapse check fired at step {flag.get('step', '?')}, projection spread "
+        f"{flag.get('online_std', float('nan')):.2g} < {flag.get('threshold', float('nan')):.2g}"
     )
 
 

@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,23 @@ def done_info(root: Path, job_id: str) -> dict:
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
+
+
+def collapse_flag(root: Path, job_id: str) -> dict | None:
+    """The collapse flag a finished pretraining wrote to its ``result.json`` (step,
+    spread, threshold), or ``None``: not flagged, not finished, or not a pretraining."""
+    try:
+        result = json.loads(RunDir(run_dir(root, job_id)).result_file.read_text())
+    except (OSError, ValueError):
+        return None
+    flag = result.get("collapse") if isinstance(result, dict) else None
+    return flag if isinstance(flag, dict) else None
+
+
+def collapsed_dependency(root: Path, depends: Sequence[str]) -> str | None:
+    """The first of a job's dependencies that finished with its collapse check fired
+    (a fine-tune from it would start from a collapsed encoder), or ``None``."""
+    return next((d for d in depends if is_done(root, d) and collapse_flag(root, d)), None)
 
 
 def has_failed(root: Path, job_id: str) -> bool:
