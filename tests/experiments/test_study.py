@@ -105,11 +105,14 @@ def test_study_runs_shared_stage_once_and_collects(tiny_cache: Path, tmp_path: P
         keep_checkpoints=True,
     )
     assert (part.done, part.failed, part.remaining) == (2, 0, 3)
+    assert part.per_pipeline == {"random": (2, 2), "byol-tiny": (0, 3)}  # BYOL: its stage too
+    assert "by pipeline (done/total): " in part.lines()[1] and "byol-tiny 0/3" in part.lines()[1]
     assert {e["kind"] for e in store.read_ledger(root)} == {"finetune"}
     kept = {e["job"] for e in store.read_ledger(root)}
     assert all(RunDir(store.run_dir(root, j)).last_ckpt.is_file() for j in kept)
     status = run_study(parse_study(_study_dict(tiny_cache)), root, progress=False)
     assert (status.done, status.failed, status.remaining) == (5, 0, 0)
+    assert status.per_pipeline == {"random": (2, 2), "byol-tiny": (3, 3)}
     ledger = store.read_ledger(root)
     # by default a finished job's resume checkpoints are deleted; weights and results stay
     for job in {e["job"] for e in ledger} - kept:

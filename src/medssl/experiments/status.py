@@ -31,6 +31,8 @@ class StudyStatus:
     blocked: dict[str, int] = field(default_factory=dict)
     #: why, per such pretraining: its pipeline and the collapse flag
     collapsed: dict[str, str] = field(default_factory=dict)
+    #: (done, total) jobs per pipeline, in plan order (a pretraining counts for its own)
+    per_pipeline: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         eta = (
@@ -45,6 +47,9 @@ class StudyStatus:
             f"{self.done}/{self.total} done, {self.running} running, {self.failed} failed, "
             f"{self.remaining} remaining; ETA {eta}"
         ]
+        if len(self.per_pipeline) > 1:
+            parts = (f"{name} {d}/{n}" for name, (d, n) in self.per_pipeline.items())
+            out.append("by pipeline (done/total): " + ", ".join(parts))
         out += [f"skipped pipeline {k}: {v}" for k, v in self.skipped.items()]
         out += [
             f"blocked: {n} job(s) wait on pretraining {job} ({self.collapsed.get(job, '?')}); "
@@ -63,10 +68,14 @@ def study_status(root: str | Path) -> StudyStatus:
     durations: dict[str, list[float]] = {}
     todo_kinds: list[str] = []
     blocked: Counter[str] = Counter()
+    per_pipeline: dict[str, list[int]] = {}
     for job in plan["jobs"]:
         jid, kind = job["id"], job["kind"]
+        counts = per_pipeline.setdefault(job["meta"].get("pipeline", "?"), [0, 0])
+        counts[1] += 1
         if store.is_done(root, jid):
             done += 1
+            counts[0] += 1
             info = json.loads(StudyDir(root).done_marker(jid).read_text())
             if "seconds" in info:
                 durations.setdefault(kind, []).append(float(info["seconds"]))
@@ -93,6 +102,7 @@ def study_status(root: str | Path) -> StudyStatus:
         untimed,
         dict(blocked),
         {job: _collapse_text(pipelines[job], store.collapse_flag(root, job)) for job in blocked},
+        {name: (d, n) for name, (d, n) in per_pipeline.items()},
     )
 
 
