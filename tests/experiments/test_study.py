@@ -327,8 +327,42 @@ def test_fine_tunes_wait_on_a_collapsed_pretraining(
     out = capsys.readouterr().out
     assert f"blocked: 1 job(s) wait on pretraining {pre} (byol-tiny: collapse check fired" in out
     assert "--allow-collapsed" in out
-    # the user's decision: fine-tune from it anyway
+    # the folder on another machine (no weights): the collapsed stage is not run again for
+    # fine-tunes that would wait anyway
+    for weights in store.run_dir(root, pre).glob("*.safetensors"):
+        weights.unlink()
+    again = run_study(parse_study(raw), root, progress=False)
+    assert again.blocked == {pre: 1} and len(store.read_ledger(root)) == 2
+    # the user's decision: fine-tune from it anyway (its weights are gone: it runs again)
     assert main(["study", "run", str(study_file), "--out", str(root), "--allow-collapsed"]) == 0
     ledger = store.read_ledger(root)
-    assert len(ledger) == 3 and ledger[-1]["kind"] == "finetune"
+    assert [e["kind"] for e in ledger[2:]] == ["pretrain", "finetune"]
+    # the decision is saved with the study: a plain status and run honour it
+    assert (root / "allowed-collapse" / pre).is_file()
     assert main(["study", "status", str(root)]) == 0
+    assert run_study(parse_study(raw), root, progress=False).blocked == {}
+    assert len(store.read_ledger(root)) == 4
+
+
+def test_a_job_finished_by_another_worker_after_the_scan_is_not_run_again(
+    tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a worker's scan for ready jobs and its claim, another worker finishes the
+    job and releases its claim: the claim succeeds, but the job must not run again."""
+    from medssl.experiments import runner
+
+    raw = _study_dict(tiny_cache, pipelines=["random"], budgets={"kind": "slices", "values": [2]})
+    root = tmp_path / "study"
+    plan = expand(parse_study(raw), root)
+    store.save_plan(plan, root)
+    real_claim = store.try_claim
+
+    def claim_once_the_other_worker_is_done(r: Path, job_id: str, stale_after: float):
+        store.mark_done(r, job_id, {"kind": "finetune", "seconds": 1.0})
+        return real_claim(r, job_id, stale_after)
+
+    monkeypatch.setattr(store, "try_claim", claim_once_the_other_worker_is_done)
+    monkeypatch.setattr(runner, "run_job", lambda job: pytest.fail(f"ran done job {job.id}"))
+    stats = runner.worker_loop(plan, root, poll=0.01)
+    assert (stats.ran, stats.failed) == (0, 0) and store.read_ledger(root) == []
+    assert not store.live_claims(root)  # the claim was released

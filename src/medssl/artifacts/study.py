@@ -7,6 +7,8 @@ Layout::
     runs/<id>/DONE         written last, atomically: the run and its evaluation finished
     runs/<id>/failed.json  the last failure (traceback); removed when the run succeeds
     claims/<id>.json       who runs the job now: host, pid, start; its mtime is a heartbeat
+    allowed-collapse/<id>  the user's decision to fine-tune from pretraining <id> although
+                           its collapse check fired (``study run --allow-collapsed``)
     ledger.jsonl           one line per job start (audit trail: no cell runs twice)
     results.{parquet,csv}  the study table (one row per finished fine-tune and cell)
     curves.{parquet,csv}   every learning curve in long format
@@ -73,6 +75,9 @@ class StudyDir:
 
     def failed_marker(self, job_id: str) -> Path:
         return self.run(job_id).path / "failed.json"
+
+    def allowed_collapse_marker(self, job_id: str) -> Path:
+        return self.root / "allowed-collapse" / job_id
 
     def table(self, name: str, ext: str = "parquet") -> Path:
         """``results``, ``curves`` or ``pretraining``, as ``parquet`` or ``csv``."""

@@ -44,7 +44,9 @@ def run_study(
         keep_checkpoints: keep each finished job's resume checkpoints (by default they are
             deleted once the job is done; its weights and results are always kept).
         allow_collapsed: also fine-tune from a pretraining whose collapse check fired (by
-            default those fine-tunes wait; the returned status counts them as blocked).
+            default those fine-tunes wait; the returned status counts them as blocked). The
+            decision is saved per pretraining (``allowed-collapse/<id>``) and later runs
+            and ``study status`` honour it.
     """
     study = study if isinstance(study, Study) else load_study(study)
     root = Path(out).resolve()
@@ -53,6 +55,10 @@ def run_study(
     if pipelines:
         plan = select_pipelines(plan, pipelines)
         log.info("running the jobs of %s only (%d jobs)", ", ".join(pipelines), len(plan.jobs))
+    if allow_collapsed:  # the decision, saved for later runs and `study status`
+        for job in plan.jobs:
+            for dep in store.allow_collapsed_dependencies(root, job.depends):
+                log.warning("pretraining %s collapsed; fine-tuning from it (allowed)", dep)
     if swept := store.sweep_leftovers(root):
         log.info("removed %d leftover claim temporaries of killed workers", swept)
     for job_id in store.reopen_missing_inputs(plan, root):

@@ -126,7 +126,13 @@ def worker_loop(
         if job is None:
             time.sleep(poll)  # everything ready is claimed by others; wait for them
             continue
+        if store.is_done(root, job.id):  # finished by another worker since _ready
+            claim.release()
+            continue
         attempted.add(job.id)
+        if options.allow_collapsed:
+            for dep in store.allow_collapsed_dependencies(root, job.depends):
+                log.warning("job %s: from collapsed pretraining %s (allowed)", job.id, dep)
         start = time.time()
         store.append_ledger(
             root, {"job": job.id, "kind": job.kind, "pid": os.getpid(), "start": start}

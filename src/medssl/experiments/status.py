@@ -82,11 +82,11 @@ def study_status(root: str | Path) -> StudyStatus:
             continue
         if jid in live:
             running += 1
+        elif waits_on := store.collapsed_dependency(root, job["depends"]):
+            blocked[waits_on] += 1  # failed or not: it runs again only once allowed
+            continue
         elif store.has_failed(root, jid):
             failed += 1
-        elif waits_on := store.collapsed_dependency(root, job["depends"]):
-            blocked[waits_on] += 1
-            continue
         todo_kinds.append(kind)
     remaining = len(todo_kinds) - running - failed
     pipelines = {job["id"]: job["meta"].get("pipeline", "?") for job in plan["jobs"]}

@@ -67,7 +67,8 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
 
     A pending fine-tune starts from files of its (done) pretraining job: ``init`` and
     ``init_decoder``. When one is missing, that pretraining job's run directory is moved
-    aside (``runs/.<id>.reopened-<hex>``) so the job runs again. An unfinished run
+    aside (``runs/.<id>.reopened-<hex>``) so the job runs again, unless its collapse check
+    fired and fine-tuning from it is not allowed (its fine-tunes wait). An unfinished run
     without a checkpoint and without a live claim is moved aside too (nothing of it can
     be resumed). Finished fine-tunes are never touched. Returns the reopened ids.
     """
@@ -86,6 +87,8 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
         for dep in job.depends:
             if dep in reopened or not is_done(root, dep) or jobs[dep].kind != "pretrain":
                 continue
+            if collapsed_dependency(root, [dep]):
+                continue  # its fine-tunes wait for a decision: no need for its weights yet
             dep_dir = study.run(dep).path.resolve()
             missing = [
                 Path(f)
@@ -141,8 +144,36 @@ def collapse_flag(root: Path, job_id: str) -> dict | None:
 
 def collapsed_dependency(root: Path, depends: Sequence[str]) -> str | None:
     """The first of a job's dependencies that finished with its collapse check fired
-    (a fine-tune from it would start from a collapsed encoder), or ``None``."""
-    return next((d for d in depends if is_done(root, d) and collapse_flag(root, d)), None)
+    (a fine-tune from it would start from a collapsed encoder) and that the user has not
+    allowed (:func:`allow_collapse`), or ``None``."""
+    return next(
+        (
+            d
+            for d in depends
+            if is_done(root, d)
+            and collapse_flag(root, d)
+            and not StudyDir(root).allowed_collapse_marker(d).exists()
+        ),
+        None,
+    )
+
+
+def allow_collapse(root: Path, job_id: str) -> None:
+    """Record the decision to fine-tune from pretraining ``job_id`` although its collapse
+    check fired (a small committed file: later runs and ``study status`` honour it)."""
+    marker = StudyDir(root).allowed_collapse_marker(job_id)
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_text(marker, json.dumps({"collapse": collapse_flag(root, job_id)}) + "\n")
+
+
+def allow_collapsed_dependencies(root: Path, depends: Sequence[str]) -> list[str]:
+    """:func:`allow_collapse` for each not yet allowed collapsed dependency; their ids."""
+    allowed = []
+    while dep := collapsed_dependency(root, depends):
+        allow_collapse(root, dep)
+        allowed.append(dep)
+    return allowed
 
 
 def has_failed(root: Path, job_id: str) -> bool:
