@@ -366,3 +366,17 @@ def test_a_job_finished_by_another_worker_after_the_scan_is_not_run_again(
     stats = runner.worker_loop(plan, root, poll=0.01)
     assert (stats.ran, stats.failed) == (0, 0) and store.read_ledger(root) == []
     assert not store.live_claims(root)  # the claim was released
+
+
+def test_the_report_names_finished_jobs_that_started_more_than_once(tmp_path: Path) -> None:
+    from medssl.experiments.report import _attempts_note
+
+    plan = {"jobs": [{"id": i, "kind": "finetune", "depends": [], "meta": {}} for i in "abc"]}
+    for job in ["a", "b", "b", "c", "c", "c"]:  # c started three times but is not done
+        store.append_ledger(tmp_path, {"job": job, "kind": "finetune", "start": 0.0})
+    assert _attempts_note(plan, tmp_path) is None  # nothing finished yet
+    for job in ("a", "b"):
+        store.mark_done(tmp_path, job, {"seconds": 1.0})
+    note = _attempts_note(plan, tmp_path)
+    assert note.startswith("1 finished job(s) started more than once") and note.endswith("b (2).")
+    assert "lower bound" in note

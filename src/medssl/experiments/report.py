@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -100,6 +101,8 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
     pretraining = pd.read_parquet(StudyDir(root).table("pretraining"))
     plan = store.load_plan_json(root)
     notes = [f"Pipeline {k} skipped: {v}" for k, v in plan.get("skipped", {}).items()]
+    if retried := _attempts_note(plan, root):
+        notes.append(retried)
     return write_report(
         results,
         curves,
@@ -111,6 +114,25 @@ def study_report(root: str | Path, synthetic: bool = False, title: str | None = 
         pretraining=pretraining,
         intro=_intro(root),
         settings=settings_tables(plan),
+    )
+
+
+def _attempts_note(plan: dict, root: Path) -> str | None:
+    """Which finished jobs started more than once (``ledger.jsonl``: stopped and resumed,
+    or run again): their ``DONE`` wall time is the last attempt's only."""
+    starts = Counter(e.get("job") for e in store.read_ledger(root))
+    again = {
+        job["id"]: starts[job["id"]]
+        for job in plan.get("jobs", [])
+        if starts[job["id"]] > 1 and store.is_done(root, job["id"])
+    }
+    if not again:
+        return None
+    listed = ", ".join(f"{jid} ({n})" for jid, n in sorted(again.items()))
+    return (
+        f"{len(again)} finished job(s) started more than once (ledger.jsonl: stopped and "
+        "resumed, or run again from scratch); the measured compute counts only the last "
+        f"attempt of each, so it is a lower bound. Job (starts): {listed}."
     )
 
 
