@@ -130,7 +130,8 @@ def _attempts_note(plan: dict, root: Path) -> str | None:
         return None
     listed = ", ".join(f"{jid} ({n})" for jid, n in sorted(again.items()))
     return (
-        f"{len(again)} finished job(s) started more than once (ledger.jsonl: stopped and "
+        f"{len(again)} finished job(s) started more than once "
+        f"({StudyDir(root).ledger.name}: stopped and "
         "resumed, or run again from scratch); the measured compute counts only the last "
         f"attempt of each, so it is a lower bound. Job (starts): {listed}."
     )
