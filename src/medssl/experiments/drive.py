@@ -56,9 +56,8 @@ def run_study(
         plan = select_pipelines(plan, pipelines)
         log.info("running the jobs of %s only (%d jobs)", ", ".join(pipelines), len(plan.jobs))
     if allow_collapsed:  # the decision, saved for later runs and `study status`
-        for job in plan.jobs:
-            for dep in store.allow_collapsed_dependencies(root, job.depends):
-                log.warning("pretraining %s collapsed; fine-tuning from it (allowed)", dep)
+        for dep in store.allow_collapsed(root, (d for job in plan.jobs for d in job.depends)):
+            log.warning("pretraining %s collapsed; fine-tuning from it (allowed)", dep)
     if swept := store.sweep_leftovers(root):
         log.info("removed %d leftover claim temporaries of killed workers", swept)
     for job_id in store.reopen_missing_inputs(plan, root):

@@ -87,10 +87,15 @@ def _ready(
     A job whose pretraining finished with its collapse check fired is neither, unless
     ``allow_collapsed``: it waits for a decision (``medssl study status`` names it)."""
     ready, pending = [], False
+    waiting = (
+        set()
+        if allow_collapsed
+        else store.collapsed_pretrainings(root, (d for job in plan.jobs for d in job.depends))
+    )
     for job in plan.jobs:
         if job.id in attempted or store.is_done(root, job.id):
             continue
-        if not allow_collapsed and store.collapsed_dependency(root, job.depends):
+        if waiting.intersection(job.depends):
             continue
         if all(store.is_done(root, d) for d in job.depends):
             ready.append(job)
@@ -131,7 +136,7 @@ def worker_loop(
             continue
         attempted.add(job.id)
         if options.allow_collapsed:
-            for dep in store.allow_collapsed_dependencies(root, job.depends):
+            for dep in store.allow_collapsed(root, job.depends):
                 log.warning("job %s: from collapsed pretraining %s (allowed)", job.id, dep)
         start = time.time()
         store.append_ledger(

@@ -68,6 +68,8 @@ def study_status(root: str | Path) -> StudyStatus:
     durations: dict[str, list[float]] = {}
     todo_kinds: list[str] = []
     blocked: Counter[str] = Counter()
+    deps = (d for job in plan["jobs"] for d in job["depends"])
+    waiting = store.collapsed_pretrainings(root, deps)
     per_pipeline: dict[str, list[int]] = {}
     for job in plan["jobs"]:
         jid, kind = job["id"], job["kind"]
@@ -82,7 +84,7 @@ def study_status(root: str | Path) -> StudyStatus:
             continue
         if jid in live:
             running += 1
-        elif waits_on := store.collapsed_dependency(root, job["depends"]):
+        elif waits_on := next((d for d in job["depends"] if d in waiting), None):
             blocked[waits_on] += 1  # failed or not: it runs again only once allowed
             continue
         elif store.has_failed(root, jid):

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,7 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
     """
     study, jobs = StudyDir(root), plan.by_id()
     reopened: list[str] = []
+    waiting = collapsed_pretrainings(root, (d for job in plan.jobs for d in job.depends))
     claimed = live_claims(root)
     for job in plan.jobs:
         if is_done(root, job.id):
@@ -87,7 +88,7 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
         for dep in job.depends:
             if dep in reopened or not is_done(root, dep) or jobs[dep].kind != "pretrain":
                 continue
-            if collapsed_dependency(root, [dep]):
+            if dep in waiting:
                 continue  # its fine-tunes wait for a decision: no need for its weights yet
             dep_dir = study.run(dep).path.resolve()
             missing = [
@@ -142,20 +143,17 @@ def collapse_flag(root: Path, job_id: str) -> dict | None:
     return flag if isinstance(flag, dict) else None
 
 
-def collapsed_dependency(root: Path, depends: Sequence[str]) -> str | None:
-    """The first of a job's dependencies that finished with its collapse check fired
-    (a fine-tune from it would start from a collapsed encoder) and that the user has not
-    allowed (:func:`allow_collapse`), or ``None``."""
-    return next(
-        (
-            d
-            for d in depends
-            if is_done(root, d)
-            and collapse_flag(root, d)
-            and not StudyDir(root).allowed_collapse_marker(d).exists()
-        ),
-        None,
-    )
+def collapsed_pretrainings(root: Path, job_ids: Iterable[str]) -> set[str]:
+    """Those of ``job_ids`` that finished with their collapse check fired and that the user
+    has not allowed (:func:`allow_collapse`): a fine-tune from one would start from a
+    collapsed encoder. Each id's ``result.json`` is read once."""
+    return {
+        d
+        for d in set(job_ids)
+        if is_done(root, d)
+        and collapse_flag(root, d)
+        and not StudyDir(root).allowed_collapse_marker(d).exists()
+    }
 
 
 def allow_collapse(root: Path, job_id: str) -> None:
@@ -167,13 +165,13 @@ def allow_collapse(root: Path, job_id: str) -> None:
         write_text(marker, json.dumps({"collapse": collapse_flag(root, job_id)}) + "\n")
 
 
-def allow_collapsed_dependencies(root: Path, depends: Sequence[str]) -> list[str]:
-    """:func:`allow_collapse` for each not yet allowed collapsed dependency; their ids."""
-    allowed = []
-    while dep := collapsed_dependency(root, depends):
+def allow_collapsed(root: Path, job_ids: Iterable[str]) -> list[str]:
+    """:func:`allow_collapse` for each of ``job_ids`` in :func:`collapsed_pretrainings`;
+    their ids, sorted."""
+    waiting = sorted(collapsed_pretrainings(root, job_ids))
+    for dep in waiting:
         allow_collapse(root, dep)
-        allowed.append(dep)
-    return allowed
+    return waiting
 
 
 def has_failed(root: Path, job_id: str) -> bool:
