@@ -167,11 +167,12 @@ def _summary(
     metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "report")
     if metric is not None:
         label = figs.METRIC_LABELS.get(metric, metric)
-        means = main.groupby(["budget", "pipeline"])[metric].mean().reset_index()
-        best = means.loc[means.groupby("budget")[metric].idxmax()]
+        best = best_per_budget(main, metric)
         sec.table(
-            best.rename(columns={metric: f"mean {label}", "pipeline": "best pipeline"}),
-            f"Best pipeline per budget by mean {label} over seeds:",
+            best.rename(columns={"mean": f"mean {label}"}),
+            f"Best pipeline per budget by mean {label}, over the seeds that every pipeline "
+            "at that budget ran (the same labelled subsets; a partial study's pipelines can "
+            "have different seeds), with its margin over the runner-up:",
         )
     error, per_pipeline = fits
     if per_pipeline:
@@ -184,6 +185,36 @@ def _summary(
             "The paper reports the transition at 30–75 labelled slices."
         )
     return sec
+
+
+def best_per_budget(main: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Best pipeline per budget by mean ``metric``, compared on equal terms.
+
+    Each budget's pipelines are averaged over the seeds they all ran there (the same seed
+    at the same budget draws the same labelled subset), so a pipeline with more seeds in a
+    partial study is not compared on other subsets. Where the pipelines share no seed, each
+    is averaged over its own seeds and ``seeds`` says ``unpaired``. ``margin`` is the lead
+    over the runner-up (empty with one pipeline).
+    """
+    rows = []
+    for budget, group in main.dropna(subset=[metric]).groupby("budget", sort=True):
+        seed_sets = [set(g["seed"]) for _, g in group.groupby("pipeline")]
+        common = set.intersection(*seed_sets)
+        used = group[group["seed"].isin(common)] if common else group
+        means = used.groupby("pipeline")[metric].mean().sort_values(ascending=False)
+        rows.append(
+            {
+                "budget": budget,
+                "best pipeline": means.index[0],
+                "mean": means.iloc[0],
+                "margin": means.iloc[0] - means.iloc[1] if len(means) > 1 else np.nan,
+                "pipelines": len(means),
+                "seeds": len(common) if common else "unpaired",
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["budget", "best pipeline", "mean", "margin", "pipelines", "seeds"]
+    )
 
 
 def _seed_range(main: pd.DataFrame) -> str:
