@@ -14,6 +14,7 @@ from medssl.analysis.stats import (
     paired_wilcoxon,
     pairwise_tests,
     rank_biserial,
+    shared_cells,
 )
 
 
@@ -134,3 +135,27 @@ def test_convergence_table_fills_from_curves() -> None:
     assert table.loc["fast", "auc_median"] == pytest.approx((25 / 30 + 0.9) / 2)
     assert table.loc["slow", "steps_to_95_median"] == 30
     assert table.loc["slow", "auc_q25"] <= table.loc["slow", "auc_median"]
+
+
+def test_paired_convergence_table_pools_only_cells_every_pipeline_ran() -> None:
+    """random ran budgets 1 and 100 (seeds 0, 1); byol only budget 1, seed 0. Pooled over
+    all runs, random's AUC is lifted by budget 100; paired, both use cell (1, 0) only."""
+    results = pd.DataFrame(
+        {
+            "run_id": ["r10", "r11", "r1000", "r1001", "b10"],
+            "study": "main",
+            "pipeline": ["random"] * 4 + ["byol"],
+            "budget": [1, 1, 100, 100, 1],
+            "seed": [0, 1, 0, 1, 0],
+            "steps_to_95": [100.0, 100.0, 300.0, 300.0, 50.0],
+            "curve_auc": [0.2, 0.2, 0.8, 0.8, 0.3],
+        }
+    )
+    cells = shared_cells(results)
+    assert sorted(cells["run_id"]) == ["b10", "r10"]
+    paired = convergence_table(results, paired=True).set_index("pipeline")
+    assert list(paired.index) == ["byol", "random"]
+    assert paired.loc["random", "n_runs"] == 1
+    assert paired.loc["random", "auc_median"] == pytest.approx(0.2)
+    pooled = convergence_table(results).set_index("pipeline")
+    assert pooled.index[0] == "random" and pooled.loc["random", "n_runs"] == 4

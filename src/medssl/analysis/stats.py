@@ -186,19 +186,40 @@ def _median_iqr(values: pd.Series) -> dict[str, float]:
     return {"median": float(med), "q25": float(q25), "q75": float(q75)}
 
 
+def shared_cells(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose (budget, seed) cell every pipeline in ``results`` ran.
+
+    The same seed at the same budget draws the same labelled subset, so these rows compare
+    pipelines on the same data; a partial study's pipelines otherwise cover different
+    budgets and seeds, and pooling over them mixes budgets (a pipeline run only at small
+    budgets would look worse than one run at all of them).
+    """
+    if results.empty:
+        return results
+    k = results["pipeline"].nunique()
+    ran = results.groupby(["budget", "seed"])["pipeline"].transform("nunique")
+    return results[ran == k]
+
+
 def convergence_table(
-    results: pd.DataFrame, curves: pd.DataFrame | None = None, *, by_budget: bool = False
+    results: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    by_budget: bool = False,
+    paired: bool = False,
 ) -> pd.DataFrame:
     """Steps to 95 % of the final validation IoU and learning-curve AUC per pipeline.
 
     Median and inter-quartile range over the main study's runs (all budgets pooled unless
-    ``by_budget``); missing per-run values are computed from ``curves`` when given.
+    ``by_budget``); missing per-run values are computed from ``curves`` when given. With
+    ``paired``, only the (budget, seed) cells that every pipeline ran (:func:`shared_cells`).
 
     Returns:
         Columns ``pipeline`` (+ ``budget``), ``n_runs``, ``steps_to_95_{median,q25,q75}``,
         ``auc_{median,q25,q75}``, sorted by descending median AUC.
     """
-    df = with_curve_summaries(main_study(results), curves)
+    main = main_study(results)
+    df = with_curve_summaries(shared_cells(main) if paired else main, curves)
     keys = ["pipeline", "budget"] if by_budget else ["pipeline"]
     rows = []
     for key, sub in df.groupby(keys, sort=True):
