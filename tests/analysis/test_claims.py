@@ -21,6 +21,7 @@ from medssl.analysis.claims import (
     pooled_pairs,
 )
 from medssl.analysis.powerlaw import PowerLawBootstrap, PowerLawFit
+from medssl.analysis.stats import paired_wilcoxon
 
 BUDGETS = (1, 3, 10, 30, 100, 300, 1498)
 SEEDS = (0, 13, 42, 123, 1111)
@@ -174,3 +175,30 @@ def test_display_names_each_claim_once() -> None:
     shown = claims_display(table)
     assert (shown["claim"] == PREMISE).sum() == 1 and (table["claim"] == PREMISE).sum() == 2
     assert shown.drop(columns="claim").equals(table.drop(columns="claim"))
+
+
+def test_the_verdict_follows_the_signed_rank_test_not_the_median() -> None:
+    """Many small gains and fewer large losses: the median difference is positive, the
+    signed ranks (and the test's significance) say a is worse. The verdict follows the
+    test: contradicted, not supported."""
+    from medssl.analysis.claims import _direction
+
+    d = np.r_[np.linspace(0.001, 0.016, 16), -np.linspace(0.1, 0.5, 14)]
+    test = paired_wilcoxon(d, np.zeros_like(d))
+    assert test.median_diff > 0 and test.rank_biserial < 0 and test.p_value < 0.05
+    assert _direction(test, test.p_value) == "contradicted"
+    assert _direction(paired_wilcoxon(-d, np.zeros_like(d)), test.p_value) == "supported"
+    assert _direction(test, 0.06) == "not shown"
+
+
+def test_evidence_names_the_budgets_that_gave_pairs_and_when_n_is_too_small() -> None:
+    """A partial study: byol ran seed 0 at 1, 3 and 10 slices only."""
+    df = _results({"random": 0.0, "byol-acdc": 0.05})
+    df = df[(df["pipeline"] == "random") | ((df["seed"] == 0) & (df["budget"] <= 10))]
+    row = _row(judge_claims(df), PREMISE, "byol-acdc")
+    assert "slice budgets 1, 3, 10, 30: 3 pairs (at budgets 1, 3, 10 only)" in row["evidence"]
+    assert "smallest attainable p is 0.25" in row["evidence"]
+    assert row["verdict"] == "not shown"
+    # with every budget paired, no such remark
+    full = _row(judge_claims(_results({"random": 0.0, "byol-acdc": 0.05})), PREMISE, "byol")
+    assert "only)" not in full["evidence"] and "attainable" not in full["evidence"]

@@ -64,3 +64,25 @@ def test_curve_settled_by_hand() -> None:
     assert curve_settled(np.array([5]), np.array([0.3])) is None
     assert curve_settled(np.array([900, 1000]), np.array([0.3, 0.3])) is True
     assert curve_settled(np.array([950, 990]), np.array([0.3, 0.5])) is False
+
+
+def test_tail_rise_tells_a_rising_curve_from_a_noisy_plateau() -> None:
+    from medssl.analysis.curves import curve_settled, tail_rise
+
+    steps = np.arange(0, 1001, 100)  # window: steps 800–1000
+    rising = np.linspace(0.2, 0.9, steps.size)  # 0.07 per 100 steps
+    assert tail_rise(steps, rising) == pytest.approx(0.14)
+    # a plateau whose validations jitter by ±0.01: fails the range rule, rises ≈ 0
+    noisy = np.r_[np.linspace(0.2, 0.8, 8), [0.79, 0.81, 0.79]]
+    assert curve_settled(steps, noisy) is False
+    assert abs(tail_rise(steps, noisy)) < 0.005
+    falling = np.r_[np.linspace(0.2, 0.8, 9), [0.78, 0.76]]
+    assert tail_rise(steps, falling) == pytest.approx(-0.04)
+    # the window starts between validations: the interpolated start point counts
+    late = np.array([0, 950, 1000, 1050, 1200])
+    # window 960–1200: points (960, 0.538), (1000, 0.69), (1050, 0.69), (1200, 0.69)
+    s = np.array([960.0, 1000, 1050, 1200])
+    v = np.array([0.538, 0.69, 0.69, 0.69])
+    expected = np.polyfit(s, v, 1)[0] * 240
+    assert tail_rise(late, np.array([0.1, 0.50, 0.69, 0.69, 0.69])) == pytest.approx(expected)
+    assert tail_rise(np.array([5]), np.array([0.3])) is None

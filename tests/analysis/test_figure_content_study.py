@@ -92,6 +92,12 @@ def test_fig6_has_a_box_per_pipeline_and_budget_of_the_study_metric(tmp_path: Pa
     assert len(boxes) == len(PIPELINES) * len(BUDGETS)
     for p in PIPELINES:
         assert sum(b.get_gid() == f"box:{p}" for b in boxes) == len(BUDGETS)
+    # every run is also a point in its pipeline's colour (a one-run box is only a line)
+    points = {
+        a.get_gid(): a for a in panels[0].get_children() if str(a.get_gid()).startswith("runs:")
+    }
+    assert set(points) == {f"runs:{p}" for p in PIPELINES}
+    assert all(len(a.get_offsets()) == len(BUDGETS) * len(SEEDS) for a in points.values())
     legend = [t.get_text() for leg in out.figure.legends for t in leg.get_texts()]
     assert set(PIPELINES) <= set(legend)
 
@@ -185,3 +191,23 @@ def test_fig8_has_one_point_per_pretraining_epoch(tmp_path: Path) -> None:
     assert np.allclose(line.get_ydata(), results.sort_values("pretrain_epoch")["paper_iou"])
     ax = line.axes
     assert ax.get_xscale() == "symlog" and ax.get_title() == "test IoU (study metric)"
+
+
+def test_report_overlays_show_the_largest_cell_every_pipeline_ran(tmp_path: Path) -> None:
+    """A partial study: only the first pipeline ran the large budgets. Figure 7 shows every
+    pipeline at the largest budget and first seed they all ran, not the first pipeline at
+    its own largest (150 times the labels of the others)."""
+    results = _results()
+    first = PIPELINES[0]
+    partial = results[(results["pipeline"] == first) | (results["budget"] <= 15)]
+    partial = partial[(partial["pipeline"] == first) | (partial["seed"] == 13)]
+    partial = partial.assign(run_dir=[str(tmp_path / "runs" / r) for r in partial["run_id"]])
+    for run in partial["run_dir"]:
+        _png(Path(run) / "overlays" / "patient001_ED.png", 0.5)
+    picked = _overlays(partial, tmp_path, list(PIPELINES))
+    assert {v[0].parent.name for v in picked.values()} == {f"{p}_15-slices" for p in PIPELINES}
+    assert (picked[first][0].parent / "source_run.txt").read_text().strip() == f"{first}-15-13"
+    # its panels are titled with the run's folder, which names the budget
+    out = figures.plot_overlays(picked, tmp_path / "fig7")
+    titles = {ax.get_title().split("\n")[0] for ax in out.figure.axes if ax.get_title()}
+    assert titles == {f"{p}_15-slices" for p in PIPELINES}

@@ -130,3 +130,36 @@ def test_fit_pipelines_skips_pipelines_with_few_budgets() -> None:
         assert row[f"{name}_lo"] <= row[f"{name}_hi"]
     assert row["n_points"] == 30 and row["n_boot_ok"] + row["n_boot_failed"] == 20
     assert row["gamma"] == pytest.approx(0.08, rel=0.15)
+
+
+def test_one_run_per_budget_gives_a_fit_without_an_interval() -> None:
+    """Resampling within budgets cannot vary single runs: no bootstrap, no interval (not a
+    zero-width one that reads as certainty), and a note that says why."""
+    rows = [
+        {
+            "study": "main",
+            "pipeline": "one-seed",
+            "labelled_slices": b,
+            "budget": b,
+            "seed": 0,
+            "test_slice_iou_mean": 1 - power_law(b, 0.6, -0.6, 0.08),
+        }
+        for b in BUDGETS
+    ]
+    fits, notes = fit_pipelines(pd.DataFrame(rows), rng=np.random.default_rng(0), n_boot=20)
+    assert fits["one-seed"].samples.shape[0] == 0
+    row = fits_table(fits).iloc[0]
+    assert row["gamma"] == pytest.approx(0.08, rel=0.05)
+    assert np.isnan(row["gamma_lo"]) and np.isnan(row["transition_hi"])
+    assert any("one run per budget" in n and "no bootstrap interval" in n for n in notes)
+    from medssl.analysis.report import power_law_display
+
+    shown = power_law_display(fits_table(fits), max(BUDGETS)).iloc[0]
+    assert "[" not in shown["γ (irreducible)"] and shown["bootstrap fits"] == "0/0"
+
+
+def test_astronomical_transitions_are_written_in_scientific_notation() -> None:
+    from medssl.analysis.report import _slices
+
+    assert _slices(1498.0) == "1498" and _slices(7.25) == "7.2"
+    assert _slices(5.3e70) == "5.3e+70"

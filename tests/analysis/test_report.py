@@ -378,3 +378,53 @@ def test_best_pipeline_is_chosen_on_the_seeds_every_pipeline_ran() -> None:
     assert best.loc[30, "best pipeline"] == "random" and best.loc[30, "seeds"] == "unpaired"
     # one pipeline: no runner-up
     assert np.isnan(best.loc[100, "margin"]) and best.loc[100, "pipelines"] == 1
+
+
+def test_a_partial_study_compares_pipelines_on_the_seeds_they_all_ran(
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    """byol-acdc has only seed 0 at the smallest budget, random all three: the per-budget
+    table compares them on seed 0 (random's other seeds are named as left out), while the
+    paired tests and fits still use every run."""
+    from medssl.analysis.stats import equal_seeds, metrics_table
+
+    results, curves = study
+    small = min(BUDGETS)
+    gone = (results["pipeline"] == "byol-acdc") & (results["budget"] == small)
+    gone &= results["seed"] != 0
+    partial = results[~gone]
+    equal = equal_seeds(partial)
+    at_small = equal[(equal["budget"] == small) & (equal["study"] == "main")]
+    assert set(at_small["seed"]) == {0} and at_small["pipeline"].nunique() == len(PIPELINES)
+    assert len(equal[equal["budget"] == max(BUDGETS)]) == len(PIPELINES) * len(SEEDS)
+    assert (equal["study"] == "length").sum() == (partial["study"] == "length").sum()
+    kept = equal_seeds(curves[~curves["run_id"].isin(results.loc[gone, "run_id"])])
+    assert set(kept.loc[(kept["budget"] == small) & (kept["study"] == "main"), "seed"]) == {0}
+    table = metrics_table(equal).set_index(["budget", "pipeline"])
+    seed0 = partial[(partial["budget"] == small) & (partial["seed"] == 0)]
+    expected = seed0.set_index("pipeline")["test_slice_iou_mean"]
+    for p in PIPELINES:
+        assert table.loc[(small, p), "n"] == 1
+        assert table.loc[(small, p), "test_slice_iou_mean_mean"] == pytest.approx(expected[p])
+    write_report(partial, curves, tmp_path, "Partial", synthetic=True, n_boot=10)
+    md = (tmp_path / "report.md").read_text()
+    other = len(PIPELINES) - 1  # the pipelines whose seeds 1 and 2 at the small budget wait
+    assert f"at that budget has yet: {2 * other} run(s)" in md
+    assert f"random at {small}: seeds 1, 2" in md
+    assert "at each budget over the seeds every pipeline there ran" in md
+
+
+def test_transition_is_caveated_when_the_largest_budget_did_not_converge(
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    results, curves = study
+    results = results.assign(converged=True)
+    write_report(results, curves, tmp_path / "ok", "Conv", synthetic=True, n_boot=10)
+    assert "miss the convergence rule" not in (tmp_path / "ok" / "report.md").read_text()
+    top = results["budget"] == max(BUDGETS)
+    first = results.index[top & (results["pipeline"] == "random")][:2]
+    results.loc[first, "converged"] = False
+    write_report(results, curves, tmp_path / "no", "Conv", synthetic=True, n_boot=10)
+    md = (tmp_path / "no" / "report.md").read_text()
+    n = int(top.sum())
+    assert f"At the largest budget 2 of {n} fitted runs miss the convergence rule" in md

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from medssl.analysis.stats import (
+    convergence_share,
     convergence_table,
+    equal_seeds,
     format_mean_std,
     holm,
     metrics_table,
@@ -159,3 +161,58 @@ def test_paired_convergence_table_pools_only_cells_every_pipeline_ran() -> None:
     assert paired.loc["random", "auc_median"] == pytest.approx(0.2)
     pooled = convergence_table(results).set_index("pipeline")
     assert pooled.index[0] == "random" and pooled.loc["random", "n_runs"] == 4
+
+
+def test_convergence_share_counts_runs_still_rising_from_the_curves() -> None:
+    """Two runs miss the range rule: one still climbs, one jitters on a plateau."""
+    steps = np.arange(0, 1001, 100)
+    climbing = np.linspace(0.2, 0.9, steps.size)
+    jitter = np.r_[np.linspace(0.2, 0.8, 8), [0.79, 0.81, 0.79]]
+    curves = pd.DataFrame(
+        {
+            "run_id": np.repeat(["up", "flat"], steps.size),
+            "step": np.tile(steps, 2),
+            "val_iou": np.r_[climbing, jitter],
+        }
+    )
+    results = pd.DataFrame(
+        {
+            "run_id": ["up", "flat"],
+            "study": "main",
+            "pipeline": "random",
+            "budget": 10,
+            "seed": [0, 1],
+            "converged": [False, False],
+        }
+    )
+    row = convergence_share(results, curves).iloc[0]
+    assert row["runs"] == 2 and row["converged"] == 0
+    assert row["still rising"] == 1
+    assert row["median rise"] == pytest.approx(
+        (0.14 + np.polyfit([800, 900, 1000], [0.79, 0.81, 0.79], 1)[0] * 200) / 2
+    )
+    assert "still rising" not in convergence_share(results).columns
+
+
+def test_equal_seeds_keeps_per_budget_the_seeds_every_pipeline_there_ran() -> None:
+    rows = [
+        ("random", 1, 0),
+        ("random", 1, 1),
+        ("byol", 1, 0),
+        ("random", 30, 0),
+        ("random", 30, 1),  # byol never ran 30: both random seeds stay
+    ]
+    df = pd.DataFrame(rows, columns=["pipeline", "budget", "seed"]).assign(study="main")
+    length = pd.DataFrame([{"pipeline": "byol", "budget": 1, "seed": 5, "study": "length"}])
+    df = pd.concat([df, length])
+    df = df.reset_index(drop=True)
+    kept = equal_seeds(df)
+    assert sorted(map(tuple, kept[["pipeline", "budget", "seed", "study"]].to_numpy())) == sorted(
+        [
+            ("byol", 1, 0, "main"),
+            ("random", 1, 0, "main"),
+            ("random", 30, 0, "main"),
+            ("random", 30, 1, "main"),
+            ("byol", 1, 5, "length"),  # other studies untouched
+        ]
+    )

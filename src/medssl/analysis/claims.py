@@ -94,17 +94,27 @@ def pooled_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Values of ``metric`` for pipelines ``a`` and ``b`` matched by (budget, seed), over
     ``budgets`` (all budgets when ``None``); unmatched runs are left out."""
+    wide = _pair_table(main, a, b, metric, budgets)
+    return wide[a].to_numpy(float), wide[b].to_numpy(float)
+
+
+def _pair_table(
+    main: pd.DataFrame, a: str, b: str, metric: str, budgets: Sequence[float] | None
+) -> pd.DataFrame:
+    """:func:`pooled_pairs` as a table: index (budget, seed), columns ``a`` and ``b``."""
+    empty = pd.DataFrame(
+        {a: [], b: []}, index=pd.MultiIndex.from_tuples([], names=["budget", "seed"])
+    )
     sub = main if budgets is None else main[main["budget"].isin(list(budgets))]
     sub = sub[sub["pipeline"].isin([a, b])]
     if sub.empty or metric not in sub:
-        return np.array([]), np.array([])
+        return empty
     wide = sub.pivot_table(
         index=["budget", "seed"], columns="pipeline", values=metric, aggfunc="mean"
     )
     if a not in wide or b not in wide:
-        return np.array([]), np.array([])
-    wide = wide[[a, b]].dropna()
-    return wide[a].to_numpy(float), wide[b].to_numpy(float)
+        return empty
+    return wide[[a, b]].dropna()
 
 
 def _budgets_text(budgets: Sequence[float]) -> str:
@@ -121,6 +131,7 @@ class _Test:
     y: np.ndarray
     test: PairedTest
     p_holm: float
+    budgets: tuple[float, ...]  # the budgets that gave pairs
 
 
 def _tests(
@@ -130,29 +141,48 @@ def _tests(
     budgets: Sequence[float] | None,
 ) -> list[_Test]:
     """Pooled paired tests of ``a − b`` for each pair and their Holm-adjusted p-values."""
-    values = [(a, b, *pooled_pairs(main, a, b, metric, budgets)) for a, b in pairs]
-    tests = [paired_wilcoxon(x, y) for _, _, x, y in values]
+    tables = [(a, b, _pair_table(main, a, b, metric, budgets)) for a, b in pairs]
+    tests = [paired_wilcoxon(w[a].to_numpy(float), w[b].to_numpy(float)) for a, b, w in tables]
     adjusted = holm([t.p_value for t in tests])
     return [
-        _Test(a, b, x, y, t, float(p))
-        for (a, b, x, y), t, p in zip(values, tests, adjusted, strict=True)
+        _Test(
+            a,
+            b,
+            w[a].to_numpy(float),
+            w[b].to_numpy(float),
+            t,
+            float(p),
+            tuple(sorted(w.index.get_level_values("budget").unique())),
+        )
+        for (a, b, w), t, p in zip(tables, tests, adjusted, strict=True)
     ]
 
 
 def _direction(test: PairedTest, p_holm: float) -> str:
-    """``supported`` (x > y), ``contradicted`` (x < y) or ``not shown``."""
+    """``supported`` (x > y), ``contradicted`` (x < y) or ``not shown``.
+
+    The direction is the signed-rank test's own: the sign of T⁺ − T⁻ (the rank-biserial
+    correlation), not of the median difference, which can disagree with it when many
+    small differences go one way and a few large ones the other.
+    """
     if not np.isfinite(p_holm) or p_holm >= ALPHA:
         return "not shown"
-    return "supported" if test.median_diff > 0 else "contradicted"
+    return "supported" if test.rank_biserial > 0 else "contradicted"
 
 
-def _evidence(test: PairedTest, p_holm: float, what: str) -> str:
+def _evidence(t: _Test, what: str, considered: Sequence[float] | None = None) -> str:
+    """``what`` and the test's figures; names the budgets that gave pairs when they are
+    fewer than the ``considered`` ones, and when so few pairs cannot reach significance."""
+    test, p_holm = t.test, t.p_holm
+    pairs = f"{test.n_pairs} pairs"
+    if considered is not None and t.budgets and set(t.budgets) != set(considered):
+        pairs += f" (at budgets {_budgets_text(t.budgets)} only)"
     if not np.isfinite(test.p_value):
-        return f"{what}: {test.n_pairs} pairs, no test ({test.note})"
+        return f"{what}: {pairs}, no test ({test.note})"
     return (
-        f"{what}: {test.n_pairs} pairs, median difference {test.median_diff:+.3f}, "
+        f"{what}: {pairs}, median difference {test.median_diff:+.3f}, "
         f"rank-biserial r = {test.rank_biserial:+.2f}, p = {test.p_value:.3g} "
-        f"(Holm: {p_holm:.3g})"
+        f"(Holm: {p_holm:.3g})" + (f"; {test.note}" if test.note else "")
     )
 
 
@@ -173,17 +203,18 @@ def _versus_each(
     when any other beats it, else not shown (Holm over all the claim's comparisons)."""
     pairs = [(s, o) for s in subjects for o in others]
     tests = _tests(main, pairs, metric, budgets)
+    considered = sorted(main["budget"].unique()) if budgets is None else list(budgets)
     rows = []
     for s in subjects:
-        mine = [(t.b, t.test, t.p_holm) for t in tests if t.a == s]
-        calls = [_direction(t, p) for _, t, p in mine]
+        mine = [t for t in tests if t.a == s]
+        calls = [_direction(t.test, t.p_holm) for t in mine]
         if calls and all(c == "supported" for c in calls):
             verdict = "supported"
         elif "contradicted" in calls:
             verdict = "contradicted"
         else:
             verdict = "not shown"
-        evidence = "; ".join(_evidence(t, p, f"{s} − {o}, {what}") for o, t, p in mine)
+        evidence = "; ".join(_evidence(t, f"{s} − {t.b}, {what}", considered) for t in mine)
         rows.append(Verdict(claim, f"{s} vs {', '.join(others)}", evidence, verdict))
     return rows
 
@@ -278,7 +309,9 @@ def _speedup(main: pd.DataFrame, hierarchical: Sequence[str], supervised: str) -
         faster = _direction(test, p)  # supervised − hierarchical > 0: hierarchical is faster
         if faster == "supported" and not ratio >= 4:
             faster = "not shown"
-        evidence = _evidence(test, p, f"steps to 95 %, {supervised} − {h}, all budgets")
+        evidence = _evidence(
+            t, f"steps to 95 %, {supervised} − {h}, all budgets", sorted(main["budget"].unique())
+        )
         rows.append(
             Verdict(
                 FOUR_TO_FIVE,

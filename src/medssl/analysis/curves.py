@@ -67,12 +67,48 @@ def curve_settled(
     Returns:
         ``None`` for a curve of fewer than two validations (it cannot tell).
     """
+    window = _tail_window(steps, values, tail)
+    if window is None:
+        return None
+    return bool(window[1].max() - window[1].min() < tolerance)
+
+
+def tail_rise(steps: np.ndarray, values: np.ndarray, tail: float = SETTLED_TAIL) -> float | None:
+    """How much a learning curve still rises over its last ``tail`` of training.
+
+    medssl's companion to :func:`curve_settled` (not part of issue 15's rule): the slope
+    of a least-squares line through the same window (the curve interpolated at the
+    window's start, then every validation inside it), times the window's length in
+    steps. A curve that is still improving gives a clear positive rise; a plateau with
+    noisy validations gives a rise near zero even when its range fails the rule, and an
+    over-fitting curve a negative one.
+
+    Returns:
+        The fitted change in the metric's units, or ``None`` for fewer than two points.
+    """
+    window = _tail_window(steps, values, tail)
+    if window is None or window[0][-1] <= window[0][0]:
+        return None
+    s, v = window
+    slope = np.polyfit(s, v, 1)[0]
+    return float(slope * (s[-1] - s[0]))
+
+
+def _tail_window(
+    steps: np.ndarray, values: np.ndarray, tail: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, values) from ``(1 - tail)`` × the last step on, the curve linearly
+    interpolated at the window's start; ``None`` for a curve of fewer than two points."""
     steps, values = np.asarray(steps, float), np.asarray(values, float)
     if steps.size < 2:
         return None
     order = np.argsort(steps)
     steps, values = steps[order], values[order]
     start = (1.0 - tail) * steps[-1]
-    inside = values[steps >= start]  # never empty: the last validation is inside
-    window = np.r_[np.interp(start, steps, values), inside] if steps[0] < start else inside
-    return bool(window.max() - window.min() < tolerance)
+    inside = steps >= start  # never empty: the last validation is inside
+    if steps[0] < start and steps[inside][0] > start:  # no validation at the start
+        return (
+            np.r_[start, steps[inside]],
+            np.r_[np.interp(start, steps, values), values[inside]],
+        )
+    return steps[inside], values[inside]

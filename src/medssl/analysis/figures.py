@@ -341,6 +341,18 @@ def _efficiency_panel(
         )
         for box in parts["boxes"]:
             box.set_gid(f"box:{name}")
+        # each run as a point in the pipeline's colour: a box of one run is only a line
+        xs = np.concatenate([np.full(len(d), x) for d, x in zip(data, pos, strict=True)])
+        pts = ax.scatter(
+            xs,
+            np.concatenate(data),
+            s=7,
+            color=colors[name],
+            edgecolors="black",
+            linewidths=0.3,
+            zorder=4,
+        )
+        pts.set_gid(f"runs:{name}")
     # wide enough for every dodged box (9 pipelines at 2 budgets reach ±0.4 decades)
     pad = max(0.25, float(np.abs(offsets).max() + width))
     x_range = (budget_x.min() - pad, budget_x.max() + pad)
@@ -555,6 +567,13 @@ def plot_overlays(
     return _save(fig, stem)
 
 
+def _column_title(pipeline: str, images: Sequence[Path]) -> str:
+    """The images' folder (``<pipeline>_<budget>-slices``, which names the run's budget)
+    when it is the pipeline's, else the pipeline."""
+    folder = images[0].parent.name if images else ""
+    return folder if folder.startswith(f"{pipeline}_") else pipeline
+
+
 def _overlay_columns(
     columns: Mapping[str, Sequence[Path]], stem: Path, max_rows: int | None
 ) -> Plotted:
@@ -578,7 +597,7 @@ def _overlay_columns(
             ax = axes[r, c]
             ax.set_axis_off()
             ax.set_gid(f"overlay:{pipeline}")
-            ax.set_title(f"{pipeline}\n{row}" if r == 0 else row)
+            ax.set_title(f"{_column_title(pipeline, found[pipeline])}\n{row}" if r == 0 else row)
             path = by_stem[pipeline].get(row)
             if path is None:
                 ax.text(0.5, 0.5, "no overlay", ha="center", va="center", transform=ax.transAxes)

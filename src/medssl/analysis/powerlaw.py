@@ -317,10 +317,11 @@ def fit_pipelines(
                 f"({budgets} distinct budgets with results, need ≥ 4)"
             )
             continue
-        if sub.groupby("labelled_slices").size().max() == 1:
+        single = sub.groupby("labelled_slices").size().max() == 1
+        if single:
             notes.append(
-                f"{error}: {pipeline} has one run per budget, so its bootstrap "
-                "intervals have zero width (resampling needs several seeds)"
+                f"{error}: {pipeline} has one run per budget, so its fit has no bootstrap "
+                "interval (resampling within budgets needs several seeds)"
             )
         try:
             fits[pipeline] = bootstrap_power_law(
@@ -328,7 +329,7 @@ def fit_pipelines(
                 sub["_err"].to_numpy(),
                 sub["seed"].to_numpy(),
                 rng=child,
-                n_boot=n_boot,
+                n_boot=0 if single else n_boot,
                 level=level,
                 resample=resample,
                 fraction=fraction,

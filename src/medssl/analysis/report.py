@@ -31,6 +31,7 @@ from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, f
 from medssl.analysis.stats import (
     convergence_share,
     convergence_table,
+    equal_seeds,
     format_mean_std,
     main_study,
     metrics_table,
@@ -41,6 +42,13 @@ from medssl.artifacts.table import check_results, label_column, structure_names
 
 log = logging.getLogger(__name__)
 
+#: medssl's companion to issue 15's convergence rule (analysis.curves.tail_rise).
+RISING_TEXT = (
+    "a least-squares line through the last 20 % of the validation curve gains at least "
+    "0.01 IoU across it; medssl's companion to the rule, not part of it"
+)
+#: Caption suffix of the per-budget tables and figures computed on :func:`equal_seeds`.
+EQUAL_SEEDS_TEXT = ", at each budget over the seeds every pipeline there ran"
 BASELINES = ("random", "imagenet", "supervised-imagenet")
 TRANSITION_TEXT = (
     "Transition n*: the budget at which the reducible error α·n^β of the fit ε(n) = α·n^β + γ "
@@ -92,14 +100,17 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _slices(v: float) -> str:
-    """A budget in slices: whole numbers from 10 up, two significant digits below."""
-    return f"{v:.0f}" if np.isfinite(v) and abs(v) >= 10 else _number(v, 2)
+    """A budget in slices: whole numbers from 10 up to 10⁵, two significant digits below
+    and above (a degenerate fit's n* can be astronomically large)."""
+    return f"{v:.0f}" if np.isfinite(v) and 10 <= abs(v) < 1e5 else _number(v, 2)
 
 
 def _with_ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
     """``"v [lo, hi]"``; ``digits=0`` formats budgets (see :func:`_slices`)."""
     fmt = _slices if digits == 0 else (lambda x: _number(x, digits))
-    return fmt(v) if not np.isfinite(v) else f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+    if not np.isfinite(v) or (np.isnan(lo) and np.isnan(hi)):  # no interval to show
+        return fmt(v)
+    return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
 
 
 def convergence_display(table: pd.DataFrame) -> pd.DataFrame:
@@ -158,13 +169,23 @@ def _summary(
         f"({', '.join(sorted(main['budget_kind'].unique()))}); seeds per cell: "
         f"{_seed_range(main)}."
     )
-    share = convergence_share(results)
+    share = convergence_share(results, curves)
     if not share.empty and share["runs"].sum() > 0:
         done, runs = int(share["converged"].sum()), int(share["runs"].sum())
-        sec.p(
+        text = (
             f"Converged (the last 20 % of the validation curve moved by less than 0.01 IoU): "
             f"{done} of {runs} runs ({100 * done / runs:.0f} %)."
         )
+        if "still rising" in share:
+            rising = int(share["still rising"].sum())
+            text += f" Still rising ({RISING_TEXT}): {rising} of {runs} runs."
+            flat = runs - done - rising
+            if flat > 0:
+                text += (
+                    f" The other {flat} that miss the rule move on a plateau (noisy "
+                    "validations) or fall back."
+                )
+        sec.p(text)
     metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "report")
     if metric is not None:
         label = figs.METRIC_LABELS.get(metric, metric)
@@ -177,15 +198,38 @@ def _summary(
         )
     error, per_pipeline = fits
     if per_pipeline:
+        largest = float(main["labelled_slices"].max())
         ts = "; ".join(
-            f"{p}: {_with_ci(b.fit.transition(b.fraction), *b.ci(b.transitions()), 0)}"
+            f"{p}: {_with_ci(t, *b.ci(b.transitions()), 0)}"
+            + (" (beyond the largest budget)" if np.isfinite(t) and t > largest else "")
             for p, b in per_pipeline.items()
+            for t in [b.fit.transition(b.fraction)]
         )
         sec.p(
             f"Estimated transition budget n* ({error}, slices, 95 % CI): {ts}. "
             "The paper reports the transition at 30–75 labelled slices."
+            + _floor_caveat(main, list(per_pipeline))
         )
     return sec
+
+
+def _floor_caveat(main: pd.DataFrame, pipelines: Sequence[str]) -> str:
+    """A caveat on n* when the fitted pipelines' largest-budget runs did not all converge:
+    their error floor γ may then be the step budget's, not the data's, and a floor set too
+    high puts n* too low."""
+    if "converged" not in main or main.empty:
+        return ""
+    top = main[main["pipeline"].isin(pipelines)]
+    top = top[top["budget"] == top["budget"].max()]
+    known = top["converged"].notna()
+    missed = int((top["converged"][known].astype(str) != "True").sum())
+    if not missed:
+        return ""
+    return (
+        f" At the largest budget {missed} of {int(known.sum())} fitted runs miss the "
+        "convergence rule: an error floor γ set by the fixed number of steps rather than "
+        "by the labels would put n* too low."
+    )
 
 
 def best_per_budget(main: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -300,13 +344,17 @@ def _length(results: pd.DataFrame, paths: list[Path]) -> Section:
 
 def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
     sec = Section("Statistics")
-    main = main_study(results)
-    if main.empty:
+    every = main_study(results)
+    if every.empty:
         sec.p("No main-study runs.")
         return sec
+    main = equal_seeds(every)
+    left_out = _left_out(every, main)
+    if left_out:
+        sec.p(left_out)
     sec.table(
         format_mean_std(metrics_table(main)),
-        "Test metrics per budget and pipeline (mean ± s.d. over seeds):",
+        f"Test metrics per budget and pipeline (mean ± s.d. over seeds{EQUAL_SEEDS_TEXT}):",
     )
     structures = structure_names(main.columns)
     if structures:
@@ -315,26 +363,46 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
         sec.table(
             format_mean_std(per_label),
             "Test 3D Dice per structure of the dataset's label set, per budget and "
-            "pipeline (mean ± s.d. over seeds):",
+            f"pipeline (mean ± s.d. over seeds{EQUAL_SEEDS_TEXT}):",
         )
     _distance_tables(sec, main, structures)
     names = set(main["pipeline"])
     ref = reference or next((b for b in BASELINES if b in names), None)
-    tests = pairwise_tests(main, "test_slice_iou_mean", reference=ref)
+    metric = figs.study_metric(every, figs.STUDY_METRIC, "report") or "test_slice_iou_mean"
+    label = figs.METRIC_LABELS.get(metric, metric)
+    tests = pairwise_tests(every, metric, reference=ref)
     against = f"against {ref}" if ref else "between all pipeline pairs"
     if tests.empty:
         sec.p(
-            f"No paired tests of test mean IoU {against}: no budget has test results for "
+            f"No paired tests of {label} {against}: no budget has test results for "
             "both pipelines of a pair."
         )
         return sec
     sec.table(
         tests,
-        f"Paired Wilcoxon signed-rank tests of test mean IoU {against} at every "
+        f"Paired Wilcoxon signed-rank tests of {label} {against} at every "
         "budget (pairs matched by seed, difference = pipeline_a − pipeline_b; effect size: "
         "matched-pairs rank-biserial correlation; p_holm: Holm-adjusted over the table):",
     )
     return sec
+
+
+def _left_out(every: pd.DataFrame, equal: pd.DataFrame) -> str:
+    """What :func:`equal_seeds` left out of the per-budget tables and figures, or ''."""
+    gone = main_study(every).drop(index=equal.index, errors="ignore")
+    if gone.empty:
+        return ""
+    cells = "; ".join(
+        f"{p} at {b}: seed{'s' if len(g) > 1 else ''} {', '.join(str(x) for x in sorted(g))}"
+        for (p, b), g in gone.groupby(["pipeline", "budget"], sort=True)["seed"]
+    )
+    return (
+        f"Per-budget tables and figures 5a/5b compare the pipelines at each budget on the "
+        f"seeds they all ran there (the same labelled subsets). Left out of them, as runs "
+        f"of a seed not every pipeline at that budget has yet: {len(gone)} run(s) ({cells}). "
+        "They count in the power-law fits, the paired tests and the claims, which pair "
+        "runs themselves."
+    )
 
 
 def _distance_tables(sec: Section, main: pd.DataFrame, structures: Sequence[str]) -> None:
@@ -352,7 +420,8 @@ def _distance_tables(sec: Section, main: pd.DataFrame, structures: Sequence[str]
         sec.table(
             format_mean_std(table, digits=1),
             f"Test HD95 ({units}) per structure, mean over ED and ES, without and with "
-            "('pp') the run's largest-component post-processing (mean ± s.d. over seeds):",
+            "('pp') the run's largest-component post-processing (mean ± s.d. over "
+            f"seeds{EQUAL_SEEDS_TEXT}):",
         )
     clinical = [c for c in main.columns if c.startswith("clinical_mae_")]
     if clinical and main[clinical].notna().any().any():
@@ -363,11 +432,11 @@ def _distance_tables(sec: Section, main: pd.DataFrame, structures: Sequence[str]
             format_mean_std(table, digits=1),
             "Clinical indices at the largest budget: mean absolute error against the "
             "reference segmentation's (EDV/ESV ml, EF %, myocardial mass g; mean ± s.d. "
-            "over seeds):",
+            f"over seeds{EQUAL_SEEDS_TEXT}):",
         )
 
 
-def _sub_studies(results: pd.DataFrame) -> Section:
+def _sub_studies(results: pd.DataFrame, curves: pd.DataFrame | None = None) -> Section:
     """One table per further budget family (``study`` other than main and length), and
     the convergence share of every cell."""
     sec = Section("Further budget families and convergence")
@@ -379,14 +448,20 @@ def _sub_studies(results: pd.DataFrame) -> Section:
             f"Sub-study `{sub}` ({', '.join(sorted(rows['budget_kind'].unique()))} budgets): "
             "test metrics per budget and pipeline (mean ± s.d. over seeds):",
         )
-    share = convergence_share(results)
+    share = convergence_share(results, curves)
     if share.empty:
         sec.p("No convergence flags in the results (collected before they existed).")
     else:
         sec.table(
             share,
-            "Runs whose last 20 % of the validation curve moved by less than 0.01 IoU, per "
-            "sub-study, pipeline and budget:",
+            "Runs whose last 20 % of the validation curve moved by less than 0.01 IoU "
+            "(converged, issue 15's rule), per sub-study, pipeline and budget"
+            + (
+                f"; still rising: {RISING_TEXT}; median rise: that line's gain, median "
+                "over the cell's runs:"
+                if "still rising" in share
+                else ":"
+            ),
         )
     return sec
 
@@ -425,8 +500,11 @@ def _sections(
     fig6_columns: Sequence[str] = (),
 ) -> tuple[list[Section], list[Path]]:
     colors = figs.pipeline_colors(results["pipeline"])
-    p5a = figs.plot_learning_curves(curves, fig_dir / "fig5a_learning_curves", colors=colors)
-    p5b = figs.plot_auc_violins(results, fig_dir / "fig5b_auc", curves=curves, colors=colors)
+    equal = equal_seeds(results)
+    p5a = figs.plot_learning_curves(
+        equal_seeds(curves), fig_dir / "fig5a_learning_curves", colors=colors
+    )
+    p5b = figs.plot_auc_violins(equal, fig_dir / "fig5b_auc", curves=curves, colors=colors)
     p6 = figs.plot_data_efficiency(
         results,
         fig_dir / "fig6_data_efficiency",
@@ -442,22 +520,32 @@ def _sections(
     curves_sec.figure(
         p5a,
         "Figure 5a. Validation mean IoU during fine-tuning, mean ± s.d. over "
-        "seeds, one panel per label budget.",
+        f"seeds, one panel per label budget{EQUAL_SEEDS_TEXT}.",
         "No learning curves: figure 5a skipped.",
     )
     auc = Section("Area under the learning curves")
     auc.figure(
         p5b,
         "Figure 5b. Learning-curve AUC (mean validation IoU over training) per "
-        "pipeline, ordered by median (black bar).",
+        f"pipeline, ordered by median (black bar){EQUAL_SEEDS_TEXT}.",
         "No AUC values: figure 5b skipped.",
     )
     _convergence_summary(auc, results, curves)
+    left_out = _left_out(results, equal)
+    if left_out:
+        curves_sec.p(left_out)
     over = Section("Example overlays")
     over.figure(
         p7,
         "Figure 7. Example predictions overlaid on test images"
-        + (", one column per pipeline." if isinstance(overlays, Mapping) else "."),
+        + (
+            ", one column per pipeline, titled with the budget of the run it shows (a "
+            "study report shows the largest budget and first seed that every pipeline "
+            "ran, the same labels for all, or each pipeline's own largest while they "
+            "share none)."
+            if isinstance(overlays, Mapping)
+            else "."
+        ),
         "No overlay images given: figure 7 skipped.",
     )
     headline = next(
@@ -473,7 +561,7 @@ def _sections(
         over,
         _statistics(results, reference),
         _claims(results, fits.get(headline, {})),
-        _sub_studies(results),
+        _sub_studies(results, curves),
     ]
     return sections, [*p5a, *p5b, *p6, *p7, *p8]
 
@@ -655,7 +743,11 @@ def _compute_text(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> st
             parts.append(f"{len(pre)} pretraining runs took {pre.sum() / 3600:.2f} h")
     if not parts:
         return None
-    text = "Measured compute (wall time of each job, from its DONE marker): " + "; ".join(parts)
+    text = (
+        "Measured compute (wall time of each job, from its DONE marker, summed over jobs: "
+        "jobs that ran side by side count each, so this is job time, not elapsed time; only "
+        "the finished jobs of the study's plan): " + "; ".join(parts)
+    )
     devices = _devices(results, pretraining)
     return text + (f". Ran on: {devices}." if devices else ".")
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, wilcoxon
 
-from medssl.analysis.curves import curve_auc, steps_to_fraction
+from medssl.analysis.curves import SETTLED_TOLERANCE, curve_auc, steps_to_fraction, tail_rise
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,25 @@ def shared_cells(results: pd.DataFrame) -> pd.DataFrame:
     return results[ran == k]
 
 
+def equal_seeds(df: pd.DataFrame) -> pd.DataFrame:
+    """The main-study rows whose seed every pipeline at that budget ran (other studies'
+    rows as they are).
+
+    Per budget, the pipelines that ran it are compared on the same labelled subsets: a
+    partial study where one pipeline has more seeds than another would otherwise average
+    them over different subsets (at few labels the subset decides much of the result).
+    Works on the results table and on the curves table (one row per validation).
+    """
+    if df.empty:
+        return df
+    sub = main_study(df)
+    k = sub.groupby("budget")["pipeline"].transform("nunique")
+    ran = sub.groupby(["budget", "seed"])["pipeline"].transform("nunique")
+    keep = pd.Series(True, index=df.index)
+    keep[sub.index] = ran == k
+    return df[keep]
+
+
 def convergence_table(
     results: pd.DataFrame,
     curves: pd.DataFrame | None = None,
@@ -284,13 +303,19 @@ def format_mean_std(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return out
 
 
-def convergence_share(results: pd.DataFrame) -> pd.DataFrame:
+def convergence_share(results: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """Share of runs whose validation curve converged (``converged`` column, issue 15's
     rule) per sub-study, pipeline and budget.
 
+    With ``curves``, also how many runs that miss the rule are still rising
+    (:func:`tail_rise` ≥ the rule's 0.01 IoU: a line fitted to the last 20 % of the curve
+    gains at least that much) and the median rise, which tell a curve still improving from
+    a noisy plateau.
+
     Returns:
         Columns ``study``, ``pipeline``, ``budget``, ``runs``, ``converged`` (count) and
-        ``share``; empty when the table has no ``converged`` column.
+        ``share`` (+ ``still rising``, ``median rise`` with curves); empty when the table
+        has no ``converged`` column.
     """
     cols = ["study", "pipeline", "budget", "runs", "converged", "share"]
     if "converged" not in results or results.empty:
@@ -298,7 +323,17 @@ def convergence_share(results: pd.DataFrame) -> pd.DataFrame:
     flag = results["converged"].map(lambda v: v is True or v == 1 or str(v) == "True")
     known = results["converged"].notna()
     df = results.assign(_flag=flag & known, _known=known)
+    aggs = {"runs": ("_known", "sum"), "converged": ("_flag", "sum")}
+    if curves is not None and not curves.empty:
+        rises = {
+            run: tail_rise(g["step"].to_numpy(float), g["val_iou"].to_numpy(float))
+            for run, g in curves.groupby("run_id", sort=False)
+        }
+        rise = df["run_id"].map(lambda r: rises.get(r)).astype(float)
+        df = df.assign(_rise=rise, _rising=(rise >= SETTLED_TOLERANCE) & ~df["_flag"])
+        aggs |= {"still rising": ("_rising", "sum"), "median rise": ("_rise", "median")}
+        cols += ["still rising", "median rise"]
     grouped = df.groupby(["study", "pipeline", "budget"], sort=True)
-    out = grouped.agg(runs=("_known", "sum"), converged=("_flag", "sum")).reset_index()
+    out = grouped.agg(**aggs).reset_index()
     out["share"] = out["converged"] / out["runs"].where(out["runs"] > 0)
     return out[cols]

@@ -48,16 +48,22 @@ def _overlays(
     results, root: Path, order: list[str] | None = None, per_pipeline: int = 2
 ) -> dict[str, list[Path]]:
     """Figure 7's images: for EVERY pipeline with main-study runs (in study order), up to
-    ``per_pipeline`` overlays of its run at its largest budget and first seed, the same test
-    volumes for every pipeline where possible, copied under names that say which pipeline
-    and budget they show (``figures/overlay_examples/<pipeline>_<budget>-slices/``, with
-    the source run's id in ``source_run.txt``)."""
+    ``per_pipeline`` overlays of one of its runs, the same test volumes for every pipeline
+    where possible, copied under names that say which pipeline and budget they show
+    (``figures/overlay_examples/<pipeline>_<budget>-slices/``, with the source run's id in
+    ``source_run.txt``). The runs are the largest budget and first seed that every pipeline
+    ran (the same labels for all); where no such cell exists yet, each pipeline's own
+    largest budget and first seed."""
     if results.empty:
         return {}
     main = results[results["study"] == "main"]
     if main.empty:
         return {}
     order = [p for p in (order or sorted(main["pipeline"].unique())) if p in set(main["pipeline"])]
+    shared = main[main.groupby(["budget", "seed"])["pipeline"].transform("nunique") == len(order)]
+    if not shared.empty:
+        top = shared[shared["budget"] == shared["budget"].max()]
+        main = top[top["seed"] == top["seed"].min()]
     runs = {}
     for pipeline in order:
         sub = main[main["pipeline"] == pipeline]
