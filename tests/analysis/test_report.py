@@ -428,3 +428,16 @@ def test_transition_is_caveated_when_the_largest_budget_did_not_converge(
     md = (tmp_path / "no" / "report.md").read_text()
     n = int(top.sum())
     assert f"At the largest budget 2 of {n} fitted runs miss the convergence rule" in md
+
+
+def test_converged_runs_that_learned_little_are_called_out(
+    study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    results, curves = study
+    results = results.assign(converged=True)
+    write_report(results, curves, tmp_path / "a", "Low", synthetic=True, n_boot=10)
+    assert "learned little" not in (tmp_path / "a" / "report.md").read_text()
+    results.loc[results.index[:3], "final_val_iou"] = 0.05
+    write_report(results, curves, tmp_path / "b", "Low", synthetic=True, n_boot=10)
+    md = (tmp_path / "b" / "report.md").read_text()
+    assert "3 of them end below 0.1 validation IoU" in md

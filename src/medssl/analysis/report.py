@@ -42,6 +42,9 @@ from medssl.artifacts.table import check_results, label_column, structure_names
 
 log = logging.getLogger(__name__)
 
+#: Below this final validation IoU a run that meets the convergence rule is called out as
+#: flat for want of learning (e.g. one labelled slice), not converged in the usual sense.
+LOW_VAL_IOU = 0.1
 #: medssl's companion to issue 15's convergence rule (analysis.curves.tail_rise).
 RISING_TEXT = (
     "a least-squares line through the last 20 % of the validation curve gains at least "
@@ -176,6 +179,12 @@ def _summary(
             f"Converged (the last 20 % of the validation curve moved by less than 0.01 IoU): "
             f"{done} of {runs} runs ({100 * done / runs:.0f} %)."
         )
+        low = _converged_low(results)
+        if low:
+            text += (
+                f" {low} of them end below {LOW_VAL_IOU} validation IoU: flat because they "
+                "learned little from their labels, not because training ran its course."
+            )
         if "still rising" in share:
             rising = int(share["still rising"].sum())
             text += f" Still rising ({RISING_TEXT}): {rising} of {runs} runs."
@@ -211,6 +220,15 @@ def _summary(
             + _floor_caveat(main, list(per_pipeline))
         )
     return sec
+
+
+def _converged_low(results: pd.DataFrame) -> int:
+    """Runs that meet the convergence rule with a final validation IoU under
+    :data:`LOW_VAL_IOU`."""
+    if "final_val_iou" not in results or "converged" not in results:
+        return 0
+    flag = results["converged"].map(lambda v: v is True or v == 1 or str(v) == "True")
+    return int((flag & (results["final_val_iou"].astype(float) < LOW_VAL_IOU)).sum())
 
 
 def _floor_caveat(main: pd.DataFrame, pipelines: Sequence[str]) -> str:
