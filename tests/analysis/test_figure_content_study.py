@@ -211,3 +211,23 @@ def test_report_overlays_show_the_largest_cell_every_pipeline_ran(tmp_path: Path
     out = figures.plot_overlays(picked, tmp_path / "fig7")
     titles = {ax.get_title().split("\n")[0] for ax in out.figure.axes if ax.get_title()}
     assert titles == {f"{p}_15-slices" for p in PIPELINES}
+
+
+def test_fig6_draws_a_fit_dashed_beyond_the_pipelines_own_budgets(tmp_path: Path) -> None:
+    results = _results()
+    first = PIPELINES[0]
+    partial = results[(results["pipeline"] != first) | (results["budget"] <= 30)]
+    out = figures.plot_data_efficiency(partial, tmp_path / "fig6", n_boot=10)
+    (ax,) = [a for a in out.figure.axes if a.get_visible() and a.get_title()]
+    dashed = [ln for ln in ax.get_lines() if ln.get_gid() == "fit-extrapolated"]
+    solid = [ln for ln in ax.get_lines() if ln.get_gid() == "fit"]
+    assert len(solid) == len(PIPELINES)
+    # the partial pipeline extrapolates above 30 slices; the others only in the margins
+    beyond = [ln for ln in dashed if np.nanmax(ln.get_xdata()) > np.log10(max(BUDGETS))]
+    far = [
+        ln for ln in dashed if np.nanmin(ln.get_xdata()) < np.log10(31) < np.nanmax(ln.get_xdata())
+    ]
+    assert len(far) == 1 and len(beyond) >= 1
+    for ln in solid:
+        xs = np.asarray(ln.get_xdata(), float)
+        assert np.nanmin(xs) >= np.log10(min(BUDGETS)) - 1e-6

@@ -296,10 +296,21 @@ def _fit_overlay(
     boot: PowerLawBootstrap,
     color: Any,
     x_range: tuple[float, float],
+    data_range: tuple[float, float] | None = None,
 ) -> None:
-    """Fitted curve, its bootstrap band and the transition n* with its CI."""
+    """Fitted curve, its bootstrap band and the transition n* with its CI; the curve is
+    solid over the pipeline's own budgets (``data_range``, log10) and dashed where it
+    extrapolates."""
     grid = np.logspace(*x_range, 200)
-    ax.plot(np.log10(grid), boot.fit.predict(grid), color=color, lw=1.3)
+    x, y = np.log10(grid), boot.fit.predict(grid)
+    lo_d, hi_d = data_range or x_range
+    inside = (x >= lo_d - 1e-9) & (x <= hi_d + 1e-9)
+    line = ax.plot(np.where(inside, x, np.nan), y, color=color, lw=1.3)[0]
+    line.set_gid("fit")
+    for part in (x <= lo_d, x >= hi_d):  # extrapolation on either side
+        if part.sum() > 1:
+            extra = ax.plot(x[part], y[part], color=color, lw=0.9, ls="--", alpha=0.8)[0]
+            extra.set_gid("fit-extrapolated")
     if boot.samples.shape[0] >= 10:
         lo, hi = boot.band(grid)
         ax.fill_between(np.log10(grid), lo, hi, color=color, alpha=0.15, lw=0)
@@ -358,7 +369,8 @@ def _efficiency_panel(
     x_range = (budget_x.min() - pad, budget_x.max() + pad)
     for name in names:
         if name in fits:
-            _fit_overlay(ax, fits[name], colors[name], x_range)
+            own = df.loc[df["pipeline"] == name, "_x"]
+            _fit_overlay(ax, fits[name], colors[name], x_range, (own.min(), own.max()))
     ticks = sorted(df.groupby("budget")["labelled_slices"].median().round().astype(int))
     ax.xaxis.set_major_locator(FixedLocator(np.log10(ticks)))
     ax.set_xticklabels([str(t) for t in ticks], rotation=45 if len(ticks) > 6 else 0)
@@ -435,6 +447,7 @@ def plot_data_efficiency(
     law = r"power law $\alpha n^{\beta} + \gamma$ (95 % band)"
     extra = [
         Line2D([], [], color="grey", lw=1.3, label=law),
+        Line2D([], [], color="grey", lw=0.9, ls="--", label="extrapolated beyond its budgets"),
         Line2D(
             [],
             [],
