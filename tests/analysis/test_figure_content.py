@@ -168,7 +168,8 @@ def test_fig6_one_box_per_pipeline_and_budget_in_every_panel(
         np.testing.assert_allclose(medians, expected, rtol=1e-12)
     (legend,) = fig.legends
     labels = [t.get_text() for t in legend.get_texts()]
-    assert labels[: len(PIPELINES)] == sorted(PIPELINES) and len(labels) == len(PIPELINES) + 2
+    assert labels[: len(PIPELINES)] == sorted(PIPELINES) and len(labels) == len(PIPELINES) + 3
+    assert "extrapolated beyond its budgets" in labels
 
 
 def test_fig8_one_curve_per_pretraining_epoch_and_test_iou_points(

@@ -163,3 +163,31 @@ def test_astronomical_transitions_are_written_in_scientific_notation() -> None:
 
     assert _slices(1498.0) == "1498" and _slices(7.25) == "7.2"
     assert _slices(5.3e70) == "5.3e+70"
+
+
+def test_a_fit_without_bootstrap_gets_no_interval_in_claims_or_figure(tmp_path) -> None:
+    from medssl.analysis import figures
+    from medssl.analysis.claims import _under_100
+
+    rows = [
+        {
+            "run_id": f"s-{b}",
+            "study": "main",
+            "pipeline": "supervised-imagenet",
+            "labelled_slices": b,
+            "budget": b,
+            "seed": 0,
+            "test_slice_iou_mean": 1 - power_law(b, 0.6, -0.6, 0.08),
+        }
+        for b in BUDGETS
+    ]
+    df = pd.DataFrame(rows)
+    fits, _ = fit_pipelines(df, rng=np.random.default_rng(0), n_boot=20)
+    verdict = _under_100(fits["supervised-imagenet"], "supervised-imagenet")
+    assert "no bootstrap interval" in verdict.evidence and "nan" not in verdict.evidence
+    assert verdict.verdict == "not shown"
+    out = figures.plot_data_efficiency(
+        df, tmp_path / "fig6", metric="test_slice_iou_mean", fits={"1 − mean IoU": fits}
+    )
+    lines = [ln for ax in out.figure.axes for ln in ax.get_lines()]
+    assert not [ln for ln in lines if ln.get_gid() == "transition-ci"]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from medssl.analysis.stats import (
+    converged_flag,
     convergence_share,
     convergence_table,
     equal_seeds,
@@ -17,6 +18,7 @@ from medssl.analysis.stats import (
     pairwise_tests,
     rank_biserial,
     shared_cells,
+    unpaired_budgets,
 )
 
 
@@ -216,3 +218,66 @@ def test_equal_seeds_keeps_per_budget_the_seeds_every_pipeline_there_ran() -> No
             ("byol", 1, 5, "length"),  # other studies untouched
         ]
     )
+
+
+def test_equal_seeds_survives_a_duplicate_index_and_keeps_unpaired_budgets() -> None:
+    """Tables glued with pd.concat keep duplicate labels; a budget whose pipelines share
+    no seed keeps every run (nothing to pair); ``runs`` filters another table by run."""
+    a = pd.DataFrame(
+        {
+            "run_id": ["r0", "r1", "b0"],
+            "pipeline": ["random", "random", "byol"],
+            "budget": 1,
+            "seed": [0, 1, 0],
+            "study": "main",
+        }
+    )
+    b = pd.DataFrame(
+        {
+            "run_id": ["r5", "b6"],
+            "pipeline": ["random", "byol"],
+            "budget": 30,
+            "seed": [5, 6],
+            "study": "main",
+        }
+    )
+    df = pd.concat([a, b])  # index 0, 1, 2, 0, 1
+    kept = equal_seeds(df)
+    assert sorted(kept["run_id"]) == ["b0", "b6", "r0", "r5"]
+    assert unpaired_budgets(df) == [30]
+    curves = pd.DataFrame(
+        {
+            "run_id": ["r0", "r1", "r1", "b0"],
+            "pipeline": ["random", "random", "random", "byol"],
+            "budget": 1,
+            "seed": [0, 1, 1, 0],
+            "study": "main",
+            "step": [1, 1, 2, 1],
+        }
+    )
+    assert sorted(equal_seeds(curves, df)["run_id"]) == ["b0", "r0"]
+
+
+def test_converged_flag_reads_every_stored_form_and_rising_needs_a_known_flag() -> None:
+    flags = pd.Series([True, "True", 1, 1.0, False, "False", 0.0, None], dtype=object)
+    assert converged_flag(flags).tolist() == [True] * 4 + [False] * 4
+    steps = np.arange(0, 1001, 100)
+    curves = pd.DataFrame(
+        {
+            "run_id": np.repeat(["up", "unknown"], steps.size),
+            "step": np.tile(steps, 2),
+            "val_iou": np.tile(np.linspace(0.2, 0.9, steps.size), 2),
+        }
+    )
+    results = pd.DataFrame(
+        {
+            "run_id": ["up", "unknown"],
+            "study": "main",
+            "pipeline": "random",
+            "budget": 10,
+            "seed": [0, 1],
+            "converged": [0.0, None],
+        }
+    )
+    row = convergence_share(results, curves).iloc[0]
+    assert row["runs"] == 1 and row["still rising"] == 1  # the unknown run is not counted

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from medssl.analysis.numbers import slices
 from medssl.analysis.powerlaw import PowerLawBootstrap
 from medssl.analysis.stats import PairedTest, holm, main_study, paired_wilcoxon
 
@@ -351,10 +352,11 @@ def _under_100(fit: PowerLawBootstrap | None, pipeline: str) -> Verdict:
         return Verdict(UNDER_100, pipeline, "no power-law fit of its error", "not shown")
     lo, hi = fit.ci(fit.transitions())
     n_star = fit.fit.transition(fit.fraction)
-    evidence = (
-        f"transition n* (error at twice its fitted floor) {n_star:.0f} slices, "
-        f"95 % CI {lo:.0f}–{hi:.0f}"
-    )
+    evidence = f"transition n* (error at twice its fitted floor) {slices(n_star)} slices, "
+    if np.isnan(lo) and np.isnan(hi):
+        evidence += "no bootstrap interval (one run per budget)"
+        return Verdict(UNDER_100, pipeline, evidence, "not shown")
+    evidence += f"95 % CI {slices(lo)}–{slices(hi)}"
     if hi < LOW_DATA:
         verdict = "supported"
     elif lo >= LOW_DATA:

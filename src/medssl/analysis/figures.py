@@ -318,10 +318,12 @@ def _fit_overlay(
     if not (np.isfinite(t) and x_range[0] <= np.log10(t) <= x_range[1]):
         return
     t_lo, t_hi = boot.ci(boot.transitions())
-    lo_x = np.log10(max(t_lo, 10 ** x_range[0])) if np.isfinite(t_lo) else np.log10(t)
-    hi_x = np.log10(min(t_hi, 10 ** x_range[1])) if np.isfinite(t_hi) else x_range[1]
     y = float(boot.fit.predict(np.array([t]))[0])
-    ax.plot([lo_x, hi_x], [y, y], color=color, lw=1.0, marker="|", ms=5, zorder=5)
+    if not (np.isnan(t_lo) and np.isnan(t_hi)):  # no bootstrap: the point alone
+        lo_x = np.log10(max(t_lo, 10 ** x_range[0])) if np.isfinite(t_lo) else np.log10(t)
+        hi_x = np.log10(min(t_hi, 10 ** x_range[1])) if np.isfinite(t_hi) else x_range[1]
+        ci = ax.plot([lo_x, hi_x], [y, y], color=color, lw=1.0, marker="|", ms=5, zorder=5)[0]
+        ci.set_gid("transition-ci")
     ax.plot(np.log10(t), y, "D", ms=4.5, color=color, mec="black", mew=0.6, zorder=6)
 
 

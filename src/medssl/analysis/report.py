@@ -27,8 +27,11 @@ from medssl.analysis.claims import (
     claims_summary,
     judge_claims,
 )
+from medssl.analysis.numbers import number as _number
+from medssl.analysis.numbers import slices as _slices
 from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, fits_table
 from medssl.analysis.stats import (
+    converged_flag,
     convergence_share,
     convergence_table,
     equal_seeds,
@@ -37,6 +40,7 @@ from medssl.analysis.stats import (
     metrics_table,
     pairwise_tests,
     shared_cells,
+    unpaired_budgets,
 )
 from medssl.artifacts.table import check_results, label_column, structure_names
 
@@ -87,25 +91,9 @@ class Section:
         self.blocks.append(("fig", png[0], caption) if png else ("p", missing))
 
 
-def _number(v: object, digits: int = 3) -> str:
-    if isinstance(v, float | np.floating):
-        if np.isnan(v):
-            return "—"
-        if np.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
 def _display(df: pd.DataFrame) -> pd.DataFrame:
     """Every cell as display text (floats to 3 significant digits, NaN as —)."""
     return df.astype(object).map(_number) if not df.empty else df
-
-
-def _slices(v: float) -> str:
-    """A budget in slices: whole numbers from 10 up to 10⁵, two significant digits below
-    and above (a degenerate fit's n* can be astronomically large)."""
-    return f"{v:.0f}" if np.isfinite(v) and 10 <= abs(v) < 1e5 else _number(v, 2)
 
 
 def _with_ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
@@ -135,13 +123,18 @@ def convergence_display(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def power_law_display(table: pd.DataFrame, max_budget: float) -> pd.DataFrame:
-    """Fits table (:func:`fits_table`) as ``value [lo, hi]`` strings; flags extrapolated n*."""
+def power_law_display(table: pd.DataFrame, max_budget: float | Mapping[str, float]) -> pd.DataFrame:
+    """Fits table (:func:`fits_table`) as ``value [lo, hi]`` strings; flags an n* beyond
+    the largest budget the pipeline was fitted on (``max_budget``: one for all, or per
+    pipeline)."""
     rows = []
     for r in table.itertuples(index=False):
         t = _with_ci(r.transition, r.transition_lo, r.transition_hi, 0)
-        if np.isfinite(r.transition) and r.transition > max_budget:
-            t += " (beyond largest budget)"
+        largest = (
+            max_budget.get(r.pipeline, np.inf) if isinstance(max_budget, Mapping) else max_budget
+        )
+        if np.isfinite(r.transition) and r.transition > largest:
+            t += " (beyond its largest budget)"
         rows.append(
             {
                 "pipeline": r.pipeline,
@@ -207,10 +200,10 @@ def _summary(
         )
     error, per_pipeline = fits
     if per_pipeline:
-        largest = float(main["labelled_slices"].max())
+        largest = _largest_budgets(main)
         ts = "; ".join(
             f"{p}: {_with_ci(t, *b.ci(b.transitions()), 0)}"
-            + (" (beyond the largest budget)" if np.isfinite(t) and t > largest else "")
+            + (" (beyond its largest budget)" if np.isfinite(t) and t > largest[p] else "")
             for p, b in per_pipeline.items()
             for t in [b.fit.transition(b.fraction)]
         )
@@ -222,31 +215,37 @@ def _summary(
     return sec
 
 
+def _largest_budgets(main: pd.DataFrame) -> dict[str, float]:
+    """Each pipeline's largest budget in labelled slices (what its fit saw)."""
+    return main.groupby("pipeline")["labelled_slices"].max().astype(float).to_dict()
+
+
 def _converged_low(results: pd.DataFrame) -> int:
     """Runs that meet the convergence rule with a final validation IoU under
     :data:`LOW_VAL_IOU`."""
     if "final_val_iou" not in results or "converged" not in results:
         return 0
-    flag = results["converged"].map(lambda v: v is True or v == 1 or str(v) == "True")
+    flag = converged_flag(results["converged"])
     return int((flag & (results["final_val_iou"].astype(float) < LOW_VAL_IOU)).sum())
 
 
 def _floor_caveat(main: pd.DataFrame, pipelines: Sequence[str]) -> str:
-    """A caveat on n* when the fitted pipelines' largest-budget runs did not all converge:
-    their error floor γ may then be the step budget's, not the data's, and a floor set too
-    high puts n* too low."""
+    """A caveat on n* when the fitted pipelines' runs at their own largest budget did not
+    all converge: their error floor γ may then be the step budget's, not the data's, and a
+    floor set too high puts n* too low."""
     if "converged" not in main or main.empty:
         return ""
-    top = main[main["pipeline"].isin(pipelines)]
-    top = top[top["budget"] == top["budget"].max()]
+    fitted = main[main["pipeline"].isin(pipelines)]
+    own_top = fitted["pipeline"].map(_largest_budgets(fitted))
+    top = fitted[fitted["labelled_slices"] == own_top]
     known = top["converged"].notna()
-    missed = int((top["converged"][known].astype(str) != "True").sum())
+    missed = int((~converged_flag(top["converged"]) & known).sum())
     if not missed:
         return ""
     return (
-        f" At the largest budget {missed} of {int(known.sum())} fitted runs miss the "
-        "convergence rule: an error floor γ set by the fixed number of steps rather than "
-        "by the labels would put n* too low."
+        f" At each fitted pipeline's largest budget, {missed} of {int(known.sum())} runs "
+        "miss the convergence rule: an error floor γ set by the fixed number of steps "
+        "rather than by the labels would put n* too low."
     )
 
 
@@ -329,7 +328,7 @@ def _efficiency(
         "No main-study test metrics: figure 6 skipped.",
     )
     sec.p(TRANSITION_TEXT)
-    max_budget = float(main_study(results)["labelled_slices"].max()) if len(results) else np.inf
+    max_budget = _largest_budgets(main_study(results))
     for error, per_pipeline in fits.items():
         if per_pipeline:
             sec.table(
@@ -367,9 +366,8 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
         sec.p("No main-study runs.")
         return sec
     main = equal_seeds(every)
-    left_out = _left_out(every, main)
-    if left_out:
-        sec.p(left_out)
+    if _left_out(every, main):
+        sec.p('The per-budget tables below leave out the runs listed under "Learning curves".')
     sec.table(
         format_mean_std(metrics_table(main)),
         f"Test metrics per budget and pipeline (mean ± s.d. over seeds{EQUAL_SEEDS_TEXT}):",
@@ -407,20 +405,33 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
 
 def _left_out(every: pd.DataFrame, equal: pd.DataFrame) -> str:
     """What :func:`equal_seeds` left out of the per-budget tables and figures, or ''."""
-    gone = main_study(every).drop(index=equal.index, errors="ignore")
-    if gone.empty:
+    every = main_study(every)
+    gone = every[~every["run_id"].isin(set(equal["run_id"]))]
+    unpaired = unpaired_budgets(every)
+    if gone.empty and not unpaired:
         return ""
-    cells = "; ".join(
-        f"{p} at {b}: seed{'s' if len(g) > 1 else ''} {', '.join(str(x) for x in sorted(g))}"
-        for (p, b), g in gone.groupby(["pipeline", "budget"], sort=True)["seed"]
+    text = (
+        "Per-budget tables and figures 5a/5b compare the pipelines at each budget on the "
+        "seeds they all ran there (the same labelled subsets)."
     )
-    return (
-        f"Per-budget tables and figures 5a/5b compare the pipelines at each budget on the "
-        f"seeds they all ran there (the same labelled subsets). Left out of them, as runs "
-        f"of a seed not every pipeline at that budget has yet: {len(gone)} run(s) ({cells}). "
-        "They count in the power-law fits, the paired tests and the claims, which pair "
-        "runs themselves."
-    )
+    if not gone.empty:
+        cells = "; ".join(
+            f"{p} at {_slices(float(b))}: seed{'s' if len(g) > 1 else ''} "
+            + ", ".join(str(int(x)) for x in sorted(g))
+            for (p, b), g in gone.groupby(["pipeline", "budget"], sort=True)["seed"]
+        )
+        text += (
+            f" Left out of them, as runs of a seed not every pipeline at that budget has "
+            f"yet: {len(gone)} run(s) ({cells}). They count in figure 6 and the power-law "
+            "fits; the paired tests and claims pair runs by seed, so there they have no "
+            "partner either."
+        )
+    if unpaired:
+        text += (
+            " At budget(s) " + ", ".join(_slices(float(b)) for b in unpaired) + " the "
+            "pipelines share no seed yet: every run is shown there, unpaired."
+        )
+    return text
 
 
 def _distance_tables(sec: Section, main: pd.DataFrame, structures: Sequence[str]) -> None:
@@ -520,7 +531,7 @@ def _sections(
     colors = figs.pipeline_colors(results["pipeline"])
     equal = equal_seeds(results)
     p5a = figs.plot_learning_curves(
-        equal_seeds(curves), fig_dir / "fig5a_learning_curves", colors=colors
+        equal_seeds(curves, results), fig_dir / "fig5a_learning_curves", colors=colors
     )
     p5b = figs.plot_auc_violins(equal, fig_dir / "fig5b_auc", curves=curves, colors=colors)
     p6 = figs.plot_data_efficiency(

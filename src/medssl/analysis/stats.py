@@ -201,23 +201,53 @@ def shared_cells(results: pd.DataFrame) -> pd.DataFrame:
     return results[ran == k]
 
 
-def equal_seeds(df: pd.DataFrame) -> pd.DataFrame:
+def equal_seeds(df: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The main-study rows whose seed every pipeline at that budget ran (other studies'
     rows as they are).
 
     Per budget, the pipelines that ran it are compared on the same labelled subsets: a
     partial study where one pipeline has more seeds than another would otherwise average
-    them over different subsets (at few labels the subset decides much of the result).
-    Works on the results table and on the curves table (one row per validation).
+    them over different subsets (at few labels the subset decides much of the result). A
+    budget whose pipelines share no seed at all keeps every row (nothing to pair; the
+    report calls it unpaired). ``runs`` (the results table) decides which runs are kept
+    when ``df`` is another table keyed by ``run_id``, e.g. the curves, so both keep the
+    same runs.
     """
     if df.empty:
         return df
-    sub = main_study(df)
+    if runs is not None:
+        kept = set(equal_seeds(runs)["run_id"])
+        main = _is_main(df)
+        return df[~main | df["run_id"].isin(kept).to_numpy()]
+    main = _is_main(df)
+    sub = df[main].reset_index(drop=True)
     k = sub.groupby("budget")["pipeline"].transform("nunique")
     ran = sub.groupby(["budget", "seed"])["pipeline"].transform("nunique")
-    keep = pd.Series(True, index=df.index)
-    keep[sub.index] = ran == k
+    shared = (ran == k).groupby(sub["budget"]).transform("any")
+    keep = np.ones(len(df), bool)
+    keep[np.flatnonzero(main)] = ((ran == k) | ~shared).to_numpy()
     return df[keep]
+
+
+def unpaired_budgets(results: pd.DataFrame) -> list:
+    """Main-study budgets with several pipelines that share no seed."""
+    sub = main_study(results)
+    out = []
+    for budget, g in sub.groupby("budget", sort=True):
+        seeds = [set(x["seed"]) for _, x in g.groupby("pipeline")]
+        if len(seeds) > 1 and not set.intersection(*seeds):
+            out.append(budget)
+    return out
+
+
+def _is_main(df: pd.DataFrame) -> np.ndarray:
+    return (df["study"] == "main").to_numpy() if "study" in df else np.ones(len(df), bool)
+
+
+def converged_flag(values: pd.Series) -> pd.Series:
+    """The ``converged`` column as booleans (True, 1, 1.0 or "True" count; unknown is
+    False: pair with ``values.notna()``)."""
+    return values.map(lambda v: v is True or str(v) in ("True", "1", "1.0") or v == 1)
 
 
 def convergence_table(
@@ -320,7 +350,7 @@ def convergence_share(results: pd.DataFrame, curves: pd.DataFrame | None = None)
     cols = ["study", "pipeline", "budget", "runs", "converged", "share"]
     if "converged" not in results or results.empty:
         return pd.DataFrame(columns=cols)
-    flag = results["converged"].map(lambda v: v is True or v == 1 or str(v) == "True")
+    flag = converged_flag(results["converged"])
     known = results["converged"].notna()
     df = results.assign(_flag=flag & known, _known=known)
     aggs = {"runs": ("_known", "sum"), "converged": ("_flag", "sum")}
@@ -330,7 +360,8 @@ def convergence_share(results: pd.DataFrame, curves: pd.DataFrame | None = None)
             for run, g in curves.groupby("run_id", sort=False)
         }
         rise = df["run_id"].map(lambda r: rises.get(r)).astype(float)
-        df = df.assign(_rise=rise, _rising=(rise >= SETTLED_TOLERANCE) & ~df["_flag"])
+        rising = (rise >= SETTLED_TOLERANCE) & ~df["_flag"] & df["_known"]
+        df = df.assign(_rise=rise, _rising=rising)
         aggs |= {"still rising": ("_rising", "sum"), "median rise": ("_rise", "median")}
         cols += ["still rising", "median rise"]
     grouped = df.groupby(["study", "pipeline", "budget"], sort=True)

@@ -60,6 +60,7 @@ def _overlays(
     if main.empty:
         return {}
     order = [p for p in (order or sorted(main["pipeline"].unique())) if p in set(main["pipeline"])]
+    main = main[main["pipeline"].isin(order)]
     shared = main[main.groupby(["budget", "seed"])["pipeline"].transform("nunique") == len(order)]
     if not shared.empty:
         top = shared[shared["budget"] == shared["budget"].max()]

@@ -1,0 +1,22 @@
+"""Numbers as report text: one formatting rule for every table and sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def number(v: object, digits: int = 3) -> str:
+    """Floats to ``digits`` significant digits (NaN as —, ±∞ as ∞/−∞); others as ``str``."""
+    if isinstance(v, float | np.floating):
+        if np.isnan(v):
+            return "—"
+        if np.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def slices(v: float) -> str:
+    """A budget in slices: whole numbers from 10 up to 10⁵, two significant digits below
+    and above (a degenerate fit's n* can be astronomically large)."""
+    return f"{v:.0f}" if np.isfinite(v) and 10 <= abs(v) < 1e5 else number(float(v), 2)
