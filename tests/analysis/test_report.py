@@ -461,3 +461,17 @@ def test_the_caveat_reads_numeric_flags_at_each_pipelines_own_largest_budget(
     write_report(results, curves, tmp_path, "Own", synthetic=True, n_boot=10)
     md = (tmp_path / "report.md").read_text()
     assert "At each fitted pipeline's largest budget, 1 of " in md
+
+
+def test_auc_is_compared_with_the_baseline_budget_by_budget(
+    report: tuple[Path, list[Path]],
+) -> None:
+    """byol-acdc's curves rise faster (τ 50 vs 120 steps): at every budget its AUC beats
+    random's on all three seeds, so every median difference is positive."""
+    md = (report[0] / "report.md").read_text()
+    start = md.index("Learning-curve AUC against random at every budget")
+    table = md[start:].split("\n\n")[1].splitlines()[2:]
+    rows = [r.split(" | ") for r in table]
+    assert len(rows) == len(BUDGETS) * (len(PIPELINES) - 1)
+    byol = [r for r in rows if r[1] == "byol-acdc"]
+    assert len(byol) == len(BUDGETS) and all(float(r[4]) > 0 for r in byol)

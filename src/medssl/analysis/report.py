@@ -41,6 +41,7 @@ from medssl.analysis.stats import (
     pairwise_tests,
     shared_cells,
     unpaired_budgets,
+    with_curve_summaries,
 )
 from medssl.artifacts.table import check_results, label_column, structure_names
 
@@ -279,8 +280,15 @@ def best_per_budget(main: pd.DataFrame, metric: str) -> pd.DataFrame:
     )
 
 
-def _convergence_summary(sec: Section, results: pd.DataFrame, curves: pd.DataFrame | None) -> None:
-    """Steps to 95 % and AUC per pipeline, pooled over the cells every pipeline ran."""
+def _convergence_summary(
+    sec: Section,
+    results: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    reference: str | None = None,
+) -> None:
+    """Steps to 95 % and AUC per pipeline, pooled over the cells every pipeline ran, then
+    the AUC's paired differences against the reference at every budget."""
+    _auc_tests(sec, results, curves, reference)
     intro = (
         "Steps to 95 % of the final validation IoU and learning-curve AUC per pipeline: "
         "median [first, third quartile] over "
@@ -303,6 +311,28 @@ def _convergence_summary(sec: Section, results: pd.DataFrame, curves: pd.DataFra
             "run by every pipeline, so the pipelines' runs differ in budgets and seeds and "
             "are not comparable here.",
         )
+
+
+def _auc_tests(
+    sec: Section, results: pd.DataFrame, curves: pd.DataFrame | None, reference: str | None
+) -> None:
+    """Per-budget paired Wilcoxon tests of the learning-curve AUC against the reference
+    (AUC grows with the labels, so pooled medians mostly rank the middle budget)."""
+    main = with_curve_summaries(main_study(results), curves)
+    names = set(main["pipeline"])
+    ref = reference or next((b for b in BASELINES if b in names), None)
+    if ref is None or len(names) < 2 or not main["curve_auc"].notna().any():
+        return
+    tests = pairwise_tests(main, "curve_auc", reference=ref)
+    if tests.empty:
+        return
+    sec.table(
+        tests,
+        f"Learning-curve AUC against {ref} at every budget (AUC grows with the labels, so "
+        "the pooled medians below mostly rank the middle budget; here each budget on its "
+        "own): paired Wilcoxon signed-rank tests, pairs matched by seed, difference = "
+        "pipeline_a − pipeline_b, p_holm over the table:",
+    )
 
 
 def _seed_range(main: pd.DataFrame) -> str:
@@ -559,7 +589,7 @@ def _sections(
         f"pipeline, ordered by median (black bar){EQUAL_SEEDS_TEXT}.",
         "No AUC values: figure 5b skipped.",
     )
-    _convergence_summary(auc, results, curves)
+    _convergence_summary(auc, results, curves, reference)
     left_out = _left_out(results, equal)
     if left_out:
         curves_sec.p(left_out)
