@@ -74,3 +74,19 @@ def test_importing_medssl_changes_no_setting() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
     out = _run(env, "import medssl, medssl.training.finetune\n" + MATMUL)
     assert "env None None" in out
+
+
+@needs_mkl
+def test_dynamic_threading_is_off_even_when_mkl_started_before_the_settings() -> None:
+    """A notebook, a test harness or a study worker imports torch and may compute before
+    calling a run entry point: MKL has then read its (unset) environment already. The
+    entry point must still turn dynamic threading off (found 2026-12-07: the kill-test
+    harness ran with ``Dyn:1`` and its uninterrupted reference run deviated under load)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "MKL_DYNAMIC")}
+    early = "import torch\nb = torch.ones(2, 8, 8)\n(b @ b).sum()\nprint('early done')\n"
+    entry = "from medssl.training.reproducible import apply_blas_settings\napply_blas_settings()\n"
+    out = _run(env, early + entry + MATMUL)
+    after = out.split("early done", 1)[1]
+    calls = [line for line in after.splitlines() if "SGEMM" in line]
+    assert calls, out[-2000:]
+    assert all("Dyn:0" in line for line in calls), out[-2000:]
