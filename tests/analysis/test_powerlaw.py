@@ -132,21 +132,28 @@ def test_fit_pipelines_skips_pipelines_with_few_budgets() -> None:
     assert row["gamma"] == pytest.approx(0.08, rel=0.15)
 
 
-def test_one_run_per_budget_gives_a_fit_without_an_interval() -> None:
-    """Resampling within budgets cannot vary single runs: no bootstrap, no interval (not a
-    zero-width one that reads as certainty), and a note that says why."""
-    rows = [
+def _one_run_per_budget(pipeline: str) -> pd.DataFrame:
+    """A pipeline with seed 0 only, at every budget, on an exact power law."""
+    return pd.DataFrame(
         {
+            "run_id": f"{pipeline}-{b}",
             "study": "main",
-            "pipeline": "one-seed",
+            "pipeline": pipeline,
             "labelled_slices": b,
             "budget": b,
             "seed": 0,
             "test_slice_iou_mean": 1 - power_law(b, 0.6, -0.6, 0.08),
         }
         for b in BUDGETS
-    ]
-    fits, notes = fit_pipelines(pd.DataFrame(rows), rng=np.random.default_rng(0), n_boot=20)
+    )
+
+
+def test_one_run_per_budget_gives_a_fit_without_an_interval() -> None:
+    """Resampling within budgets cannot vary single runs: no bootstrap, no interval (not a
+    zero-width one that reads as certainty), and a note that says why."""
+    fits, notes = fit_pipelines(
+        _one_run_per_budget("one-seed"), rng=np.random.default_rng(0), n_boot=20
+    )
     assert fits["one-seed"].samples.shape[0] == 0
     row = fits_table(fits).iloc[0]
     assert row["gamma"] == pytest.approx(0.08, rel=0.05)
@@ -169,19 +176,7 @@ def test_a_fit_without_bootstrap_gets_no_interval_in_claims_or_figure(tmp_path) 
     from medssl.analysis import figures
     from medssl.analysis.claims import _under_100
 
-    rows = [
-        {
-            "run_id": f"s-{b}",
-            "study": "main",
-            "pipeline": "supervised-imagenet",
-            "labelled_slices": b,
-            "budget": b,
-            "seed": 0,
-            "test_slice_iou_mean": 1 - power_law(b, 0.6, -0.6, 0.08),
-        }
-        for b in BUDGETS
-    ]
-    df = pd.DataFrame(rows)
+    df = _one_run_per_budget("supervised-imagenet")
     fits, _ = fit_pipelines(df, rng=np.random.default_rng(0), n_boot=20)
     verdict = _under_100(fits["supervised-imagenet"], "supervised-imagenet")
     assert "no bootstrap interval" in verdict.evidence and "nan" not in verdict.evidence
