@@ -151,6 +151,12 @@ def report(
     return out, paths
 
 
+def _markdown(results: pd.DataFrame, curves: pd.DataFrame, out: Path, title: str) -> str:
+    """``report.md`` of a synthetic report of ``results`` written to ``out``."""
+    write_report(results, curves, out, title, synthetic=True, n_boot=10)
+    return (out / "report.md").read_text()
+
+
 def test_every_figure_type_written_as_png_and_svg(report: tuple[Path, list[Path]]) -> None:
     out, paths = report
     for name in (
@@ -306,8 +312,7 @@ def test_patient_sub_study_and_convergence_share_reported(
     assert metrics_table(both)["budget"].tolist() == metrics_table(results)["budget"].tolist()
     pat = metrics_table(both, study="patients")
     assert sorted(pat["budget"].unique()) == [1, 3] and (pat["n"] == len(SEEDS)).all()
-    write_report(both, curves, tmp_path, "Sub-study", synthetic=True, n_boot=10)
-    md = (tmp_path / "report.md").read_text()
+    md = _markdown(both, curves, tmp_path, "Sub-study")
     assert "Sub-study `patients` (patients budgets)" in md
     runs = int(both["converged"].notna().sum())
     done = int((both["converged"] == True).sum())  # noqa: E712
@@ -323,8 +328,7 @@ def test_hd95_with_postprocessing_and_clinical_errors_reported(
         results[f"test_pp_hd95_{s}"] = results[f"test_hd95_{s}"] / 2
     top = results["labelled_slices"] == results["labelled_slices"].max()
     results["clinical_mae_LV_EF"] = np.where(top, 4.25, 9.0)
-    write_report(results, curves, tmp_path, "PP", synthetic=True, n_boot=10)
-    md = (tmp_path / "report.md").read_text()
+    md = _markdown(results, curves, tmp_path, "PP")
     assert "without and with ('pp')" in md
     head = next(line for line in md.splitlines() if "| pp RV |" in line)
     assert head.count("pp ") == 3
@@ -340,16 +344,14 @@ def test_report_names_pipelines_fine_tuned_from_several_pretraining_runs(
     and tables without the column say nothing."""
     results, curves = study
     pipelines = sorted(results["pipeline"].unique())
-    write_report(results, curves, tmp_path / "plain", "F", synthetic=True, n_boot=10)
-    assert "pretraining runs (weights" not in (tmp_path / "plain" / "report.md").read_text()
+    assert "pretraining runs (weights" not in _markdown(results, curves, tmp_path / "plain", "F")
     results = results.copy()
     results["init_fingerprint"] = ""
     one, two = pipelines[1], pipelines[2]
     results.loc[results["pipeline"] == one, "init_fingerprint"] = "aaaa"
     mine = results["pipeline"] == two
     results.loc[mine, "init_fingerprint"] = np.where(results.loc[mine, "seed"] == 0, "bbbb", "cccc")
-    write_report(results, curves, tmp_path / "mixed", "F", synthetic=True, n_boot=10)
-    md = (tmp_path / "mixed" / "report.md").read_text()
+    md = _markdown(results, curves, tmp_path / "mixed", "F")
     runs = results[mine].drop_duplicates("run_id")
     n_b = int((runs["seed"] == 0).sum())
     assert f"{two}: cccc ({len(runs) - n_b} runs), bbbb ({n_b} runs)" in md
@@ -406,8 +408,7 @@ def test_a_partial_study_compares_pipelines_on_the_seeds_they_all_ran(
     for p in PIPELINES:
         assert table.loc[(small, p), "n"] == 1
         assert table.loc[(small, p), "test_slice_iou_mean_mean"] == pytest.approx(expected[p])
-    write_report(partial, curves, tmp_path, "Partial", synthetic=True, n_boot=10)
-    md = (tmp_path / "report.md").read_text()
+    md = _markdown(partial, curves, tmp_path, "Partial")
     other = len(PIPELINES) - 1  # the pipelines whose seeds 1 and 2 at the small budget wait
     assert f"at that budget has yet: {2 * other} run(s)" in md
     assert f"random at {small}: seeds 1, 2" in md
@@ -419,13 +420,11 @@ def test_transition_is_caveated_when_the_largest_budget_did_not_converge(
 ) -> None:
     results, curves = study
     results = results.assign(converged=True)
-    write_report(results, curves, tmp_path / "ok", "Conv", synthetic=True, n_boot=10)
-    assert "miss the convergence rule" not in (tmp_path / "ok" / "report.md").read_text()
+    assert "miss the convergence rule" not in _markdown(results, curves, tmp_path / "ok", "Conv")
     top = results["budget"] == max(BUDGETS)
     first = results.index[top & (results["pipeline"] == "random")][:2]
     results.loc[first, "converged"] = False
-    write_report(results, curves, tmp_path / "no", "Conv", synthetic=True, n_boot=10)
-    md = (tmp_path / "no" / "report.md").read_text()
+    md = _markdown(results, curves, tmp_path / "no", "Conv")
     n = int(top.sum())
     assert f"At each fitted pipeline's largest budget, 2 of {n} runs miss the convergence" in md
 
@@ -435,11 +434,9 @@ def test_converged_runs_that_learned_little_are_called_out(
 ) -> None:
     results, curves = study
     results = results.assign(converged=True)
-    write_report(results, curves, tmp_path / "a", "Low", synthetic=True, n_boot=10)
-    assert "learned little" not in (tmp_path / "a" / "report.md").read_text()
+    assert "learned little" not in _markdown(results, curves, tmp_path / "a", "Low")
     results.loc[results.index[:3], "final_val_iou"] = 0.05
-    write_report(results, curves, tmp_path / "b", "Low", synthetic=True, n_boot=10)
-    md = (tmp_path / "b" / "report.md").read_text()
+    md = _markdown(results, curves, tmp_path / "b", "Low")
     assert "3 of them end below 0.1 validation IoU" in md
 
 
@@ -458,8 +455,7 @@ def test_the_caveat_reads_numeric_flags_at_each_pipelines_own_largest_budget(
     second = sorted(BUDGETS)[-2]
     miss = results.index[(results["pipeline"] == "byol-acdc") & (results["budget"] == second)][0]
     results.loc[miss, "converged"] = 0.0
-    write_report(results, curves, tmp_path, "Own", synthetic=True, n_boot=10)
-    md = (tmp_path / "report.md").read_text()
+    md = _markdown(results, curves, tmp_path, "Own")
     assert "At each fitted pipeline's largest budget, 1 of " in md
 
 

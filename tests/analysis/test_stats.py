@@ -157,7 +157,7 @@ def test_paired_convergence_table_pools_only_cells_every_pipeline_ran() -> None:
     )
     cells = shared_cells(results)
     assert sorted(cells["run_id"]) == ["b10", "r10"]
-    paired = convergence_table(results, paired=True).set_index("pipeline")
+    paired = convergence_table(shared_cells(results)).set_index("pipeline")
     assert list(paired.index) == ["byol", "random"]
     assert paired.loc["random", "n_runs"] == 1
     assert paired.loc["random", "auc_median"] == pytest.approx(0.2)
@@ -165,28 +165,37 @@ def test_paired_convergence_table_pools_only_cells_every_pipeline_ran() -> None:
     assert pooled.index[0] == "random" and pooled.loc["random", "n_runs"] == 4
 
 
+def _runs_at_one_budget(
+    steps: np.ndarray, curves: dict[str, np.ndarray], converged: list
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Results and curves of random-init runs at budget 10, seeds 0, 1, …: one per curve."""
+    names = list(curves)
+    curve_table = pd.DataFrame(
+        {
+            "run_id": np.repeat(names, steps.size),
+            "step": np.tile(steps, len(names)),
+            "val_iou": np.concatenate([curves[n] for n in names]),
+        }
+    )
+    results = pd.DataFrame(
+        {
+            "run_id": names,
+            "study": "main",
+            "pipeline": "random",
+            "budget": 10,
+            "seed": range(len(names)),
+            "converged": pd.Series(converged, dtype=object),
+        }
+    )
+    return results, curve_table
+
+
 def test_convergence_share_counts_runs_still_rising_from_the_curves() -> None:
     """Two runs miss the range rule: one still climbs, one jitters on a plateau."""
     steps = np.arange(0, 1001, 100)
     climbing = np.linspace(0.2, 0.9, steps.size)
     jitter = np.r_[np.linspace(0.2, 0.8, 8), [0.79, 0.81, 0.79]]
-    curves = pd.DataFrame(
-        {
-            "run_id": np.repeat(["up", "flat"], steps.size),
-            "step": np.tile(steps, 2),
-            "val_iou": np.r_[climbing, jitter],
-        }
-    )
-    results = pd.DataFrame(
-        {
-            "run_id": ["up", "flat"],
-            "study": "main",
-            "pipeline": "random",
-            "budget": 10,
-            "seed": [0, 1],
-            "converged": [False, False],
-        }
-    )
+    results, curves = _runs_at_one_budget(steps, {"up": climbing, "flat": jitter}, [False, False])
     row = convergence_share(results, curves).iloc[0]
     assert row["runs"] == 2 and row["converged"] == 0
     assert row["still rising"] == 1
@@ -262,22 +271,8 @@ def test_converged_flag_reads_every_stored_form_and_rising_needs_a_known_flag() 
     flags = pd.Series([True, "True", 1, 1.0, False, "False", 0.0, None], dtype=object)
     assert converged_flag(flags).tolist() == [True] * 4 + [False] * 4
     steps = np.arange(0, 1001, 100)
-    curves = pd.DataFrame(
-        {
-            "run_id": np.repeat(["up", "unknown"], steps.size),
-            "step": np.tile(steps, 2),
-            "val_iou": np.tile(np.linspace(0.2, 0.9, steps.size), 2),
-        }
-    )
-    results = pd.DataFrame(
-        {
-            "run_id": ["up", "unknown"],
-            "study": "main",
-            "pipeline": "random",
-            "budget": 10,
-            "seed": [0, 1],
-            "converged": [0.0, None],
-        }
-    )
+    climbing = np.linspace(0.2, 0.9, steps.size)
+    curve = {"up": climbing, "unknown": climbing}
+    results, curves = _runs_at_one_budget(steps, curve, [0.0, None])
     row = convergence_share(results, curves).iloc[0]
     assert row["runs"] == 1 and row["still rising"] == 1  # the unknown run is not counted

@@ -142,20 +142,16 @@ def _tests(
     budgets: Sequence[float] | None,
 ) -> list[_Test]:
     """Pooled paired tests of ``a − b`` for each pair and their Holm-adjusted p-values."""
-    tables = [(a, b, _pair_table(main, a, b, metric, budgets)) for a, b in pairs]
-    tests = [paired_wilcoxon(w[a].to_numpy(float), w[b].to_numpy(float)) for a, b, w in tables]
-    adjusted = holm([t.p_value for t in tests])
+    values = []
+    for a, b in pairs:
+        wide = _pair_table(main, a, b, metric, budgets)
+        x, y = wide[a].to_numpy(float), wide[b].to_numpy(float)
+        paired_at = tuple(sorted(wide.index.get_level_values("budget").unique()))
+        values.append((a, b, x, y, paired_wilcoxon(x, y), paired_at))
+    adjusted = holm([v[4].p_value for v in values])
     return [
-        _Test(
-            a,
-            b,
-            w[a].to_numpy(float),
-            w[b].to_numpy(float),
-            t,
-            float(p),
-            tuple(sorted(w.index.get_level_values("budget").unique())),
-        )
-        for (a, b, w), t, p in zip(tables, tests, adjusted, strict=True)
+        _Test(a, b, x, y, t, float(p), at)
+        for (a, b, x, y, t, at), p in zip(values, adjusted, strict=True)
     ]
 
 

@@ -259,12 +259,11 @@ def best_per_budget(main: pd.DataFrame, metric: str) -> pd.DataFrame:
     is averaged over its own seeds and ``seeds`` says ``unpaired``. ``margin`` is the lead
     over the runner-up (empty with one pipeline).
     """
+    ran = main.dropna(subset=[metric])
+    unpaired = set(unpaired_budgets(ran))
     rows = []
-    for budget, group in main.dropna(subset=[metric]).groupby("budget", sort=True):
-        seed_sets = [set(g["seed"]) for _, g in group.groupby("pipeline")]
-        common = set.intersection(*seed_sets)
-        used = group[group["seed"].isin(common)] if common else group
-        means = used.groupby("pipeline")[metric].mean().sort_values(ascending=False)
+    for budget, group in equal_seeds(ran).groupby("budget", sort=True):
+        means = group.groupby("pipeline")[metric].mean().sort_values(ascending=False)
         rows.append(
             {
                 "budget": budget,
@@ -272,7 +271,7 @@ def best_per_budget(main: pd.DataFrame, metric: str) -> pd.DataFrame:
                 "mean": means.iloc[0],
                 "margin": means.iloc[0] - means.iloc[1] if len(means) > 1 else np.nan,
                 "pipelines": len(means),
-                "seeds": len(common) if common else "unpaired",
+                "seeds": "unpaired" if budget in unpaired else group["seed"].nunique(),
             }
         )
     return pd.DataFrame(
@@ -298,7 +297,7 @@ def _convergence_summary(
         budgets = ", ".join(str(b) for b in sorted(cells["budget"].unique()))
         n_cells = len(cells[["budget", "seed"]].drop_duplicates())
         sec.table(
-            convergence_display(convergence_table(results, curves, paired=True)),
+            convergence_display(convergence_table(cells, curves)),
             intro + f"the main-study cells (budget, seed) that every pipeline ran "
             f"({n_cells} cells; budgets {budgets}), all budgets pooled.",
         )
@@ -320,7 +319,7 @@ def _auc_tests(
     (AUC grows with the labels, so pooled medians mostly rank the middle budget)."""
     main = with_curve_summaries(main_study(results), curves)
     names = set(main["pipeline"])
-    ref = reference or next((b for b in BASELINES if b in names), None)
+    ref = _reference(names, reference)
     if ref is None or len(names) < 2 or not main["curve_auc"].notna().any():
         return
     tests = pairwise_tests(main, "curve_auc", reference=ref)
@@ -333,6 +332,12 @@ def _auc_tests(
         "own): paired Wilcoxon signed-rank tests, pairs matched by seed, difference = "
         "pipeline_a − pipeline_b, p_holm over the table:",
     )
+
+
+def _reference(names: set[str], reference: str | None) -> str | None:
+    """The pipeline that paired tests compare against: the one given, else the first
+    baseline of :data:`BASELINES` in the results, else none (all pairs)."""
+    return reference or next((b for b in BASELINES if b in names), None)
 
 
 def _seed_range(main: pd.DataFrame) -> str:
@@ -389,14 +394,18 @@ def _length(results: pd.DataFrame, paths: list[Path]) -> Section:
     return sec
 
 
-def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
+def _statistics(
+    results: pd.DataFrame, equal: pd.DataFrame, left_out: bool, reference: str | None
+) -> Section:
+    """Per-budget tables on ``equal`` (:func:`equal_seeds` of ``results``; ``left_out``:
+    it dropped runs) and the paired tests on every run."""
     sec = Section("Statistics")
     every = main_study(results)
     if every.empty:
         sec.p("No main-study runs.")
         return sec
-    main = equal_seeds(every)
-    if _left_out(every, main):
+    main = main_study(equal)
+    if left_out:
         sec.p('The per-budget tables below leave out the runs listed under "Learning curves".')
     sec.table(
         format_mean_std(metrics_table(main)),
@@ -412,8 +421,7 @@ def _statistics(results: pd.DataFrame, reference: str | None) -> Section:
             f"pipeline (mean ± s.d. over seeds{EQUAL_SEEDS_TEXT}):",
         )
     _distance_tables(sec, main, structures)
-    names = set(main["pipeline"])
-    ref = reference or next((b for b in BASELINES if b in names), None)
+    ref = _reference(set(main["pipeline"]), reference)
     metric = figs.study_metric(every, figs.STUDY_METRIC, "report") or "test_slice_iou_mean"
     label = figs.METRIC_LABELS.get(metric, metric)
     tests = pairwise_tests(every, metric, reference=ref)
@@ -618,7 +626,7 @@ def _sections(
         _efficiency(results, p6, fits, [figs.QUANTITIES[c][0] for c in fig6_columns]),
         _length(results, p8),
         over,
-        _statistics(results, reference),
+        _statistics(results, equal, bool(left_out), reference),
         _claims(results, fits.get(headline, {})),
         _sub_studies(results, curves),
     ]

@@ -220,24 +220,27 @@ def equal_seeds(df: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
         main = _is_main(df)
         return df[~main | df["run_id"].isin(kept).to_numpy()]
     main = _is_main(df)
-    sub = df[main].reset_index(drop=True)
-    k = sub.groupby("budget")["pipeline"].transform("nunique")
-    ran = sub.groupby(["budget", "seed"])["pipeline"].transform("nunique")
-    shared = (ran == k).groupby(sub["budget"]).transform("any")
+    paired, shared = _seed_overlap(df[main])
     keep = np.ones(len(df), bool)
-    keep[np.flatnonzero(main)] = ((ran == k) | ~shared).to_numpy()
+    keep[np.flatnonzero(main)] = paired | ~shared
     return df[keep]
 
 
 def unpaired_budgets(results: pd.DataFrame) -> list:
     """Main-study budgets with several pipelines that share no seed."""
     sub = main_study(results)
-    out = []
-    for budget, g in sub.groupby("budget", sort=True):
-        seeds = [set(x["seed"]) for _, x in g.groupby("pipeline")]
-        if len(seeds) > 1 and not set.intersection(*seeds):
-            out.append(budget)
-    return out
+    _, shared = _seed_overlap(sub)
+    return sorted(sub.loc[~shared, "budget"].unique())
+
+
+def _seed_overlap(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: whether every pipeline at its budget ran its seed, and whether its budget
+    has any such seed (always, with a single pipeline there)."""
+    rows = rows.reset_index(drop=True)
+    k = rows.groupby("budget")["pipeline"].transform("nunique")
+    paired = rows.groupby(["budget", "seed"])["pipeline"].transform("nunique") == k
+    shared = paired.groupby(rows["budget"]).transform("any")
+    return paired.to_numpy(bool), shared.to_numpy(bool)
 
 
 def _is_main(df: pd.DataFrame) -> np.ndarray:
@@ -255,20 +258,19 @@ def convergence_table(
     curves: pd.DataFrame | None = None,
     *,
     by_budget: bool = False,
-    paired: bool = False,
 ) -> pd.DataFrame:
     """Steps to 95 % of the final validation IoU and learning-curve AUC per pipeline.
 
     Median and inter-quartile range over the main study's runs (all budgets pooled unless
-    ``by_budget``); missing per-run values are computed from ``curves`` when given. With
-    ``paired``, only the (budget, seed) cells that every pipeline ran (:func:`shared_cells`).
+    ``by_budget``); missing per-run values are computed from ``curves`` when given. Pass
+    :func:`shared_cells` of the results to pool only the cells every pipeline ran.
 
     Returns:
         Columns ``pipeline`` (+ ``budget``), ``n_runs``, ``steps_to_95_{median,q25,q75}``,
         ``auc_{median,q25,q75}``, sorted by descending median AUC.
     """
     main = main_study(results)
-    df = with_curve_summaries(shared_cells(main) if paired else main, curves)
+    df = with_curve_summaries(main, curves)
     keys = ["pipeline", "budget"] if by_budget else ["pipeline"]
     rows = []
     for key, sub in df.groupby(keys, sort=True):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from medssl.analysis.report import write_report
+from medssl.analysis.stats import shared_cells
 from medssl.artifacts.study import StudyDir
 from medssl.experiments import store
 from medssl.experiments.collect import collect
@@ -61,7 +62,7 @@ def _overlays(
         return {}
     order = [p for p in (order or sorted(main["pipeline"].unique())) if p in set(main["pipeline"])]
     main = main[main["pipeline"].isin(order)]
-    shared = main[main.groupby(["budget", "seed"])["pipeline"].transform("nunique") == len(order)]
+    shared = shared_cells(main)
     if not shared.empty:
         top = shared[shared["budget"] == shared["budget"].max()]
         main = top[top["seed"] == top["seed"].min()]
