@@ -471,3 +471,51 @@ def test_auc_is_compared_with_the_baseline_budget_by_budget(
     assert len(rows) == len(BUDGETS) * (len(PIPELINES) - 1)
     byol = [r for r in rows if r[1] == "byol-acdc"]
     assert len(byol) == len(BUDGETS) and all(float(r[4]) > 0 for r in byol)
+
+
+def _pretraining_runs() -> pd.DataFrame:
+    """One pipeline's pretraining job run twice: a superseded run (weights ``aaaa``) and
+    the current one (``bbbb``), three epochs each."""
+    rows = []
+    for run_id, old, fp, losses in (
+        ("p1.1", True, "aaaa", [1.0, 0.8, 0.7]),
+        ("p1", False, "bbbb", [1.0, 0.9, 0.75]),
+    ):
+        for epoch, loss in enumerate(losses):
+            rows.append(
+                {"run_id": run_id, "pipeline": "byol-x", "method": "byol", "epoch": epoch,
+                 "steps": 10 * (epoch + 1), "loss": loss, "collapsed": False,
+                 "superseded": old, "encoder_fingerprint": fp, "wall_s": 5.0}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_fine_tunes_from_two_pretraining_runs_are_named_with_their_run() -> None:
+    from medssl.analysis.report import _realisations_text
+
+    results = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d"],
+            "pipeline": ["byol-x", "byol-x", "byol-x", "random"],
+            "init_fingerprint": ["aaaa", "aaaa", "bbbb", ""],
+        }
+    )
+    text = _realisations_text(results, _pretraining_runs())
+    assert "aaaa (2 runs; pretraining run p1.1 (superseded))" in text
+    assert "bbbb (1 run; pretraining run p1)" in text and "random" not in text
+    assert _realisations_text(results.iloc[:2]) is None  # one fingerprint: nothing to say
+    # without a pretraining table the fingerprints are still listed
+    assert "aaaa (2 runs)" in _realisations_text(results)
+
+
+def test_pretraining_section_names_each_run_of_a_job_run_twice(tmp_path: Path) -> None:
+    from medssl.analysis.report import _pretraining
+
+    sec, paths = _pretraining(_pretraining_runs(), tmp_path)
+    (table,) = [b[1] for b in sec.blocks if b[0] == "table"]
+    assert list(table["run"]) == ["p1, weights bbbb", "p1.1 (superseded), weights aaaa"]
+    assert list(table["last-epoch loss"].astype(float)) == [0.75, 0.7]
+    assert any(p.suffix == ".png" for p in paths)
+    one = _pretraining_runs().query("run_id == 'p1'")
+    (table,) = [b[1] for b in _pretraining(one, tmp_path)[0].blocks if b[0] == "table"]
+    assert "run" not in table  # a single run per pipeline: no run column

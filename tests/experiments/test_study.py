@@ -15,7 +15,7 @@ import yaml
 
 from medssl.artifacts.rundir import RunDir
 from medssl.experiments import store
-from medssl.experiments.collect import collect
+from medssl.experiments.collect import collect, collect_pretraining
 from medssl.experiments.drive import run_study
 from medssl.experiments.plan import expand
 from medssl.experiments.study import parse_study
@@ -260,7 +260,35 @@ def test_study_resumes_from_a_committed_folder_without_weights(
     earlier = {e["job"]: e["kind"] for e in store.read_ledger(first)}
     for e in ledger:  # the same pretraining job again; only new fine-tunes
         assert (e["job"] in earlier) == (e["kind"] == "pretrain")
-    assert list(clone.glob("runs/.*.reopened-*"))
+    # the first run of the pretraining is kept as a superseded record: its loss curve and
+    # the weight fingerprint its two finished fine-tunes loaded, which is the fingerprint
+    # the pretraining itself recorded for its exported encoder
+    (pre_id,) = [e["job"] for e in ledger if e["kind"] == "pretrain"]
+    record = json.loads((clone / "superseded" / f"{pre_id}.1" / "superseded.json").read_text())
+    first_fp = json.loads((first / "runs" / pre_id / "result.json").read_text())[
+        "encoder_fingerprint"
+    ]
+    assert len(first_fp) == 16
+    assert {fp: len(ids) for fp, ids in record["fine_tune_fingerprints"].items()} == {first_fp: 2}
+    assert record["missing"] == ["encoder_last.safetensors"] and record["done"]["seconds"] > 0
+    pre = collect_pretraining(clone).drop_duplicates("run_id").set_index("run_id")
+    assert list(pre.index) == [pre_id, f"{pre_id}.1"]
+    assert pre.loc[f"{pre_id}.1", "superseded"] and not pre.loc[pre_id, "superseded"]
+    assert pre.loc[f"{pre_id}.1", "encoder_fingerprint"] == first_fp
+    # the new run's fingerprint is the one its new fine-tunes loaded
+    new_fp = pre.loc[pre_id, "encoder_fingerprint"]
+    new_tunes = [e["job"] for e in ledger if e["kind"] == "finetune"]
+    loaded = {
+        json.loads((clone / "runs" / j / "init.json").read_text())["fingerprint"]
+        for j in new_tunes
+        if json.loads((clone / "runs" / j / "init.json").read_text())["source"] != "random"
+    }
+    assert loaded == {new_fp}
+    # and the record is committed with the folder: a further clone still holds it
+    third = tmp_path / "machine-c"
+    _commit_and_clone(clone, third)
+    assert (third / "superseded" / f"{pre_id}.1" / "result.json").is_file()
+    assert not list(third.rglob("*.safetensors"))
 
 
 def test_worker_threads_share_the_cores() -> None:
@@ -380,3 +408,20 @@ def test_the_report_names_finished_jobs_that_started_more_than_once(tmp_path: Pa
     note = _attempts_note(plan, tmp_path)
     assert note.startswith("1 finished job(s) started more than once") and note.endswith("b (2).")
     assert "lower bound" in note
+
+
+def test_a_study_folder_made_by_an_older_medssl_gets_the_new_ignore_patterns(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    from medssl.artifacts.study import STUDY_GITIGNORE
+
+    root = tmp_path / "study"
+    root.mkdir()
+    (root / ".gitignore").write_text("*.safetensors\nmy-notes/\n")  # old patterns + a user's
+    plan = expand(parse_study(_study_dict(tiny_cache)), root)
+    store.save_plan(plan, root)
+    store.save_plan(plan, root)  # idempotent
+    lines = (root / ".gitignore").read_text().splitlines()
+    assert lines[:2] == ["*.safetensors", "my-notes/"]
+    assert len(lines) == len(set(lines)) and set(STUDY_GITIGNORE) <= set(lines)
+    assert "superseded/*/checkpoints/" in lines

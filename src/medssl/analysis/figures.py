@@ -624,19 +624,31 @@ def _overlay_columns(
 @_styled
 def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
     """Pretraining loss per epoch (mean over the epoch's logged steps), one panel per
-    pretraining run (methods' losses have different scales); a run whose collapse
-    monitor fired is marked in its title."""
+    pipeline (methods' losses have different scales) with a line per pretraining run (a
+    job run again on another machine has a superseded run too: both are drawn, so the
+    two realisations can be compared); a run whose collapse monitor fired is marked."""
     if pretraining is not None:
         pretraining = pretraining[np.isfinite(pretraining["loss"].astype(float))]
     if pretraining is None or pretraining.empty:
         return Plotted([], None)
-    runs = list(pretraining.groupby(["pipeline", "run_id"], sort=True))
-    fig, axes = _grid(len(runs), 4, (3.0, 2.4))
-    for ax, ((pipeline, _), sub) in zip(axes, runs, strict=False):
-        sub = sub.sort_values("epoch")
-        ax.plot(sub["epoch"] + 1, sub["loss"], marker="o", ms=2.5, lw=1.2)
-        collapsed = bool(sub["collapsed"].astype(bool).any())
+    pipelines = list(pretraining.groupby("pipeline", sort=True))
+    fig, axes = _grid(len(pipelines), 4, (3.0, 2.4))
+    for ax, (pipeline, runs) in zip(axes, pipelines, strict=False):
+        several = runs["run_id"].nunique() > 1
+        for run_id, sub in runs.groupby("run_id", sort=True):
+            sub = sub.sort_values("epoch")
+            old = bool(sub["superseded"].astype(bool).any()) if "superseded" in sub else False
+            collapsed = bool(sub["collapsed"].astype(bool).any())
+            label = f"{run_id}" + (" (superseded)" if old else "")
+            label += " (collapse flagged)" if collapsed else ""
+            ax.plot(
+                sub["epoch"] + 1, sub["loss"], marker="o", ms=2.5, lw=1.2,
+                ls="--" if old else "-", label=label if several else None,
+            )  # fmt: skip
+        collapsed = bool(runs["collapsed"].astype(bool).any())
         ax.set_title(f"{pipeline}" + (" (collapse flagged)" if collapsed else ""), fontsize=8)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{sub['method'].iloc[0]} loss")
+        ax.set_ylabel(f"{runs['method'].iloc[0]} loss")
+        if several:
+            ax.legend(fontsize=5)
     return _save(fig, stem)

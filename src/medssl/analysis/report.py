@@ -779,7 +779,7 @@ def write_report(
     compute = _compute_text(results, pretraining)
     if compute:
         sections[0].p(compute)
-    realisations = _realisations_text(results)
+    realisations = _realisations_text(results, pretraining)
     if realisations:
         sections[0].p(realisations)
     if settings:
@@ -836,18 +836,31 @@ def _devices(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> str:
     return "; ".join(f"{name} ({n} job{'s' * (n != 1)})" for name, n in counts.items())
 
 
-def _realisations_text(results: pd.DataFrame) -> str | None:
+def _realisations_text(
+    results: pd.DataFrame, pretraining: pd.DataFrame | None = None
+) -> str | None:
     """Which pipelines' fine-tunes started from more than one pretraining run (told
-    apart by ``init_fingerprint``), or ``None`` when every pipeline had one."""
+    apart by ``init_fingerprint``), or ``None`` when every pipeline had one. Each
+    fingerprint is named with the pretraining run whose weights it is, where the
+    ``pretraining`` table knows it (``encoder_fingerprint``)."""
     if "init_fingerprint" not in results:
         return None
     runs = results.drop_duplicates("run_id")
     runs = runs[runs["init_fingerprint"].fillna("").astype(str) != ""]
+    owner: dict[str, str] = {}
+    if pretraining is not None and "encoder_fingerprint" in pretraining:
+        for row in pretraining.drop_duplicates("run_id").itertuples():
+            if isinstance(row.encoder_fingerprint, str) and row.encoder_fingerprint:
+                old = " (superseded)" if bool(getattr(row, "superseded", False)) else ""
+                owner[row.encoder_fingerprint] = f"pretraining run {row.run_id}{old}"
     parts = []
     for pipeline, group in runs.groupby("pipeline", sort=True):
         counts = group["init_fingerprint"].value_counts()
         if len(counts) > 1:
-            listed = ", ".join(f"{fp} ({n} runs)" for fp, n in counts.items())
+            listed = ", ".join(
+                f"{fp} ({n} run{'s' * (n != 1)}" + (f"; {owner[fp]}" if fp in owner else "") + ")"
+                for fp, n in counts.items()
+            )
             parts.append(f"{pipeline}: {listed}")
     if not parts:
         return None
@@ -867,18 +880,22 @@ def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Secti
     sec.figure(
         paths,
         "Figure P. Pretraining loss per epoch (mean over the epoch's logged steps), one "
-        "panel per domain-pretraining run.",
+        "panel per pipeline's domain pretraining (a job run again on another machine: "
+        "one line per run, the superseded one dashed).",
         "No pretraining loss curves in the study folder: figure P skipped.",
     )
     curves = None if pretraining is None else pretraining[pretraining["loss"].notna()]
     if curves is not None and not curves.empty:
         rows = []
+        # a job run twice (another machine): one row per run, named, in every row
+        several = bool(curves.groupby("pipeline")["run_id"].nunique().gt(1).any())
         for (pipeline, _), sub in curves.groupby(["pipeline", "run_id"], sort=True):
             sub = sub.sort_values("epoch")
             tail = sub["loss"].iloc[-max(2, -(-len(sub) // 5)) :]  # ≥ 2 epochs
             rows.append(
                 {
                     "pipeline": pipeline,
+                    **({"run": _run_label(sub)} if several else {}),
                     "method": sub["method"].iloc[0],
                     "epochs": len(sub),
                     "steps": int(sub["steps"].max()),
@@ -896,6 +913,16 @@ def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Secti
             "flattened):",
         )
     return sec, list(paths)
+
+
+def _run_label(sub: pd.DataFrame) -> str:
+    """A pretraining run's id, marked when superseded, with its encoder fingerprint."""
+    first = sub.iloc[0]
+    label = str(first["run_id"])
+    if bool(first.get("superseded", False)):
+        label += " (superseded)"
+    fp = first.get("encoder_fingerprint")
+    return label + (f", weights {fp}" if isinstance(fp, str) and fp else "")
 
 
 def _notes(notes: Sequence[str]) -> Section:

@@ -13,6 +13,11 @@ Layout::
     results.{parquet,csv}  the study table (one row per finished fine-tune and cell)
     curves.{parquet,csv}   every learning curve in long format
     pretraining.{parquet,csv}  every pretraining run's per-epoch loss and collapse monitor
+    superseded/<id>.<n>/   the small files of a finished pretraining whose weights were gone
+                           when a pending fine-tune needed them (a study continued on
+                           another machine): the job ran again in ``runs/<id>``, and this
+                           record (with ``superseded.json``: when, where, and the weight
+                           fingerprints its finished fine-tunes loaded) stays committed
     .gitignore             keeps weights, checkpoints, logs and claims out of git: a
                            committed study folder holds each run's small files only
 """
@@ -35,6 +40,8 @@ STUDY_GITIGNORE = (
     "runs/*/logs/",
     "runs/*/overlays/",
     "runs/.*",
+    "superseded/*/checkpoints/",
+    "superseded/*/logs/",
     "claims/",
 )
 
@@ -75,6 +82,21 @@ class StudyDir:
 
     def failed_marker(self, job_id: str) -> Path:
         return self.run(job_id).path / "failed.json"
+
+    @property
+    def superseded_root(self) -> Path:
+        return self.root / "superseded"
+
+    def superseded(self, job_id: str) -> list[RunDir]:
+        """The superseded records of ``job_id``, oldest first (``superseded/<id>.<n>``)."""
+        found = self.superseded_root.glob(f"{job_id}.*") if self.superseded_root.is_dir() else []
+        runs = [p for p in found if p.is_dir() and p.name.rsplit(".", 1)[-1].isdigit()]
+        return [RunDir(p) for p in sorted(runs, key=lambda p: int(p.name.rsplit(".", 1)[-1]))]
+
+    def next_superseded(self, job_id: str) -> RunDir:
+        """Where the next superseded record of ``job_id`` goes."""
+        taken = [int(r.path.name.rsplit(".", 1)[-1]) for r in self.superseded(job_id)]
+        return RunDir(self.superseded_root / f"{job_id}.{max(taken, default=0) + 1}")
 
     def allowed_collapse_marker(self, job_id: str) -> Path:
         return self.root / "allowed-collapse" / job_id

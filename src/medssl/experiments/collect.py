@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from medssl.analysis.curves import curve_auc, curve_settled, steps_to_fraction
-from medssl.artifacts.atomic import atomic_write, write_text
+from medssl.artifacts.atomic import atomic_write, read_json, write_text
 from medssl.artifacts.labels import ACDC_LABELS, LabelSet
 from medssl.artifacts.rundir import RunDir, read_csv_rows
 from medssl.artifacts.steplog import epoch_means
@@ -187,10 +187,14 @@ PRETRAINING_COLUMNS = (
     "collapsed",
     "wall_s",
     "device",
+    "superseded",
+    "encoder_fingerprint",
 )
 
 
-def _pretraining_rows(job: dict, run: RunDir, done: dict) -> list[dict]:
+def _pretraining_rows(
+    job: dict, run: RunDir, done: dict, *, run_id: str, superseded: bool, fingerprint: str
+) -> list[dict]:
     """Per-epoch loss of one finished pretraining: ``result.json``'s ``loss_per_epoch``,
     or (runs that predate it) the step log when it is still there; a run with neither is
     one row with NaN epoch and loss (its wall time still counts)."""
@@ -200,13 +204,15 @@ def _pretraining_rows(job: dict, run: RunDir, done: dict) -> list[dict]:
         curve = epoch_means(read_csv_rows(run.step_log))
     cfg = result.get("config", {})
     fixed = {
-        "run_id": job["id"],
+        "run_id": run_id,
         "pipeline": job["meta"].get("pipeline", ""),
         "method": result.get("method", cfg.get("method", "byol")),
         "init": str(cfg.get("init", "")),
         "collapsed": result.get("collapse") is not None,
         "wall_s": float(done["seconds"]) if "seconds" in done else math.nan,
         "device": done.get("device"),
+        "superseded": superseded,
+        "encoder_fingerprint": result.get("encoder_fingerprint") or fingerprint,
     }
     # a run without a curve (logged before curves were kept) still has its wall time
     curve = curve or [{"epoch": math.nan, "steps": float(result.get("steps", math.nan))}]
@@ -216,15 +222,48 @@ def _pretraining_rows(job: dict, run: RunDir, done: dict) -> list[dict]:
     ]
 
 
+def _only(fingerprints: set[str]) -> str:
+    """The one fingerprint of a set (``""`` when it has none or several)."""
+    known = fingerprints - {""}
+    return known.pop() if len(known) == 1 else ""
+
+
 def collect_pretraining(root: str | Path) -> pd.DataFrame:
     """The per-epoch loss curves of a study's finished pretraining runs, written as
-    ``pretraining.{parquet,csv}`` into the study folder (empty when it has none)."""
+    ``pretraining.{parquet,csv}`` into the study folder (empty when it has none).
+
+    Superseded runs (``superseded/<id>.<n>``: finished, then run again because their
+    weights were gone) are rows too, with ``run_id`` ``<id>.<n>`` and ``superseded``
+    true. ``encoder_fingerprint`` ties a pretraining run to the fine-tunes that loaded
+    its weights: the run's own record, or for runs that predate it the one fingerprint
+    their finished fine-tunes loaded (``superseded.json`` for a superseded run)."""
     root = Path(root)
+    study = StudyDir(root)
+    jobs = store.load_plan_json(root)["jobs"]
     rows = []
-    for job in store.load_plan_json(root)["jobs"]:
-        if job["kind"] == "pretrain" and store.is_done(root, job["id"]):
+    for job in jobs:
+        if job["kind"] != "pretrain":
+            continue
+        for old in study.superseded(job["id"]):
+            record = read_json(old.path / "superseded.json")
+            loaded = set(record.get("fine_tune_fingerprints", {}))
+            rows += _pretraining_rows(
+                job, old, record.get("done", {}), run_id=old.path.name, superseded=True,
+                fingerprint=_only(loaded),
+            )  # fmt: skip
+        if store.is_done(root, job["id"]):
             run = RunDir(store.run_dir(root, job["id"]))
-            rows += _pretraining_rows(job, run, store.done_info(root, job["id"]))
+            loaded = {
+                RunDir(store.run_dir(root, j["id"])).load_init().get("fingerprint", "")
+                for j in jobs
+                if job["id"] in j["depends"]
+                and store.is_done(root, j["id"])
+                and RunDir(store.run_dir(root, j["id"])).init_file.is_file()
+            }
+            rows += _pretraining_rows(
+                job, run, store.done_info(root, job["id"]), run_id=job["id"], superseded=False,
+                fingerprint="" if study.superseded(job["id"]) else _only(loaded),
+            )  # fmt: skip
     df = pd.DataFrame(rows, columns=list(PRETRAINING_COLUMNS))
     df = df.sort_values(["pipeline", "run_id", "epoch"], ignore_index=True)
     _write_table(root, "pretraining", df)

@@ -57,8 +57,10 @@ def save_plan(plan: Plan, root: Path) -> None:
     study = StudyDir(root)
     body = {"name": plan.name, "jobs": jobs, "skipped": plan.skipped}
     write_text(study.plan_file, json.dumps(body, indent=1))
-    if not study.gitignore.exists():
-        write_text(study.gitignore, "\n".join(STUDY_GITIGNORE) + "\n")
+    have = study.gitignore.read_text().splitlines() if study.gitignore.exists() else []
+    if missing := [line for line in STUDY_GITIGNORE if line not in have]:
+        # a folder made by an older medssl gets the patterns added since (user lines stay)
+        write_text(study.gitignore, "\n".join([*have, *missing]) + "\n")
 
 
 def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
@@ -67,10 +69,12 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
 
     A pending fine-tune starts from files of its (done) pretraining job: ``init`` and
     ``init_decoder``. When one is missing, that pretraining job's run directory is moved
-    aside (``runs/.<id>.reopened-<hex>``) so the job runs again, unless its collapse check
-    fired and fine-tuning from it is not allowed (its fine-tunes wait). An unfinished run
-    without a checkpoint and without a live claim is moved aside too (nothing of it can
-    be resumed). Finished fine-tunes are never touched. Returns the reopened ids.
+    to ``superseded/<id>.<n>`` (committed: its loss curve and the fingerprints of the
+    weights its finished fine-tunes loaded stay in the record) so the job runs again, unless
+    its collapse check fired and fine-tuning from it is not allowed (its fine-tunes wait).
+    An unfinished run without a checkpoint and without a live claim is moved aside
+    (``runs/.<id>.reopened-<hex>``, not committed: nothing of it can be resumed).
+    Finished fine-tunes are never touched. Returns the reopened ids.
     """
     study, jobs = StudyDir(root), plan.by_id()
     reopened: list[str] = []
@@ -97,9 +101,36 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
                 if f and Path(f).resolve().is_relative_to(dep_dir) and not Path(f).exists()
             ]
             if missing:
-                _move_aside(dep_dir, dep)
+                _supersede(study, dep, missing)
                 reopened.append(dep)
     return reopened
+
+
+def _supersede(study: StudyDir, job_id: str, missing: list[Path]) -> Path:
+    """Move a finished pretraining whose weights are gone to ``superseded/<id>.<n>`` (kept
+    in git), with ``superseded.json``: when and where, which files were missing, and the
+    weight fingerprints its finished fine-tunes loaded (``init.json``), which tell the
+    report which of the job's runs each fine-tune started from."""
+    fingerprints: dict[str, list[str]] = {}
+    for job in load_plan_json(study.root)["jobs"]:  # the whole plan, every pipeline
+        if job_id in job["depends"] and is_done(study.root, job["id"]):
+            run = study.run(job["id"])
+            fp = run.load_init().get("fingerprint", "") if run.init_file.is_file() else ""
+            fingerprints.setdefault(fp, []).append(job["id"])
+    done = done_info(study.root, job_id)
+    target = study.next_superseded(job_id)
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(study.run(job_id).path, target.path)
+    record = {
+        "job": job_id,
+        "superseded_at": time.time(),
+        "host": socket.gethostname(),
+        "missing": [p.name for p in missing],
+        "done": done,
+        "fine_tune_fingerprints": {fp: sorted(ids) for fp, ids in sorted(fingerprints.items())},
+    }
+    write_text(target.path / "superseded.json", json.dumps(record, indent=1) + "\n")
+    return target.path
 
 
 def _resumable(run: RunDir) -> bool:

@@ -17,6 +17,8 @@ directory (file names: :class:`~medssl.artifacts.rundir.RunDir`)::
     logs/metrics.csv, logs/events.*  per-step loss, τ, lr, collapse monitor, throughput
     result.json                      written last: the run finished; holds the per-epoch
                                      mean loss and collapse monitor (``loss_per_epoch``)
+                                     and the fingerprint a fine-tune records when it
+                                     loads the last encoder (``encoder_fingerprint``)
 
 Specialist = ``init="random"``; hierarchical = ``init`` with ImageNet (or BYOL-ImageNet)
 weights, then the method (BYOL in the study) on the target domain.
@@ -43,6 +45,7 @@ from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import TwoViews
 from medssl.data.splits import unlabelled_pool
 from medssl.models.safe_load import save_decoder
+from medssl.models.unet import build_unet, encoder_of
 from medssl.models.weights import LoadReport, load_weights, save_encoder
 from medssl.overrides import to_dict
 from medssl.training.callbacks import EncoderExport, Throughput
@@ -177,9 +180,21 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
             "method": self.cfg.method,
             "collapse": module.collapse.flag,
             "loss_per_epoch": self._loss_curve(trainer),
+            "encoder_fingerprint": self._encoder_fingerprint(),
             "world_size": trainer.world_size,
             "config": to_dict(self.cfg),
         }
+
+    def _encoder_fingerprint(self) -> str:
+        """The fingerprint a fine-tune records in ``init.json`` when it starts from this
+        run's last encoder (loaded the same way, into a U-Net's encoder), so a study can
+        tell which run of a pretraining job each of its fine-tunes loaded."""
+        path = RunDir(Path(self.cfg.out)).encoder_last
+        if not path.is_file():
+            return ""
+        return load_weights(
+            encoder_of(build_unet(self.cfg.arch, 2)), path, self.cfg.arch
+        ).fingerprint
 
     def _loss_curve(self, trainer: L.Trainer) -> list[dict[str, float]]:
         """Per-epoch means of the step log (flushed first), kept in ``result.json``."""
