@@ -506,6 +506,13 @@ def test_fine_tunes_from_two_pretraining_runs_are_named_with_their_run() -> None
     assert _realisations_text(results.iloc[:2]) is None  # one fingerprint: nothing to say
     # without a pretraining table the fingerprints are still listed
     assert "aaaa (2 runs)" in _realisations_text(results)
+    # a length study's per-epoch encoders differ by design: not a second realisation
+    epochs = results.assign(pretrain_epoch=[np.nan, np.nan, 3.0, np.nan])
+    assert _realisations_text(epochs, _pretraining_runs()) is None
+    # a re-run that reproduced the same weights: both runs are named
+    same = _pretraining_runs().assign(encoder_fingerprint="aaaa")
+    text = _realisations_text(results, same)
+    assert "aaaa (2 runs; pretraining runs p1.1 (superseded), p1)" in text
 
 
 def test_pretraining_section_names_each_run_of_a_job_run_twice(tmp_path: Path) -> None:

@@ -677,3 +677,88 @@ def test_select_pipelines_keeps_their_jobs_and_the_pretrainings_they_need(
     }
     with pytest.raises(ConfigError, match=r"byol-imagenet.*its pipelines: byol-acdc, random"):
         select_pipelines(plan, ["byol-imagenet"])
+
+
+def _finished_pretraining(root: Path, job_id: str, fingerprint: str | None) -> None:
+    """A finished pretraining run's small files (no weights), as on a fresh clone."""
+    run = root / "runs" / job_id
+    run.mkdir(parents=True)
+    result = {"steps": 20, "method": "byol", "collapse": None}
+    result["loss_per_epoch"] = [{"epoch": 0.0, "steps": 19.0, "loss": 1.0, "online_std": 0.1}]
+    if fingerprint is not None:
+        result["encoder_fingerprint"] = fingerprint
+    (run / "result.json").write_text(json.dumps(result))
+    StudyDir(root).done_marker(job_id).write_text('{"seconds": 100.0}')
+
+
+def _finished_fine_tune(root: Path, job_id: str, fingerprint: str) -> None:
+    run = root / "runs" / job_id
+    run.mkdir(parents=True)
+    (run / "init.json").write_text(json.dumps({"source": "x", "fingerprint": fingerprint}))
+    StudyDir(root).done_marker(job_id).write_text('{"seconds": 10.0}')
+
+
+def test_superseded_records_keep_each_run_and_the_weights_its_fine_tunes_loaded(
+    tmp_path: Path,
+) -> None:
+    """A finished pretraining whose weights are gone is moved to superseded/<id>.<n> each
+    time it must run again; each record lists only the fine-tunes that loaded that run,
+    and the pretraining table holds every run in order with its fingerprint."""
+    from medssl.experiments.collect import collect_pretraining
+
+    plan = expand(parse_study(_raw(seeds=[0, 1, 2])), tmp_path)
+    store.save_plan(plan, tmp_path)
+    (pre,) = _pretrain_jobs(plan)
+    tunes = [j.id for j in plan.jobs if pre in j.depends]
+    assert len(tunes) == 6
+    _finished_pretraining(tmp_path, pre, None)  # predates encoder_fingerprint
+    for ft in tunes[:2]:
+        _finished_fine_tune(tmp_path, ft, "aaaa")
+    assert collect_pretraining(tmp_path)["encoder_fingerprint"].unique().tolist() == ["aaaa"]
+    assert store.reopen_missing_inputs(plan, tmp_path) == [pre]
+    assert not (tmp_path / "runs" / pre).exists()
+    first = store.read_superseded(StudyDir(tmp_path).superseded(pre)[0])
+    assert first["fine_tune_fingerprints"] == {"aaaa": sorted(tunes[:2])}
+    assert first["missing"] == ["encoder_last.safetensors"] and first["done"]["seconds"] == 100
+    # the job ran again (weights "bbbb"), one more fine-tune loaded them; a later machine
+    # supersedes this run too: its record lists that fine-tune only
+    _finished_pretraining(tmp_path, pre, "bbbb")
+    _finished_fine_tune(tmp_path, tunes[2], "bbbb")
+    assert store.reopen_missing_inputs(plan, tmp_path) == [pre]
+    second = store.read_superseded(StudyDir(tmp_path).superseded(pre)[1])
+    assert second["fine_tune_fingerprints"] == {"bbbb": [tunes[2]]}
+    _finished_pretraining(tmp_path, pre, "cccc")
+    df = collect_pretraining(tmp_path).drop_duplicates("run_id")
+    assert df["run_id"].tolist() == [f"{pre}.1", f"{pre}.2", pre]
+    assert df["encoder_fingerprint"].tolist() == ["aaaa", "bbbb", "cccc"]
+    assert df["superseded"].tolist() == [True, True, False]
+    assert df["wall_s"].tolist() == [100.0] * 3
+    # a finished job whose weights are there is not superseded
+    (tmp_path / "runs" / pre / "encoder_last.safetensors").write_bytes(b"")
+    assert store.reopen_missing_inputs(plan, tmp_path) == []
+
+
+def test_superseded_records_are_numbered_in_order_and_a_bad_one_is_a_one_line_error(
+    tmp_path: Path,
+) -> None:
+    from medssl.errors import DataError
+    from medssl.experiments.collect import collect_pretraining
+
+    study = StudyDir(tmp_path)
+    for n in (1, 2, 10):
+        (tmp_path / "superseded" / f"abc.{n}").mkdir(parents=True)
+    (tmp_path / "superseded" / "abc.notes").mkdir()  # not a record
+    assert [r.path.name for r in study.superseded("abc")] == ["abc.1", "abc.2", "abc.10"]
+    assert study.next_superseded("abc").path.name == "abc.11"
+    assert study.superseded("other") == []
+    plan = expand(parse_study(_raw()), tmp_path / "s")
+    store.save_plan(plan, tmp_path / "s")
+    (pre,) = _pretrain_jobs(plan)
+    bad = tmp_path / "s" / "superseded" / f"{pre}.1"
+    bad.mkdir(parents=True)
+    (bad / "superseded.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"superseded\.json: \[superseded-record\] unreadable"):
+        collect_pretraining(tmp_path / "s")
+    (bad / "superseded.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"not a superseded\.json object"):
+        collect_pretraining(tmp_path / "s")

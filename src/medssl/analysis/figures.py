@@ -624,16 +624,18 @@ def _overlay_columns(
 @_styled
 def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
     """Pretraining loss per epoch (mean over the epoch's logged steps), one panel per
-    pipeline (methods' losses have different scales) with a line per pretraining run (a
-    job run again on another machine has a superseded run too: both are drawn, so the
-    two realisations can be compared); a run whose collapse monitor fired is marked."""
+    pretraining job (methods' losses have different scales) with a line per run of it (a
+    job run again on another machine has a superseded run ``<id>.<n>`` too: both are
+    drawn, so the two realisations can be compared); a run whose collapse monitor fired
+    is marked."""
     if pretraining is not None:
         pretraining = pretraining[np.isfinite(pretraining["loss"].astype(float))]
     if pretraining is None or pretraining.empty:
         return Plotted([], None)
-    pipelines = list(pretraining.groupby("pipeline", sort=True))
-    fig, axes = _grid(len(pipelines), 4, (3.0, 2.4))
-    for ax, (pipeline, runs) in zip(axes, pipelines, strict=False):
+    job = pretraining["run_id"].astype(str).str.split(".").str[0]  # <id> of <id>.<n>
+    jobs = list(pretraining.assign(_job=job).groupby(["pipeline", "_job"], sort=True))
+    fig, axes = _grid(len(jobs), 4, (3.0, 2.4))
+    for ax, ((pipeline, _), runs) in zip(axes, jobs, strict=False):
         several = runs["run_id"].nunique() > 1
         for run_id, sub in runs.groupby("run_id", sort=True):
             sub = sub.sort_values("epoch")

@@ -846,13 +846,19 @@ def _realisations_text(
     if "init_fingerprint" not in results:
         return None
     runs = results.drop_duplicates("run_id")
+    if "pretrain_epoch" in runs:  # per-epoch encoders of a length study differ by design
+        runs = runs[runs["pretrain_epoch"].isna()]
     runs = runs[runs["init_fingerprint"].fillna("").astype(str) != ""]
-    owner: dict[str, str] = {}
+    owners: dict[str, list[str]] = {}
     if pretraining is not None and "encoder_fingerprint" in pretraining:
         for row in pretraining.drop_duplicates("run_id").itertuples():
             if isinstance(row.encoder_fingerprint, str) and row.encoder_fingerprint:
                 old = " (superseded)" if bool(getattr(row, "superseded", False)) else ""
-                owner[row.encoder_fingerprint] = f"pretraining run {row.run_id}{old}"
+                owners.setdefault(row.encoder_fingerprint, []).append(f"{row.run_id}{old}")
+    owner = {
+        fp: ("pretraining run " if len(names) == 1 else "pretraining runs ") + ", ".join(names)
+        for fp, names in owners.items()
+    }  # a re-run that reproduced the same weights: both runs named
     parts = []
     for pipeline, group in runs.groupby("pipeline", sort=True):
         counts = group["init_fingerprint"].value_counts()
@@ -880,8 +886,8 @@ def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Secti
     sec.figure(
         paths,
         "Figure P. Pretraining loss per epoch (mean over the epoch's logged steps), one "
-        "panel per pipeline's domain pretraining (a job run again on another machine: "
-        "one line per run, the superseded one dashed).",
+        "panel per domain-pretraining job (a job run again on another machine: one line "
+        "per run, the superseded one dashed).",
         "No pretraining loss curves in the study folder: figure P skipped.",
     )
     curves = None if pretraining is None else pretraining[pretraining["loss"].notna()]

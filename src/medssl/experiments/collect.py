@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from medssl.analysis.curves import curve_auc, curve_settled, steps_to_fraction
-from medssl.artifacts.atomic import atomic_write, read_json, write_text
+from medssl.artifacts.atomic import atomic_write, write_text
 from medssl.artifacts.labels import ACDC_LABELS, LabelSet
 from medssl.artifacts.rundir import RunDir, read_csv_rows
 from medssl.artifacts.steplog import epoch_means
@@ -239,33 +239,36 @@ def collect_pretraining(root: str | Path) -> pd.DataFrame:
     their finished fine-tunes loaded (``superseded.json`` for a superseded run)."""
     root = Path(root)
     study = StudyDir(root)
-    jobs = store.load_plan_json(root)["jobs"]
     rows = []
-    for job in jobs:
+    for job in store.load_plan_json(root)["jobs"]:
         if job["kind"] != "pretrain":
             continue
-        for old in study.superseded(job["id"]):
-            record = read_json(old.path / "superseded.json")
-            loaded = set(record.get("fine_tune_fingerprints", {}))
-            rows += _pretraining_rows(
-                job, old, record.get("done", {}), run_id=old.path.name, superseded=True,
-                fingerprint=_only(loaded),
-            )  # fmt: skip
+        older = study.superseded(job["id"])
+        for n, old in enumerate(older, start=1):  # oldest first, then the current run
+            record = store.read_superseded(old)
+            fingerprint = _only(set(record.get("fine_tune_fingerprints", {})))
+            rows += [
+                {**r, "_job": job["id"], "_n": n}
+                for r in _pretraining_rows(
+                    job, old, record.get("done", {}), run_id=old.path.name, superseded=True,
+                    fingerprint=fingerprint,
+                )
+            ]  # fmt: skip
         if store.is_done(root, job["id"]):
             run = RunDir(store.run_dir(root, job["id"]))
-            loaded = {
-                RunDir(store.run_dir(root, j["id"])).load_init().get("fingerprint", "")
-                for j in jobs
-                if job["id"] in j["depends"]
-                and store.is_done(root, j["id"])
-                and RunDir(store.run_dir(root, j["id"])).init_file.is_file()
-            }
-            rows += _pretraining_rows(
-                job, run, store.done_info(root, job["id"]), run_id=job["id"], superseded=False,
-                fingerprint="" if study.superseded(job["id"]) else _only(loaded),
-            )  # fmt: skip
-    df = pd.DataFrame(rows, columns=list(PRETRAINING_COLUMNS))
-    df = df.sort_values(["pipeline", "run_id", "epoch"], ignore_index=True)
+            # a run that predates encoder_fingerprint: what its fine-tunes loaded (only
+            # when no earlier run of the job exists, else they may have loaded that one)
+            loaded = set(store.last_encoder_users(root, job["id"]).values())
+            rows += [
+                {**r, "_job": job["id"], "_n": len(older) + 1}
+                for r in _pretraining_rows(
+                    job, run, store.done_info(root, job["id"]), run_id=job["id"],
+                    superseded=False, fingerprint="" if older else _only(loaded),
+                )
+            ]  # fmt: skip
+    df = pd.DataFrame(rows, columns=[*PRETRAINING_COLUMNS, "_job", "_n"])
+    df = df.sort_values(["pipeline", "_job", "_n", "epoch"], ignore_index=True)
+    df = df.drop(columns=["_job", "_n"])
     _write_table(root, "pretraining", df)
     return df
 

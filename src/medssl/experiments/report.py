@@ -141,7 +141,8 @@ def _attempts_note(plan: dict, root: Path) -> str | None:
         f"{len(again)} finished job(s) started more than once "
         f"({StudyDir(root).ledger.name}: stopped and "
         "resumed, or run again from scratch); the measured compute counts only the last "
-        f"attempt of each, so it is a lower bound. Job (starts): {listed}."
+        "attempt of each (and a superseded pretraining run's own time, which its record "
+        f"keeps), so it is a lower bound. Job (starts): {listed}."
     )
 
 

@@ -20,8 +20,10 @@ deleting it; `sweep_leftovers` removes what a killed worker left half-way.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -33,6 +35,7 @@ from pathlib import Path
 from medssl.artifacts.atomic import write_text
 from medssl.artifacts.rundir import RunDir
 from medssl.artifacts.study import STUDY_GITIGNORE, StudyDir
+from medssl.errors import DataError
 from medssl.experiments.plan import Plan
 from medssl.overrides import to_dict
 
@@ -100,37 +103,94 @@ def reopen_missing_inputs(plan: Plan, root: Path) -> list[str]:
                 for f in needed
                 if f and Path(f).resolve().is_relative_to(dep_dir) and not Path(f).exists()
             ]
-            if missing:
-                _supersede(study, dep, missing)
+            if missing and _supersede(study, dep, missing) is not None:
                 reopened.append(dep)
     return reopened
 
 
-def _supersede(study: StudyDir, job_id: str, missing: list[Path]) -> Path:
+def last_encoder_users(root: Path, job_id: str) -> dict[str, str]:
+    """The finished fine-tunes that started from pretraining ``job_id``'s last encoder
+    (not the per-epoch encoders of a pretraining-length study), each with the weight
+    fingerprint its ``init.json`` records (``""`` when it predates fingerprints)."""
+    study, users = StudyDir(root), {}
+    for job in load_plan_json(root)["jobs"]:  # the whole plan: every pipeline sharing it
+        if job_id not in job["depends"] or job["meta"].get("pretrain_epoch") is not None:
+            continue
+        if is_done(root, job["id"]):
+            run = study.run(job["id"])
+            users[job["id"]] = (
+                run.load_init().get("fingerprint", "") if run.init_file.is_file() else ""
+            )
+    return users
+
+
+def read_superseded(run: RunDir) -> dict:
+    """The ``superseded.json`` of a superseded pretraining run.
+
+    Raises:
+        DataError: the record is missing, not JSON, or not an object.
+    """
+    path = run.path / "superseded.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(path, "superseded-record", f"unreadable: {err}") from err
+    if not isinstance(record, dict) or not isinstance(
+        record.get("fine_tune_fingerprints", {}), dict
+    ):
+        raise DataError(path, "superseded-record", "not a superseded.json object")
+    return record
+
+
+def _supersede(study: StudyDir, job_id: str, missing: list[Path]) -> Path | None:
     """Move a finished pretraining whose weights are gone to ``superseded/<id>.<n>`` (kept
     in git), with ``superseded.json``: when and where, which files were missing, and the
-    weight fingerprints its finished fine-tunes loaded (``init.json``), which tell the
-    report which of the job's runs each fine-tune started from."""
+    weight fingerprints that the fine-tunes which loaded *this* run's last encoder
+    recorded (finished fine-tunes not already listed by an earlier record of the job).
+
+    The record is written into the run before it moves, so a superseded folder always has
+    one; the target is reserved with an exclusive ``mkdir`` (two starts at once take
+    different numbers, and the one that finds the run gone already moves nothing:
+    ``None``); a move across file systems copies, then deletes."""
+    earlier = {
+        ft for old in study.superseded(job_id)
+        for ids in read_superseded(old).get("fine_tune_fingerprints", {}).values() for ft in ids
+    }  # fmt: skip
     fingerprints: dict[str, list[str]] = {}
-    for job in load_plan_json(study.root)["jobs"]:  # the whole plan, every pipeline
-        if job_id in job["depends"] and is_done(study.root, job["id"]):
-            run = study.run(job["id"])
-            fp = run.load_init().get("fingerprint", "") if run.init_file.is_file() else ""
-            fingerprints.setdefault(fp, []).append(job["id"])
-    done = done_info(study.root, job_id)
-    target = study.next_superseded(job_id)
-    target.path.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(study.run(job_id).path, target.path)
+    for ft, fp in last_encoder_users(study.root, job_id).items():
+        if ft not in earlier:
+            fingerprints.setdefault(fp, []).append(ft)
+    source = study.run(job_id).path
     record = {
         "job": job_id,
         "superseded_at": time.time(),
         "host": socket.gethostname(),
         "missing": [p.name for p in missing],
-        "done": done,
+        "done": done_info(study.root, job_id),
         "fine_tune_fingerprints": {fp: sorted(ids) for fp, ids in sorted(fingerprints.items())},
     }
-    write_text(target.path / "superseded.json", json.dumps(record, indent=1) + "\n")
-    return target.path
+    if not source.is_dir():
+        return None
+    write_text(source / "superseded.json", json.dumps(record, indent=1) + "\n")
+    while True:
+        target = study.next_superseded(job_id).path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir()
+            break
+        except FileExistsError:
+            continue  # another start took this number
+    try:
+        os.rename(source, target)  # onto the empty reserved folder
+    except FileNotFoundError:
+        target.rmdir()  # another start moved it first
+        return None
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        shutil.rmtree(source)
+    return target
 
 
 def _resumable(run: RunDir) -> bool:

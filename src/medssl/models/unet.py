@@ -9,8 +9,12 @@ encoder file of the weight importer loads into ``unet.encoder.model`` by name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import segmentation_models_pytorch as smp
 from torch import nn
+
+from medssl.models.weights import LoadReport, load_weights
 
 
 def build_unet(
@@ -35,6 +39,19 @@ def build_unet(
 def encoder_of(unet: smp.Unet) -> nn.Module:
     """The timm model inside the U-Net's encoder (target of the weight importer)."""
     return unet.encoder.model
+
+
+def load_unet_encoder(
+    unet: smp.Unet,
+    source: str | Path,
+    arch: str,
+    layout: str | None = None,
+    trust_pickle: bool = False,
+) -> LoadReport:
+    """Fill a U-Net's encoder from a weight source, loudly: the fine-tune's import, whose
+    report (and its ``fingerprint``, kept in the run's ``init.json``) is over the tensors
+    that landed in ``unet.encoder.model``."""
+    return load_weights(encoder_of(unet), source, arch, layout=layout, trust_pickle=trust_pickle)
 
 
 def set_encoder_trainable(unet: smp.Unet, trainable: bool) -> None:

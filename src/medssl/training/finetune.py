@@ -44,8 +44,8 @@ from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import LabelledSlices, Volumes
 from medssl.data.split_files import resolve_labelled
 from medssl.data.splits import budget_patients, budget_record, budget_slices, labelled_keys
-from medssl.models.unet import build_unet, encoder_of
-from medssl.models.weights import LoadReport, load_decoder, load_weights
+from medssl.models.unet import build_unet, load_unet_encoder
+from medssl.models.weights import LoadReport, load_decoder
 from medssl.overrides import ConfigError
 from medssl.training.run import RunKind, execute
 from medssl.training.segment_module import SegmentationModule
@@ -111,8 +111,8 @@ def build_segmentation_module(
     augmented on the training device. Scores are named by the cache's label set."""
     on_device = cfg.runtime.augment == "device"
     unet = build_unet(cfg.arch, cache.num_classes, cfg.decoder_channels)
-    report = load_weights(
-        encoder_of(unet), cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
+    report = load_unet_encoder(
+        unet, cfg.init, cfg.arch, layout=cfg.init_layout, trust_pickle=cfg.trust_pickle
     )
     if cfg.init_decoder:
         load_decoder(unet.decoder, cfg.init_decoder, cfg.arch, cfg.decoder_channels)

@@ -45,7 +45,7 @@ from medssl.data.cache_read import SliceCache
 from medssl.data.datasets import TwoViews
 from medssl.data.splits import unlabelled_pool
 from medssl.models.safe_load import save_decoder
-from medssl.models.unet import build_unet, encoder_of
+from medssl.models.unet import build_unet, load_unet_encoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
 from medssl.overrides import to_dict
 from medssl.training.callbacks import EncoderExport, Throughput
@@ -187,14 +187,18 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
 
     def _encoder_fingerprint(self) -> str:
         """The fingerprint a fine-tune records in ``init.json`` when it starts from this
-        run's last encoder (loaded the same way, into a U-Net's encoder), so a study can
-        tell which run of a pretraining job each of its fine-tunes loaded."""
+        run's last encoder (the same import, :func:`load_unet_encoder`, into a U-Net with
+        the default decoder depth), so a study can tell which run of a pretraining job
+        its fine-tunes loaded; ``""`` (and a warning) when that import fails, so a
+        finished run still writes its result."""
         path = RunDir(Path(self.cfg.out)).encoder_last
         if not path.is_file():
             return ""
-        return load_weights(
-            encoder_of(build_unet(self.cfg.arch, 2)), path, self.cfg.arch
-        ).fingerprint
+        try:
+            return load_unet_encoder(build_unet(self.cfg.arch, 2), path, self.cfg.arch).fingerprint
+        except Exception as err:  # provenance only: the run itself has finished
+            log.warning("%s: no encoder fingerprint recorded (%s)", path, err)
+            return ""
 
     def _loss_curve(self, trainer: L.Trainer) -> list[dict[str, float]]:
         """Per-epoch means of the step log (flushed first), kept in ``result.json``."""
