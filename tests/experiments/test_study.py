@@ -272,7 +272,7 @@ def test_study_resumes_from_a_committed_folder_without_weights(
     assert {fp: len(ids) for fp, ids in record["fine_tune_fingerprints"].items()} == {first_fp: 2}
     assert record["missing"] == ["encoder_last.safetensors"] and record["done"]["seconds"] > 0
     pre = collect_pretraining(clone).drop_duplicates("run_id").set_index("run_id")
-    assert list(pre.index) == [pre_id, f"{pre_id}.1"]
+    assert list(pre.index) == [f"{pre_id}.1", pre_id]  # oldest first
     assert pre.loc[f"{pre_id}.1", "superseded"] and not pre.loc[pre_id, "superseded"]
     assert pre.loc[f"{pre_id}.1", "encoder_fingerprint"] == first_fp
     # the new run's fingerprint is the one its new fine-tunes loaded
