@@ -509,6 +509,10 @@ def test_fine_tunes_from_two_pretraining_runs_are_named_with_their_run() -> None
     # a length study's per-epoch encoders differ by design: not a second realisation
     epochs = results.assign(pretrain_epoch=[np.nan, np.nan, 3.0, np.nan])
     assert _realisations_text(epochs, _pretraining_runs()) is None
+    # ... but two runs behind one epoch's fine-tunes are reported for that epoch
+    epochs = results.assign(pretrain_epoch=[3.0, np.nan, 3.0, np.nan])
+    text = _realisations_text(epochs, _pretraining_runs())
+    assert "byol-x (encoder of epoch 3): " in text and "byol-x: " not in text
     # a re-run that reproduced the same weights: both runs are named
     same = _pretraining_runs().assign(encoder_fingerprint="aaaa")
     text = _realisations_text(results, same)
@@ -520,8 +524,9 @@ def test_pretraining_section_names_each_run_of_a_job_run_twice(tmp_path: Path) -
 
     sec, paths = _pretraining(_pretraining_runs(), tmp_path)
     (table,) = [b[1] for b in sec.blocks if b[0] == "table"]
-    assert list(table["run"]) == ["p1, weights bbbb", "p1.1 (superseded), weights aaaa"]
-    assert list(table["last-epoch loss"].astype(float)) == [0.75, 0.7]
+    # oldest first, as collect orders them
+    assert list(table["run"]) == ["p1.1 (superseded), weights aaaa", "p1, weights bbbb"]
+    assert list(table["last-epoch loss"].astype(float)) == [0.7, 0.75]
     assert any(p.suffix == ".png" for p in paths)
     one = _pretraining_runs().query("run_id == 'p1'")
     (table,) = [b[1] for b in _pretraining(one, tmp_path)[0].blocks if b[0] == "table"]

@@ -759,6 +759,43 @@ def test_superseded_records_are_numbered_in_order_and_a_bad_one_is_a_one_line_er
     (bad / "superseded.json").write_text("{not json")
     with pytest.raises(DataError, match=r"superseded\.json: \[superseded-record\] unreadable"):
         collect_pretraining(tmp_path / "s")
-    (bad / "superseded.json").write_text("[1, 2]")
-    with pytest.raises(DataError, match=r"not a superseded\.json object"):
-        collect_pretraining(tmp_path / "s")
+    for text, why in (
+        ("[1, 2]", r"not a superseded\.json object"),
+        ('{"fine_tune_fingerprints": {"aaaa": "xyz"}}', "must map fingerprints to job ids"),
+        ('{"fine_tune_fingerprints": {"aaaa": 3}}', "must map fingerprints to job ids"),
+        ('{"done": [1]}', "numeric seconds"),
+        ('{"done": {"seconds": "x"}}', "numeric seconds"),
+    ):
+        (bad / "superseded.json").write_text(text)
+        with pytest.raises(DataError, match=why):
+            collect_pretraining(tmp_path / "s")
+
+
+def test_superseding_skips_a_taken_name_and_leaves_length_study_fine_tunes_out(
+    tmp_path: Path,
+) -> None:
+    """A stray file at the next number is skipped (no endless retry), and the fine-tunes
+    of a pretraining-length study, which load per-epoch encoders, are not counted as
+    users of the run's last encoder."""
+    raw = _raw(
+        pipelines=["byol-acdc"],
+        seeds=[0, 1],
+        pretraining_length={"pipeline": "byol-acdc", "epochs": [0], "budget": 3, "seeds": [0]},
+    )
+    plan = expand(parse_study(raw), tmp_path)
+    store.save_plan(plan, tmp_path)
+    (pre,) = _pretrain_jobs(plan)
+    main = [j.id for j in plan.jobs if pre in j.depends and j.meta["pretrain_epoch"] is None]
+    length = [j.id for j in plan.jobs if j.meta.get("pretrain_epoch") is not None]
+    assert main and length
+    _finished_pretraining(tmp_path, pre, None)
+    _finished_fine_tune(tmp_path, main[0], "aaaa")
+    _finished_fine_tune(tmp_path, length[0], "eeee")
+    assert store.last_encoder_users(tmp_path, pre) == {main[0]: "aaaa"}
+    (tmp_path / "superseded").mkdir()
+    (tmp_path / "superseded" / f"{pre}.1").write_text("not a run")  # a stray file
+    assert store.reopen_missing_inputs(plan, tmp_path) == [pre]
+    record = store.read_superseded(StudyDir(tmp_path).superseded(pre)[0])
+    assert StudyDir(tmp_path).superseded(pre)[0].path.name == f"{pre}.2"
+    assert record["fine_tune_fingerprints"] == {"aaaa": [main[0]]}
+    assert (tmp_path / "superseded" / f"{pre}.2" / "result.json").is_file()

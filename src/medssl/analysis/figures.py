@@ -11,6 +11,7 @@ Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, neve
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import wraps
 from pathlib import Path
@@ -634,10 +635,11 @@ def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
         return Plotted([], None)
     job = pretraining["run_id"].astype(str).str.split(".").str[0]  # <id> of <id>.<n>
     jobs = list(pretraining.assign(_job=job).groupby(["pipeline", "_job"], sort=True))
+    per_pipeline = Counter(pipeline for (pipeline, _), _ in jobs)  # > 1: name the job
     fig, axes = _grid(len(jobs), 4, (3.0, 2.4))
-    for ax, ((pipeline, _), runs) in zip(axes, jobs, strict=False):
+    for ax, ((pipeline, job_id), runs) in zip(axes, jobs, strict=False):
         several = runs["run_id"].nunique() > 1
-        for run_id, sub in runs.groupby("run_id", sort=True):
+        for run_id, sub in runs.groupby("run_id", sort=False):  # collect's order: oldest first
             sub = sub.sort_values("epoch")
             old = bool(sub["superseded"].astype(bool).any()) if "superseded" in sub else False
             collapsed = bool(sub["collapsed"].astype(bool).any())
@@ -648,7 +650,8 @@ def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
                 ls="--" if old else "-", label=label if several else None,
             )  # fmt: skip
         collapsed = bool(runs["collapsed"].astype(bool).any())
-        ax.set_title(f"{pipeline}" + (" (collapse flagged)" if collapsed else ""), fontsize=8)
+        title = f"{pipeline}" + (f" ({job_id})" if per_pipeline[pipeline] > 1 else "")
+        ax.set_title(title + (" (collapse flagged)" if collapsed else ""), fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{runs['method'].iloc[0]} loss")
         if several:

@@ -846,9 +846,13 @@ def _realisations_text(
     if "init_fingerprint" not in results:
         return None
     runs = results.drop_duplicates("run_id")
-    if "pretrain_epoch" in runs:  # per-epoch encoders of a length study differ by design
-        runs = runs[runs["pretrain_epoch"].isna()]
     runs = runs[runs["init_fingerprint"].fillna("").astype(str) != ""]
+    # a length study's per-epoch encoders differ by design: compare within one epoch
+    epoch = runs["pretrain_epoch"] if "pretrain_epoch" in runs else pd.Series(np.nan, runs.index)
+    runs = runs.assign(_what=[
+        p if np.isnan(e) else f"{p} (encoder of epoch {e:g})"
+        for p, e in zip(runs["pipeline"], epoch.astype(float), strict=True)
+    ])  # fmt: skip
     owners: dict[str, list[str]] = {}
     if pretraining is not None and "encoder_fingerprint" in pretraining:
         for row in pretraining.drop_duplicates("run_id").itertuples():
@@ -860,7 +864,7 @@ def _realisations_text(
         for fp, names in owners.items()
     }  # a re-run that reproduced the same weights: both runs named
     parts = []
-    for pipeline, group in runs.groupby("pipeline", sort=True):
+    for pipeline, group in runs.groupby("_what", sort=True):
         counts = group["init_fingerprint"].value_counts()
         if len(counts) > 1:
             listed = ", ".join(
@@ -895,7 +899,8 @@ def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Secti
         rows = []
         # a job run twice (another machine): one row per run, named, in every row
         several = bool(curves.groupby("pipeline")["run_id"].nunique().gt(1).any())
-        for (pipeline, _), sub in curves.groupby(["pipeline", "run_id"], sort=True):
+        ordered = curves.sort_values("pipeline", kind="stable")  # runs in collect's order
+        for (pipeline, _), sub in ordered.groupby(["pipeline", "run_id"], sort=False):
             sub = sub.sort_values("epoch")
             tail = sub["loss"].iloc[-max(2, -(-len(sub) // 5)) :]  # ≥ 2 epochs
             rows.append(

@@ -95,7 +95,9 @@ class StudyDir:
 
     def next_superseded(self, job_id: str) -> RunDir:
         """Where the next superseded record of ``job_id`` goes."""
-        taken = [int(r.path.name.rsplit(".", 1)[-1]) for r in self.superseded(job_id)]
+        found = self.superseded_root.glob(f"{job_id}.*") if self.superseded_root.is_dir() else []
+        suffixes = (p.name.rsplit(".", 1)[-1] for p in found)  # any entry, even a stray file
+        taken = [int(s) for s in suffixes if s.isdigit()]
         return RunDir(self.superseded_root / f"{job_id}.{max(taken, default=0) + 1}")
 
     def allowed_collapse_marker(self, job_id: str) -> Path:

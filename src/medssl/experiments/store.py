@@ -128,17 +128,25 @@ def read_superseded(run: RunDir) -> dict:
     """The ``superseded.json`` of a superseded pretraining run.
 
     Raises:
-        DataError: the record is missing, not JSON, or not an object.
+        DataError: the record is missing or not JSON, or its fields have the wrong types.
     """
     path = run.path / "superseded.json"
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise DataError(path, "superseded-record", f"unreadable: {err}") from err
-    if not isinstance(record, dict) or not isinstance(
-        record.get("fine_tune_fingerprints", {}), dict
-    ):
+    if not isinstance(record, dict):
         raise DataError(path, "superseded-record", "not a superseded.json object")
+    users = record.get("fine_tune_fingerprints", {})
+    if not isinstance(users, dict) or not all(
+        isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in users.values()
+    ):
+        raise DataError(
+            path, "superseded-record", "fine_tune_fingerprints must map fingerprints to job ids"
+        )
+    done = record.get("done", {})
+    if not isinstance(done, dict) or not isinstance(done.get("seconds", 0.0), int | float):
+        raise DataError(path, "superseded-record", "done must be an object with numeric seconds")
     return record
 
 
@@ -148,10 +156,11 @@ def _supersede(study: StudyDir, job_id: str, missing: list[Path]) -> Path | None
     weight fingerprints that the fine-tunes which loaded *this* run's last encoder
     recorded (finished fine-tunes not already listed by an earlier record of the job).
 
-    The record is written into the run before it moves, so a superseded folder always has
-    one; the target is reserved with an exclusive ``mkdir`` (two starts at once take
-    different numbers, and the one that finds the run gone already moves nothing:
-    ``None``); a move across file systems copies, then deletes."""
+    The record is written into the run before it moves, and the run moves in one rename
+    onto the first free number (a name in use, even by a stray file, is skipped), so a
+    superseded folder always holds its record; across file systems it is copied to a
+    hidden temporary name first, then renamed. Returns ``None`` when another start moved
+    the run first."""
     earlier = {
         ft for old in study.superseded(job_id)
         for ids in read_superseded(old).get("fine_tune_fingerprints", {}).values() for ft in ids
@@ -169,26 +178,35 @@ def _supersede(study: StudyDir, job_id: str, missing: list[Path]) -> Path | None
         "done": done_info(study.root, job_id),
         "fine_tune_fingerprints": {fp: sorted(ids) for fp, ids in sorted(fingerprints.items())},
     }
-    if not source.is_dir():
-        return None
-    write_text(source / "superseded.json", json.dumps(record, indent=1) + "\n")
-    while True:
-        target = study.next_superseded(job_id).path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            target.mkdir()
-            break
-        except FileExistsError:
-            continue  # another start took this number
     try:
-        os.rename(source, target)  # onto the empty reserved folder
+        write_text(source / "superseded.json", json.dumps(record, indent=1) + "\n")
     except FileNotFoundError:
-        target.rmdir()  # another start moved it first
-        return None
-    except OSError as err:
-        if err.errno != errno.EXDEV:
-            raise
-        shutil.copytree(source, target, dirs_exist_ok=True)
+        return None  # another start moved it first
+    study.superseded_root.mkdir(parents=True, exist_ok=True)
+    moving = source
+    try:
+        for _ in range(1000):  # a taken name: the next number (bounded: no endless loop)
+            target = study.next_superseded(job_id).path
+            try:
+                os.rename(moving, target)
+                break
+            except FileNotFoundError:
+                return None  # another start moved it first
+            except OSError as err:
+                if err.errno == errno.EXDEV and moving == source:
+                    # another file system: copy beside the target (ignored ``*.tmp``),
+                    # then rename the complete copy into place
+                    moving = study.superseded_root / f".{job_id}.{uuid.uuid4().hex[:8]}.tmp"
+                    shutil.copytree(source, moving)
+                    continue
+                if err.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                    raise
+        else:
+            raise OSError(f"{study.superseded_root}: no free name for {job_id}")
+    finally:
+        if moving != source and moving.exists():
+            shutil.rmtree(moving)  # a copy that did not land
+    if moving != source:
         shutil.rmtree(source)
     return target
 
