@@ -238,6 +238,14 @@ class RunDir:
     def load_init(self) -> dict:
         return read_json(self.init_file)
 
+    def init_fingerprint(self) -> str | None:
+        """The weight fingerprint ``init.json`` records (``None`` when the run has no
+        readable ``init.json`` or predates fingerprints)."""
+        try:
+            return self.load_init().get("fingerprint")
+        except (OSError, ValueError):
+            return None
+
     def save_pool(self, info: Mapping[str, Any]) -> None:
         write_json(self.pool_file, dict(info), indent=None)
 

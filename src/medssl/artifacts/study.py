@@ -87,18 +87,21 @@ class StudyDir:
     def superseded_root(self) -> Path:
         return self.root / "superseded"
 
+    def _numbered(self, job_id: str) -> list[tuple[int, Path]]:
+        """Every entry ``superseded/<id>.<n>`` (even a stray file), by ``n``."""
+        if not self.superseded_root.is_dir():
+            return []
+        found = ((p.name.rsplit(".", 1)[-1], p) for p in self.superseded_root.glob(f"{job_id}.*"))
+        return sorted((int(n), p) for n, p in found if n.isdigit())
+
     def superseded(self, job_id: str) -> list[RunDir]:
         """The superseded records of ``job_id``, oldest first (``superseded/<id>.<n>``)."""
-        found = self.superseded_root.glob(f"{job_id}.*") if self.superseded_root.is_dir() else []
-        runs = [p for p in found if p.is_dir() and p.name.rsplit(".", 1)[-1].isdigit()]
-        return [RunDir(p) for p in sorted(runs, key=lambda p: int(p.name.rsplit(".", 1)[-1]))]
+        return [RunDir(p) for _, p in self._numbered(job_id) if p.is_dir()]
 
     def next_superseded(self, job_id: str) -> RunDir:
-        """Where the next superseded record of ``job_id`` goes."""
-        found = self.superseded_root.glob(f"{job_id}.*") if self.superseded_root.is_dir() else []
-        suffixes = (p.name.rsplit(".", 1)[-1] for p in found)  # any entry, even a stray file
-        taken = [int(s) for s in suffixes if s.isdigit()]
-        return RunDir(self.superseded_root / f"{job_id}.{max(taken, default=0) + 1}")
+        """Where the next superseded record of ``job_id`` goes (after any entry there)."""
+        last = max((n for n, _ in self._numbered(job_id)), default=0)
+        return RunDir(self.superseded_root / f"{job_id}.{last + 1}")
 
     def allowed_collapse_marker(self, job_id: str) -> Path:
         return self.root / "allowed-collapse" / job_id

@@ -93,17 +93,9 @@ class _RunFiles:
             run.curve_rows(),
             _label_set(run),
             None if seconds is None else float(seconds),
-            _init_fingerprint(run),
+            run.init_fingerprint(),
             (done or {}).get("device"),
         )
-
-
-def _init_fingerprint(run: RunDir) -> str | None:
-    """The fingerprint ``init.json`` records (``None`` when the run predates it)."""
-    try:
-        return run.load_init().get("fingerprint")
-    except (OSError, ValueError):
-        return None
 
 
 def _phase_mean(by_phase: dict, structure: str, key: str) -> float:
@@ -258,12 +250,12 @@ def collect_pretraining(root: str | Path) -> pd.DataFrame:
             run = RunDir(store.run_dir(root, job["id"]))
             # a run that predates encoder_fingerprint: what its fine-tunes loaded (only
             # when no earlier run of the job exists, else they may have loaded that one)
-            loaded = set(store.last_encoder_users(root, job["id"]).values())
+            loaded = "" if older else _only(set(store.last_encoder_users(root, job["id"]).values()))
             rows += [
                 {**r, "_job": job["id"], "_n": len(older) + 1}
                 for r in _pretraining_rows(
                     job, run, store.done_info(root, job["id"]), run_id=job["id"],
-                    superseded=False, fingerprint="" if older else _only(loaded),
+                    superseded=False, fingerprint=loaded,
                 )
             ]  # fmt: skip
     df = pd.DataFrame(rows, columns=[*PRETRAINING_COLUMNS, "_job", "_n"])

@@ -117,10 +117,7 @@ def last_encoder_users(root: Path, job_id: str) -> dict[str, str]:
         if job_id not in job["depends"] or job["meta"].get("pretrain_epoch") is not None:
             continue
         if is_done(root, job["id"]):
-            run = study.run(job["id"])
-            users[job["id"]] = (
-                run.load_init().get("fingerprint", "") if run.init_file.is_file() else ""
-            )
+            users[job["id"]] = study.run(job["id"]).init_fingerprint() or ""
     return users
 
 
