@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk  # noqa: N813 - the library's own alias
 
 from medssl.data.nifti import MAX_VOXELS, NiftiVolume, check_file_bytes
 from medssl.errors import DataError
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk  # noqa: N813 - the library's own alias
 
 #: File suffixes read with SimpleITK.
 ITK_SUFFIXES = (".nrrd", ".mha")
@@ -41,10 +44,18 @@ def _itk_reason(exc: RuntimeError) -> str:
     return _POINTER.sub("", " ".join(lines) or str(exc))
 
 
+def _sitk():
+    """SimpleITK, imported when an NRRD or MetaImage file is read (it is large, and no
+    other format needs it)."""
+    import SimpleITK
+
+    return SimpleITK
+
+
 def _reader(path: Path, ndim: int) -> sitk.ImageFileReader:
     """A reader whose header has been read and checked; voxels stay unread."""
     check_file_bytes(path)
-    reader = sitk.ImageFileReader()
+    reader = _sitk().ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
@@ -114,7 +125,7 @@ def read_itk(path: Path, ndim: int = 3, *, as_label: bool = False) -> NiftiVolum
         raise DataError(
             path, "truncated", f"voxel data cannot be read in full ({_itk_reason(exc)})"
         ) from exc
-    data = sitk.GetArrayFromImage(image)  # (T,) Z, Y, X
+    data = _sitk().GetArrayFromImage(image)  # (T,) Z, Y, X
     data = np.ascontiguousarray(np.transpose(data, tuple(range(data.ndim))[::-1]))
     while data.ndim > ndim and data.shape[-1] == 1:
         data = data[..., 0]

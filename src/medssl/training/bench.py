@@ -17,7 +17,8 @@ times the last ``steps``:
 - ``data_wait_share``: the share of step time between the end of one step and the
   start of the next, i.e. waiting for the DataLoader, the host-to-device copy and the
   batched on-device augmentation (everything that is not forward/backward/optimiser);
-- ``peak_rss_mb``: the process's peak resident memory (and its workers').
+- ``peak_rss_mb``: the process's peak resident memory (and its workers');
+- ``warmup_s``: the time of the warm-up steps, which holds ``--compile``'s compilation.
 
 The timer adds no host synchronisation (:class:`StepClock`: on a GPU the steps are
 timed with CUDA events on its timeline). ``synthetic=True`` feeds one pre-made batch of
@@ -182,6 +183,9 @@ def step_figures(
     total, median = float(steps.sum()), float(np.median(steps))
     return {
         "timed_steps": len(steps),
+        # the warm-up steps, first step's start to last warm-up step's end: with
+        # --compile, the compilation is in here
+        "warmup_s": float(ends_a[warmup - 1] - starts_a[0]) if warmup else 0.0,
         "images_per_s": samples_per_step * len(steps) / total,
         "images_per_s_median": samples_per_step / median,
         "step_s_median": median,

@@ -16,7 +16,6 @@ import math
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from medssl.configs import PretrainConfig, world_size
 from medssl.data.batch_augment import SliceBank
@@ -25,7 +24,7 @@ from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import CollapseMonitor, FiniteLoss
 from medssl.training.lars import LARS, lars_param_groups
 from medssl.training.methods import Method, MethodBuffers, StepContext
-from medssl.training.sampling import ResumePosition, resumable_loader
+from medssl.training.sampling import EpochStream, ResumePosition, epoch_stream
 from medssl.training.schedules import linear_warmup_cosine, momentum_schedule
 from medssl.training.state import load_states, save_states
 
@@ -64,6 +63,7 @@ class PretrainModule(L.LightningModule):
         self.method_buffers = MethodBuffers(method)
         self.resume_position = ResumePosition()
         self.device_augment = DeviceAugment(bank, cfg.crop)
+        self._loader: EpochStream | None = None
         self.finite_loss = FiniteLoss(cfg.max_bad_steps)
         if cfg.runtime.channels_last:
             self.method.to(memory_format=torch.channels_last)
@@ -71,9 +71,12 @@ class PretrainModule(L.LightningModule):
             self.method.compile_parts()
 
     # --- data -----------------------------------------------------------------------
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> EpochStream:
+        """The pool's batches; the workers run on across epochs (:class:`EpochStream`)."""
         rt = self.cfg.runtime
-        return resumable_loader(
+        if self._loader is not None:
+            self._loader.close()
+        self._loader = epoch_stream(
             self.dataset,
             self.cfg.batch_size,
             rt.seed,
@@ -82,6 +85,11 @@ class PretrainModule(L.LightningModule):
             rt.num_workers,
             self.resume_position.position,
         )
+        return self._loader
+
+    def on_train_end(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         batch = super().on_after_batch_transfer(batch, dataloader_idx)
