@@ -13,11 +13,12 @@
 #     --implementation cp --platform manylinux2014_x86_64 -d .whl \
 #     segmentation-models-pytorch==0.6.0 monai==1.6.1 nibabel==5.4.2 lightly==1.6.0 \
 #     pydicom==3.0.2 highdicom==0.28.2 pyjpegls==1.5.1
-# Device call 1 (carry [".whl", ".gpu-data/part1"], timeout_s 330):
-#   bash benchmarks/gpu_round2.sh 1 "$OUT" 300
+# Device call 1 (carry [".whl", ".gpu-data/part1"], timeout_s 230):
+#   bash benchmarks/gpu_round2.sh 1 "$OUT" 200
 # Device call 2, at once (a warm machine waits 30 s; carry [".gpu-data/part2",
-# ".gpu-data/part3"], timeout_s 560):
-#   bash benchmarks/gpu_round2.sh 2 "$OUT" 520
+# ".gpu-data/part3"], timeout_s 470):
+#   bash benchmarks/gpu_round2.sh 2 "$OUT" 440
+# With the machine's start (1–2 min) that is ≈13 of a session's 15 device minutes.
 #
 # Call 1: install the wheels, unpack part 1, the GPU's facts, one compiled BYOL run on
 # part 1 (its warm-up time is the cold compilation; inductor's cache then shortens call
@@ -28,7 +29,7 @@
 set -u
 CALL=${1:?usage: gpu_round2.sh 1|2 OUTDIR [SECONDS]}
 OUT=${2:?usage: gpu_round2.sh 1|2 OUTDIR [SECONDS]}
-BUDGET=${3:-300}
+BUDGET=${3:-200}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=.gpu-src
 PY=${PYTHON:-python3}
