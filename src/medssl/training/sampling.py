@@ -158,7 +158,8 @@ class EpochStream:
     Lightning sets the epoch of (``set_epoch``); nothing is read from it before an epoch's
     first batch is asked for (Lightning calls ``iter()`` once at set-up, before it sets
     the epoch). An epoch that does not continue where the stream stands (a new run, a
-    resumed one, an epoch left early) restarts the stream there; an iterator of an
+    resumed one, an epoch left early: with ``limit_train_batches`` every epoch, which is
+    correct but no faster than a per-epoch loader) restarts the stream there; an iterator of an
     earlier epoch that is resumed after a later one started is an error, never a shifted
     batch. The live DataLoader iterator is ``_iterator``, the attribute Lightning's
     teardown shuts down (also after an exception).
