@@ -35,9 +35,9 @@ from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.utils.lars import LARS
 from torch.utils.data import DataLoader, Dataset
 
-from medssl.training.bench import StepClock, cache_bytes, device_name, step_figures
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import budget_slices, split_for_cache, unlabelled_pool
+from medssl.training.bench import StepClock, cache_bytes, device_name, step_figures
 
 
 class AlbumentationsSlices(Dataset):
