@@ -20,7 +20,7 @@ import time
 
 from medssl.data.datasets import TwoViews
 from medssl.data.resolve import resolve_cache
-from medssl.data.splits import default_split
+from medssl.data.splits import default_split, unlabelled_pool
 from medssl.data.transforms import byol_view_config
 from medssl.training.bench import device_name
 from medssl.training.sampling import epoch_stream, resumable_loader
@@ -57,8 +57,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     cache = resolve_cache(args.data)
-    train = set(default_split(cache).train)
-    pool = [i for i in range(len(cache)) if cache.volume_of(i).patient in train]
+    pool = unlabelled_pool(cache, default_split(cache).train)  # what pretraining uses
     ds = TwoViews(cache, pool, byol_view_config(224), seed=0, params_only=True)
     loaders = {
         "per-epoch DataLoader": lambda: resumable_loader(ds, args.batch, 0, 0, 1, args.workers),

@@ -60,12 +60,12 @@ E="medssl pretrain;medssl finetune"
 C="medssl pretrain compile"
 STEPS_LIST="$E;$E;$E;$C;$C;$C;medssl finetune compile" \
   bash "$HERE/gpu_session.sh" "$SRC" "$OUT" "$BUDGET"
-# BYOL steps per epoch: the training slices of what arrived (1498 → 5 steps of 256)
+# BYOL steps per epoch: the pretraining pool of what arrived (1498 slices → 5 steps of 256)
 EPOCH_STEPS=$($PY -c "import sys
 from medssl.data.resolve import resolve_cache
-from medssl.data.splits import default_split
-c = resolve_cache(sys.argv[1]); train = set(default_split(c).train)
-print(sum(c.volume_of(i).patient in train for i in range(len(c))) // int(sys.argv[2]))" \
+from medssl.data.splits import default_split, unlabelled_pool
+c = resolve_cache(sys.argv[1])
+print(len(unlabelled_pool(c, default_split(c).train)) // int(sys.argv[2]))" \
   "$SRC" "${BATCH:-256}" 2>>"$OUT/stderr.txt")
 {
   echo "data: $VOLUMES of 160 volumes (ACDC training split, 8-bit), $SRC; $EPOCH_STEPS steps per BYOL epoch"

@@ -72,8 +72,9 @@ def table(runs: list[dict], epoch_steps: int | None) -> str:
             f"| {statistics.median(r.get('warmup_s', float('nan')) for r in group):.1f} |"
         )
         if epoch_steps:
-            at = [w for r in group for w in epoch_start_waits(r, epoch_steps)[0]]
-            inside = [w for r in group for w in epoch_start_waits(r, epoch_steps)[1]]
+            split = [epoch_start_waits(r, epoch_steps) for r in group]
+            at = [w for starts, _ in split for w in starts]
+            inside = [w for _, rest in split for w in rest]
             first = f"{statistics.median(at):.1f}" if at else "–"
             second = f"{statistics.median(inside):.1f}" if inside else "–"
             row += f" {first} / {second} |"
