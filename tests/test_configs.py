@@ -1,4 +1,5 @@
-"""Hardware-dependent config choices: ``precision=auto`` on CPUs."""
+"""Hardware-dependent config choices: ``precision=auto`` on CPUs, ``compile=auto``; run
+identity across changed defaults."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import pytest
 import torch
 
 from medssl import configs
-from medssl.configs import RuntimeConfig, precision_choice, resolve_precision
+from medssl.configs import (
+    COMPILE_MIN_STEPS,
+    FinetuneConfig,
+    RuntimeConfig,
+    compile_choice,
+    config_identity,
+    precision_choice,
+    resolve_precision,
+)
+from medssl.overrides import ConfigError, apply_overrides
 
 
 @pytest.fixture
@@ -44,3 +54,51 @@ def test_auto_picks_bf16_on_cpus_with_native_bf16_matmuls(
 def test_an_explicit_precision_is_kept(cpu) -> None:
     cpu(True, True)
     assert precision_choice(RuntimeConfig(precision="32-true")) == ("32-true", "set explicitly")
+
+
+@pytest.mark.parametrize(
+    ("gpu", "accelerator", "kind", "steps", "expected"),
+    [
+        (True, "auto", "pretrain", COMPILE_MIN_STEPS, True),  # a long GPU pretraining
+        (True, "gpu", "pretrain", 10 * COMPILE_MIN_STEPS, True),
+        (True, "auto", "pretrain", COMPILE_MIN_STEPS - 1, False),  # too short to repay it
+        (True, "auto", "finetune", 10 * COMPILE_MIN_STEPS, False),  # fine-tuning: eager
+        (True, "cpu", "pretrain", 10 * COMPILE_MIN_STEPS, False),  # a GPU, not used
+        (False, "auto", "pretrain", 10 * COMPILE_MIN_STEPS, False),  # no GPU
+    ],
+)
+def test_compile_auto_compiles_only_long_gpu_pretraining(
+    monkeypatch: pytest.MonkeyPatch, gpu: bool, accelerator: str, kind: str, steps: int,
+    expected: bool,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    compiled, why = compile_choice(RuntimeConfig(accelerator=accelerator), kind, steps)
+    assert compiled is expected
+    assert why.startswith("auto: ")
+    for forced in (True, False):  # an explicit setting wins everywhere
+        runtime = RuntimeConfig(accelerator=accelerator, compile=forced)
+        assert compile_choice(runtime, kind, steps) == (forced, "set explicitly")
+
+
+def test_compile_reads_auto_and_booleans_and_names_a_bad_value() -> None:
+    runtime = RuntimeConfig()
+    assert runtime.compile == "auto"
+    assert apply_overrides(runtime, ["compile=true"]).compile is True
+    assert apply_overrides(runtime, ["compile=false"]).compile is False
+    assert apply_overrides(runtime, ["compile=auto"]).compile == "auto"
+    with pytest.raises(ConfigError, match=r"compile: 'maybe' is not a boolean.*not one of"):
+        apply_overrides(runtime, ["compile=maybe"])
+
+
+def test_compile_auto_is_the_same_run_as_the_eager_default_it_replaced() -> None:
+    """Runs (and study job ids) recorded with ``compile: false``, the old default, stay
+    the same runs under ``auto``; compiling explicitly is another run, and so is any
+    other difference."""
+    auto = FinetuneConfig(data="d", out="o")
+    old = apply_overrides(auto, ["runtime.compile=false"])
+    assert auto != old
+    assert config_identity(auto) == config_identity(old)
+    assert config_identity(auto)["runtime"]["compile"] is False
+    forced = apply_overrides(auto, ["runtime.compile=true"])
+    assert config_identity(forced) != config_identity(auto)
+    assert config_identity(apply_overrides(auto, ["steps=7"])) != config_identity(auto)

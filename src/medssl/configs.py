@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from medssl.data.transforms import AugmentConfig
 from medssl.models.byol import HeadConfig
-from medssl.overrides import ConfigError, apply_overrides
+from medssl.overrides import ConfigError, apply_overrides, to_dict
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,10 @@ class RuntimeConfig:
             rounding).
         compile: compile the networks' forward passes with ``torch.compile``
             (``nn.Module.compile``: parameter names and checkpoints are unchanged);
-            pays on GPUs for long runs, costs minutes of compilation first.
+            pays on GPUs for long runs, costs minutes of compilation first. ``auto``
+            (the default): compile pretraining runs of at least
+            :data:`COMPILE_MIN_STEPS` steps on a GPU, run everything else eager
+            (:func:`compile_choice`); ``true``/``false`` force it.
         cudnn_benchmark: let cuDNN time its convolution algorithms for each new input
             shape and keep the fastest (GPU only; training crops have one shape, but
             whole-slice validation meets many, each timed once).
@@ -56,7 +59,7 @@ class RuntimeConfig:
     channels_last: bool = True
     num_workers: int = 4
     augment: Literal["device", "workers"] = "device"
-    compile: bool = False
+    compile: bool | Literal["auto"] = "auto"
     cudnn_benchmark: bool = False
     seed: int = 0
 
@@ -652,6 +655,73 @@ def precision_choice(runtime: RuntimeConfig) -> tuple[str, str]:
         return "16-mixed", "the GPU has no bf16: fp16 mixed precision"
     fast, why = cpu_bf16()
     return ("bf16-mixed" if fast else "32-true"), why
+
+
+#: the shortest pretraining that ``compile=auto`` compiles on a GPU. Measured on an H200
+#: (benchmarks/RESULTS.md): BYOL, ResNet-50, 224 px, batch 256, bf16 ran 132 ms a step
+#: compiled against 191 ms eager, 1,907 against 1,336 samples/s (the ≥ 1,700 target is
+#: met only compiled), so a compilation of 1–2 minutes is paid back after
+#: ≈ 1,000–2,000 steps.
+COMPILE_MIN_STEPS = 1500
+
+
+def compile_choice(runtime: RuntimeConfig, kind: str, steps: int) -> tuple[bool, str]:
+    """``(compile, why)`` for a ``kind`` run (``pretrain``/``finetune``) of ``steps``
+    optimiser steps.
+
+    ``auto`` compiles a pretraining run of at least :data:`COMPILE_MIN_STEPS` steps that
+    will run on a GPU. Fine-tuning stays eager under ``auto``: it meets its throughput
+    target eager on the GPUs measured, and its whole-slice validation meets a new input
+    shape per slice size, each a recompilation. On a CPU compilation does not pay
+    (0.67 s vs 0.63 s a step eager, after 76 s of compiling: benchmarks/RESULTS.md).
+    """
+    if runtime.compile != "auto":
+        return bool(runtime.compile), "set explicitly"
+    on_gpu = runtime.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if not on_gpu:
+        return False, "auto: not on a GPU (compilation does not pay on a CPU)"
+    if kind != "pretrain":
+        return False, f"auto: {kind} runs eager (whole-slice validation would recompile)"
+    if steps < COMPILE_MIN_STEPS:
+        return False, f"auto: {steps} steps < {COMPILE_MIN_STEPS}, too short to repay compiling"
+    return True, f"auto: a pretraining of {steps} steps on a GPU (≥ {COMPILE_MIN_STEPS})"
+
+
+#: config keys added after studies were first committed, with their defaults: left out
+#: of a run's identity at the default, so the ids (and the committed runs) stay valid
+LATER_DEFAULTS: dict[str, Any] = {
+    "method": "byol",
+    "optimizer": "lars",
+    "objective": to_dict(ObjectiveConfig()),
+    "init_decoder": None,
+    "split": None,
+    "split_fold": None,
+    "labelled": None,
+    "target_spacing": None,
+}
+
+#: runtime settings whose default changed after studies were first committed: the new
+#: default counts as the old one in a run's identity. ``compile: auto`` is eager
+#: wherever those runs ran (CPUs) and only a speed setting elsewhere (parameter names,
+#: checkpoints and the computation are the same compiled or not).
+CHANGED_RUNTIME_DEFAULTS: dict[str, tuple[Any, Any]] = {"compile": ("auto", False)}
+
+
+def config_identity(cfg: Any) -> dict:
+    """The dict that says which run a run config (or a study job) describes: the config
+    without the :data:`LATER_DEFAULTS` keys at their defaults, with the
+    :data:`CHANGED_RUNTIME_DEFAULTS` read as the old defaults. Two configs with the same
+    identity are the same run (a study's job id hashes it; a resumed run must match)."""
+    d = to_dict(cfg)
+    for key, default in LATER_DEFAULTS.items():
+        if key in d and d[key] == default:
+            d.pop(key)
+    runtime = d.get("runtime")
+    if isinstance(runtime, dict):
+        for key, (new, old) in CHANGED_RUNTIME_DEFAULTS.items():
+            if runtime.get(key) == new:
+                runtime[key] = old
+    return d
 
 
 def world_size(runtime: RuntimeConfig) -> int:

@@ -34,7 +34,13 @@ def _parse_value(text: str, tp: Any, key: str) -> Any:
         if text.lower() in ("none", "null") and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _parse_value(text, inner[0], key)
+        errors = []
+        for member in inner:  # the first member that reads the text (bool | "auto")
+            try:
+                return _parse_value(text, member, key)
+            except ConfigError as err:
+                errors.append(str(err).removeprefix(f"{key}: "))
+        raise ConfigError(f"{key}: " + "; ".join(errors))
     if origin is typing.Literal:
         if text not in args:
             raise ConfigError(f"{key}: {text!r} is not one of {list(args)}")

@@ -57,6 +57,10 @@ def test_pretrain_writes_strict_encoders_and_lowers_loss(tiny_cache: Path, tmp_p
     assert [c["epoch"] for c in curve] == [float(e) for e in range(6)]
     first_epoch = [float(r["loss"]) for r in rows if r["epoch"] == "0" and r.get("loss")]
     assert curve[0]["loss"] == pytest.approx(sum(first_epoch) / len(first_epoch))
+    # compile=auto: a CPU run stays eager and says why; its first step was timed
+    compiled = json.loads((run / "result.json").read_text())["compile"]
+    assert compiled["compiled"] is False and "not on a GPU" in compiled["reason"]
+    assert 0 < compiled["first_step_s"] < 600
 
 
 def test_refuses_to_overwrite_a_started_run(tiny_cache: Path, tmp_path: Path) -> None:
@@ -67,6 +71,11 @@ def test_refuses_to_overwrite_a_started_run(tiny_cache: Path, tmp_path: Path) ->
     with pytest.raises(ConfigError, match="another config"):
         pretrain(_cfg(tiny_cache, tmp_path / "run", "max_steps=3"), progress=False)
     assert pretrain(cfg, resume=True, progress=False).steps == 2
+    # a run recorded before compile=auto (compile: false) is the same run, resumable
+    eager = _cfg(tiny_cache, tmp_path / "run", "max_steps=2", "runtime.compile=false")
+    assert cfg.runtime.compile == "auto" and eager != cfg
+    with pytest.raises(ConfigError, match="--resume"):  # not "another config"
+        pretrain(eager, progress=False)
 
 
 def _cli(cache: Path, out: Path, *extra: str) -> list[str]:

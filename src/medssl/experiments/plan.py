@@ -20,13 +20,13 @@ from medssl.configs import (
     FINETUNE_PRESETS,
     METHODS,
     FinetuneConfig,
-    ObjectiveConfig,
     PretrainConfig,
+    config_identity,
     preset,
     pretrain_preset,
 )
 from medssl.experiments.study import LengthStudy, Pipeline, StageSpec, Study, resolve_pipeline
-from medssl.overrides import ConfigError, apply_overrides, to_dict
+from medssl.overrides import ConfigError, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -94,19 +94,6 @@ def select_pipelines(plan: Plan, names: Sequence[str]) -> Plan:
     return replace(plan, jobs=tuple(j for j in plan.jobs if j.id in wanted))
 
 
-#: config keys added after studies were first committed, with their defaults: left out
-#: of the content id at the default, so the ids (and the committed runs) stay valid
-_LATER_DEFAULTS: dict[str, Any] = {
-    "method": "byol",
-    "optimizer": "lars",
-    "objective": to_dict(ObjectiveConfig()),
-    "init_decoder": None,
-    "split": None,
-    "split_fold": None,
-    "labelled": None,
-    "target_spacing": None,
-}
-
 #: config keys naming input files: the content id holds the file's contents, so a run's
 #: id does not depend on where the repository is checked out
 _FILE_KEYS = ("split", "labelled")
@@ -122,11 +109,8 @@ def _file_digest(path: str) -> str:
 
 def content_id(kind: str, cfg: Any, init_ref: str | None = None) -> str:
     """Hash of a run's resolved config (without ``out``; ``init`` replaced by ``init_ref``)."""
-    d = to_dict(cfg)
+    d = config_identity(cfg)  # ids of runs planned before later keys and defaults stay
     d.pop("out", None)
-    for key, default in _LATER_DEFAULTS.items():  # ids of runs planned before these keys
-        if key in d and d[key] == default:
-            d.pop(key)
     for key in _FILE_KEYS:
         if d.get(key) is not None:
             d[key] = _file_digest(str(d[key]))

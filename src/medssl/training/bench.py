@@ -75,7 +75,9 @@ SYNTHETIC_CLASSES = 4
 
 
 def _bench_runtime() -> RuntimeConfig:
-    return RuntimeConfig(num_workers=0)
+    # compile only when asked: a run's ``auto`` rule looks at its length, a bench's
+    # handful of steps would never repay it and the timing would hold it
+    return RuntimeConfig(num_workers=0, compile=False)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class BenchConfig:
         warmup: untimed steps first (allocator, autotuning, worker start-up).
         synthetic: feed a pre-made batch instead of the data pipeline.
         runtime: the run's hardware settings (precision, channels-last, augmentation
-            path, workers, devices, compile, cuDNN benchmark; default no workers).
+            path, workers, devices, compile, cuDNN benchmark; default no workers, eager).
     """
 
     kind: Literal["pretrain", "finetune"] = "finetune"

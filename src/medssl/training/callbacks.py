@@ -268,3 +268,24 @@ class Throughput(Callback):
             rate = (step - self._step0) * self.samples_per_step / (now - self._t0)
             pl_module.log("samples_per_s", rate, on_step=True, on_epoch=False)
             self._t0, self._step0 = now, step
+
+
+class FirstStepClock(Callback):
+    """Time this process's first training step, data transfer included: with
+    ``runtime.compile`` it holds the compilation, so a run reports what compiling cost
+    (the device is synchronised once, at the end of that step)."""
+
+    def __init__(self) -> None:
+        self._t0: float | None = None
+        #: seconds of the first step; ``None`` until it has run
+        self.seconds: float | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self.seconds is None and self._t0 is not None:
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize(pl_module.device)
+            self.seconds = time.perf_counter() - self._t0

@@ -16,9 +16,11 @@ directory (file names: :class:`~medssl.artifacts.rundir.RunDir`)::
     checkpoints/last.ckpt            resume state (model, target, optimiser, schedule, step)
     logs/metrics.csv, logs/events.*  per-step loss, τ, lr, collapse monitor, throughput
     result.json                      written last: the run finished; holds the per-epoch
-                                     mean loss and collapse monitor (``loss_per_epoch``)
-                                     and the fingerprint a fine-tune records when it
+                                     mean loss and collapse monitor (``loss_per_epoch``),
+                                     the fingerprint a fine-tune records when it
                                      loads the last encoder (``encoder_fingerprint``)
+                                     and whether it compiled, why, and its first
+                                     step's time (``compile``)
 
 Specialist = ``init="random"``; hierarchical = ``init`` with ImageNet (or BYOL-ImageNet)
 weights, then the method (BYOL in the study) on the target domain.
@@ -48,7 +50,7 @@ from medssl.models.safe_load import save_decoder
 from medssl.models.unet import build_unet, load_unet_encoder
 from medssl.models.weights import LoadReport, load_weights, save_encoder
 from medssl.overrides import to_dict
-from medssl.training.callbacks import EncoderExport, Throughput
+from medssl.training.callbacks import EncoderExport, FirstStepClock, Throughput
 from medssl.training.methods import build_method
 from medssl.training.pretrain_module import PretrainModule
 from medssl.training.run import RunKind, execute
@@ -160,7 +162,9 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
             save_dec,
         )
         throughput = Throughput(self.cfg.batch_size * module.world, self.cfg.log_every_steps)
-        return [self.exporter, throughput]
+        self.first_step = FirstStepClock()
+        log.info("compile: %s (%s)", module.compiled, module.compile_reason)
+        return [self.exporter, throughput, self.first_step]
 
     def finish(self, trainer: L.Trainer, module: L.LightningModule, run: RunDir) -> None:
         """A run killed between its last step's checkpoint and the epoch-end export
@@ -182,6 +186,13 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
             "loss_per_epoch": self._loss_curve(trainer),
             "encoder_fingerprint": self._encoder_fingerprint(),
             "world_size": trainer.world_size,
+            "compile": {
+                "compiled": module.compiled,
+                "reason": module.compile_reason,
+                # this process's first step (after a resume: the resumed one); compiled,
+                # it holds the compilation
+                "first_step_s": self.first_step.seconds,
+            },
             "config": to_dict(self.cfg),
         }
 

@@ -17,7 +17,7 @@ import math
 import lightning as L
 import torch
 
-from medssl.configs import PretrainConfig, world_size
+from medssl.configs import PretrainConfig, compile_choice, world_size
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import TwoViews
 from medssl.training.device_augment import DeviceAugment
@@ -67,7 +67,11 @@ class PretrainModule(L.LightningModule):
         self.finite_loss = FiniteLoss(cfg.max_bad_steps)
         if cfg.runtime.channels_last:
             self.method.to(memory_format=torch.channels_last)
-        if cfg.runtime.compile:
+        #: whether the networks are compiled, and why (``runtime.compile``)
+        self.compiled, self.compile_reason = compile_choice(
+            cfg.runtime, "pretrain", self.total_steps
+        )
+        if self.compiled:
             self.method.compile_parts()
 
     # --- data -----------------------------------------------------------------------

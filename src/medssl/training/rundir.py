@@ -14,6 +14,7 @@ from typing import TypeVar
 import torch
 
 from medssl.artifacts.rundir import RunDir
+from medssl.configs import config_identity
 from medssl.errors import WeightsError
 from medssl.overrides import ConfigError
 from medssl.training.callbacks import checkpoint_problem
@@ -38,7 +39,7 @@ def resume_checkpoint(run_dir: Path | RunDir, cfg: T, resume: bool) -> Path | No
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if not run.config_file.exists():
         return None
-    if run.load_config(type(cfg)) != cfg:
+    if config_identity(run.load_config(type(cfg))) != config_identity(cfg):
         raise ConfigError(f"{run.path}: holds a run with another config; choose another --out")
     candidates = [run.last_ckpt, run.previous_ckpt]
     if not resume:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from medssl.artifacts.rundir import RunDir
-from medssl.configs import FinetuneConfig, resolve_precision, world_size
+from medssl.configs import FinetuneConfig, compile_choice, resolve_precision, world_size
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import LabelledSlices
 from medssl.evaluation.metrics import soft_jaccard_loss_from_logits
@@ -108,7 +108,7 @@ class SegmentationModule(L.LightningModule):
         self.validation = ValidationScores(self.classes, label_names)
         if cfg.runtime.channels_last:
             self.unet.to(memory_format=torch.channels_last)
-        if cfg.runtime.compile:
+        if compile_choice(cfg.runtime, "finetune", cfg.steps)[0]:
             self.unet.compile()
 
     @property
