@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -134,3 +135,28 @@ def test_gpu_run_end_to_end(
     pretrain(tiny_pretrain_config(tiny_cache, tmp_path / "pt", *gpu), progress=False)
     encoder = load_file(str(tmp_path / "pt" / "encoder_last.safetensors"))
     assert all(bool(torch.isfinite(w.float()).all()) for w in encoder.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_compiled_gpu_pretraining_keeps_the_eager_weight_names(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    """``runtime.compile`` in a real Lightning run on the GPU (what ``compile=auto`` picks
+    for long pretrainings): it records that it compiled and what the first step cost, and
+    its encoder files and resume checkpoint carry the eager run's parameter names (no
+    ``_orig_mod.``), so fine-tunes and resumes read them either way."""
+    gpu = ["runtime.accelerator=gpu", "runtime.precision=bf16-mixed", "max_steps=4"]
+    names = {}
+    for arm in ("false", "true"):
+        run = tmp_path / arm
+        pretrain(tiny_pretrain_config(tiny_cache, run, *gpu, f"runtime.compile={arm}"),
+                 progress=False)  # fmt: skip
+        record = json.loads((run / "result.json").read_text())["compile"]
+        assert record["compiled"] is (arm == "true") and record["reason"] == "set explicitly"
+        assert record["first_step_s"] > 0
+        encoder = load_file(str(run / "encoder_last.safetensors"))
+        assert all(bool(torch.isfinite(w.float()).all()) for w in encoder.values())
+        state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        names[arm] = (set(encoder), set(state["state_dict"]))
+    assert names["true"] == names["false"]
+    assert not any("_orig_mod" in k for k in names["true"][1])
