@@ -644,12 +644,16 @@ def resolve_precision(runtime: RuntimeConfig) -> str:
     return precision_choice(runtime)[0]
 
 
+def uses_gpu(accelerator: str) -> bool:
+    """Whether a run with this Lightning ``accelerator`` runs on a CUDA GPU here."""
+    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def precision_choice(runtime: RuntimeConfig) -> tuple[str, str]:
     """``(precision, why)``: :func:`resolve_precision`'s answer and the reason for it."""
     if runtime.precision != "auto":
         return runtime.precision, "set explicitly"
-    wants_gpu = runtime.accelerator in ("auto", "gpu", "cuda")
-    if wants_gpu and torch.cuda.is_available():
+    if uses_gpu(runtime.accelerator):
         if torch.cuda.is_bf16_supported():
             return "bf16-mixed", "the GPU supports bf16"
         return "16-mixed", "the GPU has no bf16: fp16 mixed precision"
@@ -677,8 +681,7 @@ def compile_choice(runtime: RuntimeConfig, kind: str, steps: int) -> tuple[bool,
     """
     if runtime.compile != "auto":
         return bool(runtime.compile), "set explicitly"
-    on_gpu = runtime.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if not on_gpu:
+    if not uses_gpu(runtime.accelerator):
         return False, "auto: not on a GPU (compilation does not pay on a CPU)"
     if kind != "pretrain":
         return False, f"auto: {kind} runs eager (whole-slice validation would recompile)"

@@ -55,6 +55,7 @@ from medssl.configs import (
     precision_choice,
     preset,
     pretrain_preset,
+    uses_gpu,
 )
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
@@ -253,7 +254,7 @@ def _synthetic_module(kind: RunKind, cfg: BenchConfig, run_dir: Path) -> L.Light
 
 def device_name(accelerator: str = "auto") -> str:
     """A human description of the device that runs the steps."""
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+    if uses_gpu(accelerator):
         return torch.cuda.get_device_name(0)
     model = platform.processor() or "CPU"
     try:

@@ -124,7 +124,9 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
         self, cache: SliceCache, split: Split, run: RunDir
     ) -> tuple[PretrainModule, LoadReport]:
         self.pool = unlabelled_pool(cache, split.train)
-        return build_pretrain_module(self.cfg, cache, self.pool)
+        module, report = build_pretrain_module(self.cfg, cache, self.pool)
+        log.info("compile: %s (%s)", module.compiled, module.compile_reason)
+        return module, report
 
     def save_inputs(
         self, run: RunDir, cache: SliceCache, split: Split, module: L.LightningModule
@@ -163,7 +165,6 @@ class PretrainRun(RunKind[PretrainConfig, PretrainResult]):
         )
         throughput = Throughput(self.cfg.batch_size * module.world, self.cfg.log_every_steps)
         self.first_step = FirstStepClock()
-        log.info("compile: %s (%s)", module.compiled, module.compile_reason)
         return [self.exporter, throughput, self.first_step]
 
     def finish(self, trainer: L.Trainer, module: L.LightningModule, run: RunDir) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
-from medssl.configs import RuntimeConfig, resolve_precision, world_size
+from medssl.configs import RuntimeConfig, resolve_precision, uses_gpu, world_size
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +14,7 @@ __all__ = ["resolve_precision", "trainer_kwargs", "world_size"]
 def trainer_kwargs(runtime: RuntimeConfig) -> dict:
     """Lightning ``Trainer`` arguments common to every run kind."""
     ddp = world_size(runtime) > 1
-    on_gpu = runtime.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    on_gpu = uses_gpu(runtime.accelerator)
     return {
         "accelerator": runtime.accelerator,
         "devices": runtime.devices,
