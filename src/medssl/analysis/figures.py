@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, ScalarFormatter
 
+from medssl.analysis.numbers import run_name
 from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines
 from medssl.analysis.stats import main_study, with_curve_summaries
 
@@ -643,7 +644,7 @@ def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
             sub = sub.sort_values("epoch")
             old = bool(sub["superseded"].astype(bool).any()) if "superseded" in sub else False
             collapsed = bool(sub["collapsed"].astype(bool).any())
-            label = f"{run_id}" + (" (superseded)" if old else "")
+            label = run_name(run_id, old)
             label += " (collapse flagged)" if collapsed else ""
             ax.plot(
                 sub["epoch"] + 1, sub["loss"], marker="o", ms=2.5, lw=1.2,

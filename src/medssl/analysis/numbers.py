@@ -1,4 +1,5 @@
-"""Numbers as report text: one formatting rule for every table and sentence."""
+"""Numbers (and run names) as report text: one formatting rule for every table, sentence
+and figure legend."""
 
 from __future__ import annotations
 
@@ -20,3 +21,8 @@ def slices(v: float) -> str:
     """A budget in slices: whole numbers from 10 up to 10⁵, two significant digits below
     and above (a degenerate fit's n* can be astronomically large)."""
     return f"{v:.0f}" if np.isfinite(v) and 10 <= abs(v) < 1e5 else number(float(v), 2)
+
+
+def run_name(run_id: object, superseded: bool) -> str:
+    """A run's id as tables and legends show it: marked when a re-run superseded it."""
+    return f"{run_id} (superseded)" if superseded else str(run_id)

@@ -28,6 +28,7 @@ from medssl.analysis.claims import (
     judge_claims,
 )
 from medssl.analysis.numbers import number as _number
+from medssl.analysis.numbers import run_name
 from medssl.analysis.numbers import slices as _slices
 from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, fits_table
 from medssl.analysis.stats import (
@@ -857,8 +858,8 @@ def _realisations_text(
     if pretraining is not None and "encoder_fingerprint" in pretraining:
         for row in pretraining.drop_duplicates("run_id").itertuples():
             if isinstance(row.encoder_fingerprint, str) and row.encoder_fingerprint:
-                old = " (superseded)" if bool(getattr(row, "superseded", False)) else ""
-                owners.setdefault(row.encoder_fingerprint, []).append(f"{row.run_id}{old}")
+                name = run_name(row.run_id, bool(getattr(row, "superseded", False)))
+                owners.setdefault(row.encoder_fingerprint, []).append(name)
     owner = {
         fp: ("pretraining run " if len(names) == 1 else "pretraining runs ") + ", ".join(names)
         for fp, names in owners.items()
@@ -929,9 +930,7 @@ def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Secti
 def _run_label(sub: pd.DataFrame) -> str:
     """A pretraining run's id, marked when superseded, with its encoder fingerprint."""
     first = sub.iloc[0]
-    label = str(first["run_id"])
-    if bool(first.get("superseded", False)):
-        label += " (superseded)"
+    label = run_name(first["run_id"], bool(first.get("superseded", False)))
     fp = first.get("encoder_fingerprint")
     return label + (f", weights {fp}" if isinstance(fp, str) and fp else "")
 
