@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from medssl.analysis import figures
-from medssl.analysis.report import best_per_budget, markdown_table, write_report
+from medssl.analysis.render import markdown_table
+from medssl.analysis.report import write_report
+from medssl.analysis.summary import best_per_budget
 
 PIPELINES = {
     "random": (0.9, -0.45, 0.10),
@@ -491,7 +493,7 @@ def _pretraining_runs() -> pd.DataFrame:
 
 
 def test_fine_tunes_from_two_pretraining_runs_are_named_with_their_run() -> None:
-    from medssl.analysis.report import _realisations_text
+    from medssl.analysis.provenance import realisations_text
 
     results = pd.DataFrame(
         {
@@ -500,34 +502,34 @@ def test_fine_tunes_from_two_pretraining_runs_are_named_with_their_run() -> None
             "init_fingerprint": ["aaaa", "aaaa", "bbbb", ""],
         }
     )
-    text = _realisations_text(results, _pretraining_runs())
+    text = realisations_text(results, _pretraining_runs())
     assert "aaaa (2 runs; pretraining run p1.1 (superseded))" in text
     assert "bbbb (1 run; pretraining run p1)" in text and "random" not in text
-    assert _realisations_text(results.iloc[:2]) is None  # one fingerprint: nothing to say
+    assert realisations_text(results.iloc[:2]) is None  # one fingerprint: nothing to say
     # without a pretraining table the fingerprints are still listed
-    assert "aaaa (2 runs)" in _realisations_text(results)
+    assert "aaaa (2 runs)" in realisations_text(results)
     # a length study's per-epoch encoders differ by design: not a second realisation
     epochs = results.assign(pretrain_epoch=[np.nan, np.nan, 3.0, np.nan])
-    assert _realisations_text(epochs, _pretraining_runs()) is None
+    assert realisations_text(epochs, _pretraining_runs()) is None
     # ... but two runs behind one epoch's fine-tunes are reported for that epoch
     epochs = results.assign(pretrain_epoch=[3.0, np.nan, 3.0, np.nan])
-    text = _realisations_text(epochs, _pretraining_runs())
+    text = realisations_text(epochs, _pretraining_runs())
     assert "byol-x (encoder of epoch 3): " in text and "byol-x: " not in text
     # a re-run that reproduced the same weights: both runs are named
     same = _pretraining_runs().assign(encoder_fingerprint="aaaa")
-    text = _realisations_text(results, same)
+    text = realisations_text(results, same)
     assert "aaaa (2 runs; pretraining runs p1.1 (superseded), p1)" in text
 
 
 def test_pretraining_section_names_each_run_of_a_job_run_twice(tmp_path: Path) -> None:
-    from medssl.analysis.report import _pretraining
+    from medssl.analysis.provenance import pretraining_section
 
-    sec, paths = _pretraining(_pretraining_runs(), tmp_path)
+    sec, paths = pretraining_section(_pretraining_runs(), tmp_path)
     (table,) = [b[1] for b in sec.blocks if b[0] == "table"]
     # oldest first, as collect orders them
     assert list(table["run"]) == ["p1.1 (superseded), weights aaaa", "p1, weights bbbb"]
     assert list(table["last-epoch loss"].astype(float)) == [0.7, 0.75]
     assert any(p.suffix == ".png" for p in paths)
     one = _pretraining_runs().query("run_id == 'p1'")
-    (table,) = [b[1] for b in _pretraining(one, tmp_path)[0].blocks if b[0] == "table"]
+    (table,) = [b[1] for b in pretraining_section(one, tmp_path)[0].blocks if b[0] == "table"]
     assert "run" not in table  # a single run per pipeline: no run column

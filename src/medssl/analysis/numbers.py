@@ -26,3 +26,11 @@ def slices(v: float) -> str:
 def run_name(run_id: object, superseded: bool) -> str:
     """A run's id as tables and legends show it: marked when a re-run superseded it."""
     return f"{run_id} (superseded)" if superseded else str(run_id)
+
+
+def with_ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
+    """``"v [lo, hi]"``; ``digits=0`` formats budgets (see :func:`slices`)."""
+    fmt = slices if digits == 0 else (lambda x: number(x, digits))
+    if not np.isfinite(v) or (np.isnan(lo) and np.isnan(hi)):  # no interval to show
+        return fmt(v)
+    return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"

@@ -2,20 +2,18 @@
 
 :func:`write_report` turns the ``results`` and ``curves`` tables of a study into figures
 (``figures/*.png|svg``), power-law fits, statistics tables and notes, laid out as a list of
-sections that two small renderers write as Markdown (figures linked) and HTML (tables as
-HTML, figures inlined as base64 PNG so the file stands alone).
+sections (:class:`~medssl.analysis.render.Section`) that :mod:`medssl.analysis.render`
+writes as Markdown and as self-contained HTML. The summary is
+:mod:`medssl.analysis.summary`'s, the compute and weights provenance
+:mod:`medssl.analysis.provenance`'s.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import markdown
 import numpy as np
 import pandas as pd
 
@@ -27,12 +25,12 @@ from medssl.analysis.claims import (
     claims_summary,
     judge_claims,
 )
-from medssl.analysis.numbers import number as _number
-from medssl.analysis.numbers import run_name
 from medssl.analysis.numbers import slices as _slices
+from medssl.analysis.numbers import with_ci
 from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines, fits_table
+from medssl.analysis.provenance import compute_text, pretraining_section, realisations_text
+from medssl.analysis.render import Section, write_pages
 from medssl.analysis.stats import (
-    converged_flag,
     convergence_share,
     convergence_table,
     equal_seeds,
@@ -44,18 +42,11 @@ from medssl.analysis.stats import (
     unpaired_budgets,
     with_curve_summaries,
 )
+from medssl.analysis.summary import RISING_TEXT, largest_budgets, summary_section
 from medssl.artifacts.table import check_results, label_column, structure_names
 
 log = logging.getLogger(__name__)
 
-#: Below this final validation IoU a run that meets the convergence rule is called out as
-#: flat for want of learning (e.g. one labelled slice), not converged in the usual sense.
-LOW_VAL_IOU = 0.1
-#: medssl's companion to issue 15's convergence rule (analysis.curves.tail_rise).
-RISING_TEXT = (
-    "a least-squares line through the last 20 % of the validation curve gains at least "
-    "0.01 IoU across it; medssl's companion to the rule, not part of it"
-)
 #: Caption suffix of the per-budget tables and figures computed on :func:`equal_seeds`.
 EQUAL_SEEDS_TEXT = ", at each budget over the seeds every pipeline there ran"
 BASELINES = ("random", "imagenet", "supervised-imagenet")
@@ -68,49 +59,11 @@ TRANSITION_TEXT = (
 )
 
 
-@dataclass
-class Section:
-    """A report section: an ordered list of blocks, each ``("p", str)``, ``("table", df)``
-    or ``("fig", Path, caption)``."""
-
-    title: str
-    blocks: list[tuple] = field(default_factory=list)
-
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def markdown(self, text: str) -> None:
-        """A block of Markdown written by a person (kept verbatim in ``report.md``)."""
-        self.blocks.append(("md", text))
-
-    def table(self, df: pd.DataFrame, caption: str = "") -> None:
-        if caption:
-            self.p(caption)
-        self.blocks.append(("table", _display(df)))
-
-    def figure(self, paths: Sequence[Path], caption: str, missing: str) -> None:
-        png = [p for p in paths if p.suffix == ".png"]
-        self.blocks.append(("fig", png[0], caption) if png else ("p", missing))
-
-
-def _display(df: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as display text (floats to 3 significant digits, NaN as —)."""
-    return df.astype(object).map(_number) if not df.empty else df
-
-
-def _with_ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
-    """``"v [lo, hi]"``; ``digits=0`` formats budgets (see :func:`_slices`)."""
-    fmt = _slices if digits == 0 else (lambda x: _number(x, digits))
-    if not np.isfinite(v) or (np.isnan(lo) and np.isnan(hi)):  # no interval to show
-        return fmt(v)
-    return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
-
-
 def convergence_display(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`convergence_table` as ``median [q25, q75]`` strings."""
     out = pd.DataFrame({"pipeline": table["pipeline"], "runs": table["n_runs"]})
     out["steps to 95 % of final val IoU"] = [
-        _with_ci(m, lo, hi, 0)
+        with_ci(m, lo, hi, 0)
         for m, lo, hi in zip(
             table["steps_to_95_median"],
             table["steps_to_95_q25"],
@@ -119,7 +72,7 @@ def convergence_display(table: pd.DataFrame) -> pd.DataFrame:
         )
     ]
     out["learning-curve AUC"] = [
-        _with_ci(m, lo, hi)
+        with_ci(m, lo, hi)
         for m, lo, hi in zip(table["auc_median"], table["auc_q25"], table["auc_q75"], strict=True)
     ]
     return out
@@ -131,7 +84,7 @@ def power_law_display(table: pd.DataFrame, max_budget: float | Mapping[str, floa
     pipeline)."""
     rows = []
     for r in table.itertuples(index=False):
-        t = _with_ci(r.transition, r.transition_lo, r.transition_hi, 0)
+        t = with_ci(r.transition, r.transition_lo, r.transition_hi, 0)
         largest = (
             max_budget.get(r.pipeline, np.inf) if isinstance(max_budget, Mapping) else max_budget
         )
@@ -140,144 +93,15 @@ def power_law_display(table: pd.DataFrame, max_budget: float | Mapping[str, floa
         rows.append(
             {
                 "pipeline": r.pipeline,
-                "α": _with_ci(r.alpha, r.alpha_lo, r.alpha_hi),
-                "β": _with_ci(r.beta, r.beta_lo, r.beta_hi),
-                "γ (irreducible)": _with_ci(r.gamma, r.gamma_lo, r.gamma_hi),
+                "α": with_ci(r.alpha, r.alpha_lo, r.alpha_hi),
+                "β": with_ci(r.beta, r.beta_lo, r.beta_hi),
+                "γ (irreducible)": with_ci(r.gamma, r.gamma_lo, r.gamma_hi),
                 "transition n* (slices)": t,
                 "runs": r.n_points,
                 "bootstrap fits": f"{r.n_boot_ok}/{r.n_boot_ok + r.n_boot_failed}",
             }
         )
     return pd.DataFrame(rows)
-
-
-def _summary(
-    results: pd.DataFrame,
-    curves: pd.DataFrame,
-    fits: tuple[str, dict[str, PowerLawBootstrap]],
-) -> Section:
-    sec = Section("Summary")
-    main = main_study(results)
-    length = results[results["study"] == "length"] if "study" in results else results.iloc[:0]
-    sec.p(
-        f"{len(results)} fine-tune runs ({len(main)} in the main study, {len(length)} in the "
-        f"pretraining-length study), {len(curves)} learning-curve points. Pipelines: "
-        f"{', '.join(sorted(results['pipeline'].unique()))}. Budgets: "
-        f"{', '.join(str(b) for b in sorted(main['budget'].unique()))} "
-        f"({', '.join(sorted(main['budget_kind'].unique()))}); seeds per cell: "
-        f"{_seed_range(main)}."
-    )
-    share = convergence_share(results, curves)
-    if not share.empty and share["runs"].sum() > 0:
-        done, runs = int(share["converged"].sum()), int(share["runs"].sum())
-        text = (
-            f"Converged (the last 20 % of the validation curve moved by less than 0.01 IoU): "
-            f"{done} of {runs} runs ({100 * done / runs:.0f} %)."
-        )
-        low = _converged_low(results)
-        if low:
-            text += (
-                f" {low} of them end below {LOW_VAL_IOU} validation IoU: flat because they "
-                "learned little from their labels, not because training ran its course."
-            )
-        if "still rising" in share:
-            rising = int(share["still rising"].sum())
-            text += f" Still rising ({RISING_TEXT}): {rising} of {runs} runs."
-            flat = runs - done - rising
-            if flat > 0:
-                text += (
-                    f" The other {flat} that miss the rule move on a plateau (noisy "
-                    "validations) or fall back."
-                )
-        sec.p(text)
-    metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "report")
-    if metric is not None:
-        label = figs.METRIC_LABELS.get(metric, metric)
-        best = best_per_budget(main, metric)
-        sec.table(
-            best.rename(columns={"mean": f"mean {label}"}),
-            f"Best pipeline per budget by mean {label}, over the seeds that every pipeline "
-            "at that budget ran (the same labelled subsets; a partial study's pipelines can "
-            "have different seeds), with its margin over the runner-up:",
-        )
-    error, per_pipeline = fits
-    if per_pipeline:
-        largest = _largest_budgets(main)
-        ts = "; ".join(
-            f"{p}: {_with_ci(t, *b.ci(b.transitions()), 0)}"
-            + (" (beyond its largest budget)" if np.isfinite(t) and t > largest[p] else "")
-            for p, b in per_pipeline.items()
-            for t in [b.fit.transition(b.fraction)]
-        )
-        sec.p(
-            f"Estimated transition budget n* ({error}, slices, 95 % CI): {ts}. "
-            "The paper reports the transition at 30–75 labelled slices."
-            + _floor_caveat(main, list(per_pipeline))
-        )
-    return sec
-
-
-def _largest_budgets(main: pd.DataFrame) -> dict[str, float]:
-    """Each pipeline's largest budget in labelled slices (what its fit saw)."""
-    return main.groupby("pipeline")["labelled_slices"].max().astype(float).to_dict()
-
-
-def _converged_low(results: pd.DataFrame) -> int:
-    """Runs that meet the convergence rule with a final validation IoU under
-    :data:`LOW_VAL_IOU`."""
-    if "final_val_iou" not in results or "converged" not in results:
-        return 0
-    flag = converged_flag(results["converged"])
-    return int((flag & (results["final_val_iou"].astype(float) < LOW_VAL_IOU)).sum())
-
-
-def _floor_caveat(main: pd.DataFrame, pipelines: Sequence[str]) -> str:
-    """A caveat on n* when the fitted pipelines' runs at their own largest budget did not
-    all converge: their error floor γ may then be the step budget's, not the data's, and a
-    floor set too high puts n* too low."""
-    if "converged" not in main or main.empty:
-        return ""
-    fitted = main[main["pipeline"].isin(pipelines)]
-    own_top = fitted["pipeline"].map(_largest_budgets(fitted))
-    top = fitted[fitted["labelled_slices"] == own_top]
-    known = top["converged"].notna()
-    missed = int((~converged_flag(top["converged"]) & known).sum())
-    if not missed:
-        return ""
-    return (
-        f" At each fitted pipeline's largest budget, {missed} of {int(known.sum())} runs "
-        "miss the convergence rule: an error floor γ set by the fixed number of steps "
-        "rather than by the labels would put n* too low."
-    )
-
-
-def best_per_budget(main: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Best pipeline per budget by mean ``metric``, compared on equal terms.
-
-    Each budget's pipelines are averaged over the seeds they all ran there (the same seed
-    at the same budget draws the same labelled subset), so a pipeline with more seeds in a
-    partial study is not compared on other subsets. Where the pipelines share no seed, each
-    is averaged over its own seeds and ``seeds`` says ``unpaired``. ``margin`` is the lead
-    over the runner-up (empty with one pipeline).
-    """
-    ran = main.dropna(subset=[metric])
-    unpaired = set(unpaired_budgets(ran))
-    rows = []
-    for budget, group in equal_seeds(ran).groupby("budget", sort=True):
-        means = group.groupby("pipeline")[metric].mean().sort_values(ascending=False)
-        rows.append(
-            {
-                "budget": budget,
-                "best pipeline": means.index[0],
-                "mean": means.iloc[0],
-                "margin": means.iloc[0] - means.iloc[1] if len(means) > 1 else np.nan,
-                "pipelines": len(means),
-                "seeds": "unpaired" if budget in unpaired else group["seed"].nunique(),
-            }
-        )
-    return pd.DataFrame(
-        rows, columns=["budget", "best pipeline", "mean", "margin", "pipelines", "seeds"]
-    )
 
 
 def _convergence_summary(
@@ -341,14 +165,6 @@ def _reference(names: set[str], reference: str | None) -> str | None:
     return reference or next((b for b in BASELINES if b in names), None)
 
 
-def _seed_range(main: pd.DataFrame) -> str:
-    if main.empty:
-        return "—"
-    counts = main.groupby(["pipeline", "budget"])["seed"].nunique()
-    lo, hi = int(counts.min()), int(counts.max())
-    return str(lo) if lo == hi else f"{lo}–{hi}"
-
-
 def _efficiency(
     results: pd.DataFrame,
     paths: list[Path],
@@ -364,7 +180,7 @@ def _efficiency(
         "No main-study test metrics: figure 6 skipped.",
     )
     sec.p(TRANSITION_TEXT)
-    max_budget = _largest_budgets(main_study(results))
+    max_budget = largest_budgets(main_study(results))
     for error, per_pipeline in fits.items():
         if per_pipeline:
             sec.table(
@@ -621,7 +437,7 @@ def _sections(
         "1 − mean IoU",
     )
     sections = [
-        _summary(results, curves, (headline, fits.get(headline, {}))),
+        summary_section(results, curves, (headline, fits.get(headline, {}))),
         curves_sec,
         auc,
         _efficiency(results, p6, fits, [figs.QUANTITIES[c][0] for c in fig6_columns]),
@@ -632,79 +448,6 @@ def _sections(
         _sub_studies(results, curves),
     ]
     return sections, [*p5a, *p5b, *p6, *p7, *p8]
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of ``df`` (cells as given, ``|`` escaped)."""
-
-    def row(cells: Sequence[object]) -> str:
-        return "| " + " | ".join(_md(str(c)).replace("|", "\\|") for c in cells) + " |"
-
-    lines = [row(df.columns), row(["---"] * len(df.columns))]
-    lines += [row(r) for r in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def _md(text: str) -> str:
-    """Escape Markdown emphasis markers (``n*`` would otherwise start italics)."""
-    return text.replace("*", "\\*")
-
-
-def _markdown(title: str, banner: str, sections: list[Section], out: Path) -> str:
-    parts = [f"# {title}", ""] + ([f"> **{banner}**", ""] if banner else [])
-    for sec in sections:
-        parts += [f"## {sec.title}", ""]
-        for kind, *rest in sec.blocks:
-            if kind == "p":
-                parts += [_md(rest[0]), ""]
-            elif kind == "md":
-                parts += [rest[0].strip(), ""]
-            elif kind == "table":
-                parts += [markdown_table(rest[0]), ""]
-            else:
-                parts += [
-                    f"![{_md(rest[1])}]({rest[0].relative_to(out).as_posix()})",
-                    f"*{_md(rest[1])}*",
-                    "",
-                ]
-    return "\n".join(parts)
-
-
-CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
-    "color:#222}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1.5em}"
-    "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f2f2f2}"
-    "img{max-width:100%}.banner{background:#b00020;color:#fff;font-weight:bold;"
-    "padding:0.6em 1em;font-size:1.3em;letter-spacing:0.1em}figcaption{font-style:italic}"
-)
-
-
-def _html(title: str, banner: str, sections: list[Section]) -> str:
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-        f"</title><style>{CSS}</style></head><body>"
-    ]
-    if banner:
-        parts.append(f"<div class='banner'>{html.escape(banner)}</div>")
-    parts.append(f"<h1>{html.escape(title)}</h1>")
-    for sec in sections:
-        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
-        for kind, *rest in sec.blocks:
-            if kind == "p":
-                parts.append(f"<p>{html.escape(rest[0])}</p>")
-            elif kind == "md":
-                parts.append(markdown.markdown(rest[0], extensions=["tables"]))
-            elif kind == "table":
-                parts.append(rest[0].to_html(index=False, border=0, escape=True))
-            else:
-                data = base64.b64encode(rest[0].read_bytes()).decode("ascii")
-                parts.append(
-                    f"<figure><img alt='{html.escape(rest[1])}' "
-                    f"src='data:image/png;base64,{data}'><figcaption>"
-                    f"{html.escape(rest[1])}</figcaption></figure>"
-                )
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def write_report(
@@ -758,7 +501,9 @@ def write_report(
     if not results.empty:
         check_results(results.columns, "results table")
     if results.empty:
-        return _write(out, title, banner, [_notes(["No finished fine-tune runs.", *all_notes])], [])
+        return write_pages(
+            out, title, banner, [_notes(["No finished fine-tune runs.", *all_notes])], []
+        )
     fits: dict[str, dict[str, PowerLawBootstrap]] = {}
     main = main_study(results)
     rngs = np.random.default_rng(seed).spawn(len(ERRORS) + len(figs.FALLBACK))
@@ -775,12 +520,12 @@ def write_report(
     sections, fig_paths = _sections(
         results, curves, fig_dir, overlays, fits, reference, fig6_columns=fig6
     )
-    pre, pre_paths = _pretraining(pretraining, fig_dir)
+    pre, pre_paths = pretraining_section(pretraining, fig_dir)
     sections.insert(1, pre)
-    compute = _compute_text(results, pretraining)
+    compute = compute_text(results, pretraining)
     if compute:
         sections[0].p(compute)
-    realisations = _realisations_text(results, pretraining)
+    realisations = realisations_text(results, pretraining)
     if realisations:
         sections[0].p(realisations)
     if settings:
@@ -792,147 +537,7 @@ def write_report(
         about = Section("About this study")
         about.markdown(intro)
         sections.insert(0, about)
-    return _write(out, title, banner, [*sections, _notes(all_notes)], fig_paths + pre_paths)
-
-
-def _compute_text(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> str | None:
-    """The measured wall time of the study's jobs (their ``DONE`` markers), or ``None``."""
-    parts = []
-    if "wall_s" in results:
-        runs = results.drop_duplicates("run_id")["wall_s"].dropna()
-        if len(runs):
-            parts.append(
-                f"{len(runs)} fine-tunes (training and evaluation) took {runs.sum() / 3600:.2f} h "
-                f"(median {runs.median():.0f} s, range {runs.min():.0f}–{runs.max():.0f} s)"
-            )
-    if pretraining is not None and "wall_s" in pretraining and not pretraining.empty:
-        pre = pretraining.drop_duplicates("run_id")["wall_s"].dropna()
-        if len(pre):
-            parts.append(f"{len(pre)} pretraining runs took {pre.sum() / 3600:.2f} h")
-    if not parts:
-        return None
-    text = (
-        "Measured compute (wall time of each job, from its DONE marker, summed over jobs: "
-        "jobs that ran side by side count each, so this is job time, not elapsed time; only "
-        "the finished jobs of the study's plan): " + "; ".join(parts)
-    )
-    devices = _devices(results, pretraining)
-    return text + (f". Ran on: {devices}." if devices else ".")
-
-
-def _devices(results: pd.DataFrame, pretraining: pd.DataFrame | None) -> str:
-    """``device (N jobs)`` for every device the jobs' DONE markers name, most jobs first
-    (jobs whose marker names none are counted as "not recorded" when others are named)."""
-    jobs = [
-        t.drop_duplicates("run_id")
-        for t in (results, pretraining)
-        if t is not None and not t.empty and "device" in t
-    ]
-    if not jobs:
-        return ""
-    device = pd.concat([j["device"] for j in jobs], ignore_index=True)
-    if device.isna().all():
-        return ""
-    counts = device.fillna("not recorded").value_counts()
-    return "; ".join(f"{name} ({n} job{'s' * (n != 1)})" for name, n in counts.items())
-
-
-def _realisations_text(
-    results: pd.DataFrame, pretraining: pd.DataFrame | None = None
-) -> str | None:
-    """Which pipelines' fine-tunes started from more than one pretraining run (told
-    apart by ``init_fingerprint``), or ``None`` when every pipeline had one. Each
-    fingerprint is named with the pretraining run whose weights it is, where the
-    ``pretraining`` table knows it (``encoder_fingerprint``)."""
-    if "init_fingerprint" not in results:
-        return None
-    runs = results.drop_duplicates("run_id")
-    runs = runs[runs["init_fingerprint"].fillna("").astype(str) != ""]
-    # a length study's per-epoch encoders differ by design: compare within one epoch
-    epoch = runs["pretrain_epoch"] if "pretrain_epoch" in runs else pd.Series(np.nan, runs.index)
-    runs = runs.assign(_what=[
-        p if np.isnan(e) else f"{p} (encoder of epoch {e:g})"
-        for p, e in zip(runs["pipeline"], epoch.astype(float), strict=True)
-    ])  # fmt: skip
-    owners: dict[str, list[str]] = {}
-    if pretraining is not None and "encoder_fingerprint" in pretraining:
-        for row in pretraining.drop_duplicates("run_id").itertuples():
-            if isinstance(row.encoder_fingerprint, str) and row.encoder_fingerprint:
-                name = run_name(row.run_id, bool(getattr(row, "superseded", False)))
-                owners.setdefault(row.encoder_fingerprint, []).append(name)
-    owner = {
-        fp: ("pretraining run " if len(names) == 1 else "pretraining runs ") + ", ".join(names)
-        for fp, names in owners.items()
-    }  # a re-run that reproduced the same weights: both runs named
-    parts = []
-    for pipeline, group in runs.groupby("_what", sort=True):
-        counts = group["init_fingerprint"].value_counts()
-        if len(counts) > 1:
-            listed = ", ".join(
-                f"{fp} ({n} run{'s' * (n != 1)}" + (f"; {owner[fp]}" if fp in owner else "") + ")"
-                for fp, n in counts.items()
-            )
-            parts.append(f"{pipeline}: {listed}")
-    if not parts:
-        return None
-    return (
-        "Fine-tunes of one pipeline started from different pretraining runs (weights are "
-        "not committed, so a store continued on another machine re-runs its pretraining; "
-        "the runs are told apart by the fingerprint of the weights they loaded): "
-        + "; ".join(parts)
-        + "."
-    )
-
-
-def _pretraining(pretraining: pd.DataFrame | None, fig_dir: Path) -> tuple[Section, list[Path]]:
-    """The pretraining curves (figure P) and each run's first and last epoch loss."""
-    sec = Section("Pretraining")
-    paths = figs.plot_pretraining_curves(pretraining, fig_dir / "figP_pretraining_loss")
-    sec.figure(
-        paths,
-        "Figure P. Pretraining loss per epoch (mean over the epoch's logged steps), one "
-        "panel per domain-pretraining job (a job run again on another machine: one line "
-        "per run, the superseded one dashed).",
-        "No pretraining loss curves in the study folder: figure P skipped.",
-    )
-    curves = None if pretraining is None else pretraining[pretraining["loss"].notna()]
-    if curves is not None and not curves.empty:
-        rows = []
-        # a job run twice (another machine): one row per run, named, in every row
-        several = bool(curves.groupby("pipeline")["run_id"].nunique().gt(1).any())
-        ordered = curves.sort_values("pipeline", kind="stable")  # runs in collect's order
-        for (pipeline, _), sub in ordered.groupby(["pipeline", "run_id"], sort=False):
-            sub = sub.sort_values("epoch")
-            tail = sub["loss"].iloc[-max(2, -(-len(sub) // 5)) :]  # ≥ 2 epochs
-            rows.append(
-                {
-                    "pipeline": pipeline,
-                    **({"run": _run_label(sub)} if several else {}),
-                    "method": sub["method"].iloc[0],
-                    "epochs": len(sub),
-                    "steps": int(sub["steps"].max()),
-                    "first-epoch loss": sub["loss"].iloc[0],
-                    "last-epoch loss": sub["loss"].iloc[-1],
-                    "last 20 % range / first-to-last drop": (tail.max() - tail.min())
-                    / max(abs(sub["loss"].iloc[0] - sub["loss"].iloc[-1]), 1e-12),
-                    "collapse flagged": bool(sub["collapsed"].astype(bool).any()),
-                }
-            )
-        sec.table(
-            pd.DataFrame(rows),
-            "Each pretraining run: loss at its first and last epoch, and how much the loss "
-            "still moved over the last 20 % of its epochs relative to its whole drop (small: "
-            "flattened):",
-        )
-    return sec, list(paths)
-
-
-def _run_label(sub: pd.DataFrame) -> str:
-    """A pretraining run's id, marked when superseded, with its encoder fingerprint."""
-    first = sub.iloc[0]
-    label = run_name(first["run_id"], bool(first.get("superseded", False)))
-    fp = first.get("encoder_fingerprint")
-    return label + (f", weights {fp}" if isinstance(fp, str) and fp else "")
+    return write_pages(out, title, banner, [*sections, _notes(all_notes)], fig_paths + pre_paths)
 
 
 def _notes(notes: Sequence[str]) -> Section:
@@ -940,13 +545,3 @@ def _notes(notes: Sequence[str]) -> Section:
     for note in notes or ["None."]:
         sec.p(note)
     return sec
-
-
-def _write(
-    out: Path, title: str, banner: str, sections: list[Section], fig_paths: list[Path]
-) -> list[Path]:
-    md, page = out / "report.md", out / "report.html"
-    md.write_text(_markdown(title, banner, sections, out), encoding="utf-8")
-    page.write_text(_html(title, banner, sections), encoding="utf-8")
-    log.info("report written to %s (%d figures)", out, len(fig_paths))
-    return [md, page, *fig_paths]
