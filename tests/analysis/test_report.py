@@ -9,9 +9,7 @@ import pandas as pd
 import pytest
 
 from medssl.analysis import figures
-from medssl.analysis.render import markdown_table
 from medssl.analysis.report import write_report
-from medssl.analysis.summary import best_per_budget
 
 PIPELINES = {
     "random": (0.9, -0.45, 0.10),
@@ -253,11 +251,6 @@ def test_mean_curve_averages_runs_on_different_grids() -> None:
     assert c["n"].tolist() == [2, 2, 2]
 
 
-def test_markdown_table_escapes_pipes() -> None:
-    text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1]}))
-    assert text.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 1 |"]
-
-
 def test_report_without_runs_still_written(tmp_path: Path) -> None:
     paths = write_report(
         pd.DataFrame(),
@@ -360,30 +353,6 @@ def test_report_names_pipelines_fine_tuned_from_several_pretraining_runs(
     assert f"{one}: aaaa" not in md and f"{pipelines[0]}: " not in md.split("started from")[1]
 
 
-def test_best_pipeline_is_chosen_on_the_seeds_every_pipeline_ran() -> None:
-    """A partial study: random has seeds 0–2 at budget 10, byol only seed 0. On seed 0 byol
-    is better; random's mean over all three seeds is higher. The pair decides."""
-    rows = [
-        ("random", 10, 0, 0.50),
-        ("random", 10, 1, 0.70),
-        ("random", 10, 2, 0.70),
-        ("byol-acdc", 10, 0, 0.55),
-        ("random", 30, 0, 0.80),
-        ("byol-acdc", 30, 1, 0.70),
-        ("random", 100, 0, 0.90),
-    ]
-    main = pd.DataFrame(rows, columns=["pipeline", "budget", "seed", "iou"])
-    best = best_per_budget(main, "iou").set_index("budget")
-    assert best.loc[10, "best pipeline"] == "byol-acdc"
-    assert best.loc[10, "mean"] == pytest.approx(0.55)
-    assert best.loc[10, "margin"] == pytest.approx(0.05)
-    assert best.loc[10, "seeds"] == 1 and best.loc[10, "pipelines"] == 2
-    # no seed in common: each pipeline over its own seeds, and the table says so
-    assert best.loc[30, "best pipeline"] == "random" and best.loc[30, "seeds"] == "unpaired"
-    # one pipeline: no runner-up
-    assert np.isnan(best.loc[100, "margin"]) and best.loc[100, "pipelines"] == 1
-
-
 def test_a_partial_study_compares_pipelines_on_the_seeds_they_all_ran(
     study: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -473,63 +442,3 @@ def test_auc_is_compared_with_the_baseline_budget_by_budget(
     assert len(rows) == len(BUDGETS) * (len(PIPELINES) - 1)
     byol = [r for r in rows if r[1] == "byol-acdc"]
     assert len(byol) == len(BUDGETS) and all(float(r[4]) > 0 for r in byol)
-
-
-def _pretraining_runs() -> pd.DataFrame:
-    """One pipeline's pretraining job run twice: a superseded run (weights ``aaaa``) and
-    the current one (``bbbb``), three epochs each."""
-    rows = []
-    for run_id, old, fp, losses in (
-        ("p1.1", True, "aaaa", [1.0, 0.8, 0.7]),
-        ("p1", False, "bbbb", [1.0, 0.9, 0.75]),
-    ):
-        for epoch, loss in enumerate(losses):
-            rows.append(
-                {"run_id": run_id, "pipeline": "byol-x", "method": "byol", "epoch": epoch,
-                 "steps": 10 * (epoch + 1), "loss": loss, "collapsed": False,
-                 "superseded": old, "encoder_fingerprint": fp, "wall_s": 5.0}
-            )  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def test_fine_tunes_from_two_pretraining_runs_are_named_with_their_run() -> None:
-    from medssl.analysis.provenance import realisations_text
-
-    results = pd.DataFrame(
-        {
-            "run_id": ["a", "b", "c", "d"],
-            "pipeline": ["byol-x", "byol-x", "byol-x", "random"],
-            "init_fingerprint": ["aaaa", "aaaa", "bbbb", ""],
-        }
-    )
-    text = realisations_text(results, _pretraining_runs())
-    assert "aaaa (2 runs; pretraining run p1.1 (superseded))" in text
-    assert "bbbb (1 run; pretraining run p1)" in text and "random" not in text
-    assert realisations_text(results.iloc[:2]) is None  # one fingerprint: nothing to say
-    # without a pretraining table the fingerprints are still listed
-    assert "aaaa (2 runs)" in realisations_text(results)
-    # a length study's per-epoch encoders differ by design: not a second realisation
-    epochs = results.assign(pretrain_epoch=[np.nan, np.nan, 3.0, np.nan])
-    assert realisations_text(epochs, _pretraining_runs()) is None
-    # ... but two runs behind one epoch's fine-tunes are reported for that epoch
-    epochs = results.assign(pretrain_epoch=[3.0, np.nan, 3.0, np.nan])
-    text = realisations_text(epochs, _pretraining_runs())
-    assert "byol-x (encoder of epoch 3): " in text and "byol-x: " not in text
-    # a re-run that reproduced the same weights: both runs are named
-    same = _pretraining_runs().assign(encoder_fingerprint="aaaa")
-    text = realisations_text(results, same)
-    assert "aaaa (2 runs; pretraining runs p1.1 (superseded), p1)" in text
-
-
-def test_pretraining_section_names_each_run_of_a_job_run_twice(tmp_path: Path) -> None:
-    from medssl.analysis.provenance import pretraining_section
-
-    sec, paths = pretraining_section(_pretraining_runs(), tmp_path)
-    (table,) = [b[1] for b in sec.blocks if b[0] == "table"]
-    # oldest first, as collect orders them
-    assert list(table["run"]) == ["p1.1 (superseded), weights aaaa", "p1, weights bbbb"]
-    assert list(table["last-epoch loss"].astype(float)) == [0.7, 0.75]
-    assert any(p.suffix == ".png" for p in paths)
-    one = _pretraining_runs().query("run_id == 'p1'")
-    (table,) = [b[1] for b in pretraining_section(one, tmp_path)[0].blocks if b[0] == "table"]
-    assert "run" not in table  # a single run per pipeline: no run column
