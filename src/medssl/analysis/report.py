@@ -10,7 +10,6 @@ writes as Markdown and as self-contained HTML. The summary is
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,8 +43,6 @@ from medssl.analysis.stats import (
 )
 from medssl.analysis.summary import RISING_TEXT, largest_budgets, summary_section
 from medssl.artifacts.table import check_results, label_column, structure_names
-
-log = logging.getLogger(__name__)
 
 #: Caption suffix of the per-budget tables and figures computed on :func:`equal_seeds`.
 EQUAL_SEEDS_TEXT = ", at each budget over the seeds every pipeline there ran"
