@@ -24,6 +24,7 @@ LAYERS = (
     "data",
     "models",
     "configs",
+    "hardware",
     "evaluation",
     "training",
     "analysis",

@@ -10,9 +10,10 @@ from torch import nn
 
 from medssl.artifacts.labels import LabelSet
 from medssl.artifacts.rundir import RunDir
-from medssl.configs import FinetuneConfig, resolve_precision
+from medssl.configs import FinetuneConfig
 from medssl.data.preprocess import PrepareConfig
 from medssl.errors import MedsslError
+from medssl.hardware import resolve_precision
 from medssl.models.safe_load import read_safetensors
 from medssl.models.unet import build_unet
 

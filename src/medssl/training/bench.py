@@ -51,15 +51,13 @@ from medssl.configs import (
     FinetuneConfig,
     PretrainConfig,
     RuntimeConfig,
-    cpu_features,
-    precision_choice,
     preset,
     pretrain_preset,
-    uses_gpu,
 )
 from medssl.data.cache_read import SliceCache
 from medssl.data.resolve import resolve_cache
 from medssl.data.splits import run_split
+from medssl.hardware import cpu_features, precision_choice, uses_gpu
 from medssl.models.unet import build_unet
 from medssl.overrides import ConfigError
 from medssl.training.finetune import FinetuneRun

@@ -17,9 +17,10 @@ import math
 import lightning as L
 import torch
 
-from medssl.configs import PretrainConfig, compile_choice, world_size
+from medssl.configs import PretrainConfig, world_size
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import TwoViews
+from medssl.hardware import compile_choice
 from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import CollapseMonitor, FiniteLoss
 from medssl.training.lars import LARS, lars_param_groups

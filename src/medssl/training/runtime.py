@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from medssl.configs import RuntimeConfig, resolve_precision, uses_gpu, world_size
+from medssl.configs import RuntimeConfig, world_size
+from medssl.hardware import resolve_precision, uses_gpu
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from medssl.artifacts.rundir import RunDir
-from medssl.configs import FinetuneConfig, compile_choice, resolve_precision, world_size
+from medssl.configs import FinetuneConfig, world_size
 from medssl.data.batch_augment import SliceBank
 from medssl.data.datasets import LabelledSlices
 from medssl.evaluation.metrics import soft_jaccard_loss_from_logits
+from medssl.hardware import compile_choice, resolve_precision
 from medssl.models.unet import encoder_of, set_encoder_trainable
 from medssl.training.device_augment import DeviceAugment
 from medssl.training.guards import BestScore, FiniteLoss
