@@ -1,7 +1,7 @@
 """What the study figures draw (not only that files are written).
 
 The ``plot_*`` functions return the written paths, not the figure, so the figure is
-captured on its way into ``figures._save``.
+captured on its way into ``plotting.save``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 
-from medssl.analysis import figures
+from medssl.analysis import figures, plotting, run_figures
 from tests.analysis.test_report import BUDGETS, EPOCHS, PIPELINES, SEEDS, make_study
 
 
@@ -30,13 +30,13 @@ def study() -> tuple[pd.DataFrame, pd.DataFrame]:
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
     """Every figure a plotting function saves, in order."""
     figs: list[Figure] = []
-    save = figures._save
+    save = plotting.save
 
     def keep(fig: Figure, stem: Path) -> list[Path]:
         figs.append(fig)
         return save(fig, stem)
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(plotting, "save", keep)
     return figs
 
 
@@ -72,7 +72,7 @@ def test_fig5a_one_mean_curve_per_pipeline_and_budget(
     _, curves = study
     stem = tmp_path / "fig5a"
     fig = _one_figure(figures.plot_learning_curves(curves, stem), captured, stem)
-    colors = {_rgb(c): p for p, c in figures.pipeline_colors(PIPELINES).items()}
+    colors = {_rgb(c): p for p, c in plotting.pipeline_colors(PIPELINES).items()}
     panels = _panels(fig)
     assert [ax.get_title() for ax in panels] == [f"{b} labelled slices" for b in sorted(BUDGETS)]
     main = curves[curves["study"] == "main"]
@@ -148,7 +148,7 @@ def test_fig6_one_box_per_pipeline_and_budget_in_every_panel(
         "1 − 3D Dice": 1 - results["test_dice_3d_mean"],
     }
     assert [ax.get_title() for ax in panels] == list(errors)
-    colors = figures.pipeline_colors(PIPELINES)
+    colors = plotting.pipeline_colors(PIPELINES)
     main = results["study"] == "main"
     for ax, (name, err) in zip(panels, errors.items(), strict=True):
         boxes = [p for p in ax.patches if isinstance(p, PathPatch)]
@@ -214,7 +214,9 @@ def test_fig7_tiles_the_overlay_images_with_their_titles(
         mpimg.imsave(paths[-1], img)
     stem = tmp_path / "fig7"
     missing = tmp_path / "missing.png"
-    fig = _one_figure(figures.plot_overlays([paths[0], missing, paths[1]], stem), captured, stem)
+    fig = _one_figure(
+        run_figures.plot_overlays([paths[0], missing, paths[1]], stem), captured, stem
+    )
     panels = _panels(fig)
     assert [ax.get_title() for ax in panels] == ["run0\ncase0", "run1\ncase1"]
     for ax, path in zip(panels, paths, strict=True):

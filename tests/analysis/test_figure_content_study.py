@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.analysis import figures
+from medssl.analysis import figures, run_figures
 from medssl.experiments.report import _overlays
 from medssl.experiments.study import PAPER_LENGTH_EPOCHS
 from tests.experiments.test_study_files import PAPER_PIPELINES as PIPELINES
@@ -105,7 +105,7 @@ def test_fig6_has_a_box_per_pipeline_and_budget_of_the_study_metric(tmp_path: Pa
 def test_fig6_falls_back_to_the_old_metric_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="medssl.analysis.figures"):
+    with caplog.at_level(logging.WARNING, logger="medssl.analysis.quantities"):
         out = figures.plot_data_efficiency(_results(paper=False), tmp_path / "fig6", n_boot=10)
     assert any("paper_iou" in r.getMessage() for r in caplog.records)
     titles = [ax.get_title() for ax in out.figure.axes if ax.get_visible() and ax.get_title()]
@@ -132,7 +132,7 @@ def test_fig7_has_one_panel_column_per_pipeline(tmp_path: Path) -> None:
         p: [_png(tmp_path / p / f"patient{k:03d}_ED.png", i / 6) for k in (1, 11)]
         for i, p in enumerate(PIPELINES)
     }
-    out = figures.plot_overlays(images, tmp_path / "fig7")
+    out = run_figures.plot_overlays(images, tmp_path / "fig7")
     axes = [ax for ax in out.figure.axes if str(ax.get_gid()).startswith("overlay:")]
     columns: dict[float, set[str]] = {}
     for ax in axes:
@@ -208,7 +208,7 @@ def test_report_overlays_show_the_largest_cell_every_pipeline_ran(tmp_path: Path
     assert {v[0].parent.name for v in picked.values()} == {f"{p}_15-slices" for p in PIPELINES}
     assert (picked[first][0].parent / "source_run.txt").read_text().strip() == f"{first}-15-13"
     # its panels are titled with the run's folder, which names the budget
-    out = figures.plot_overlays(picked, tmp_path / "fig7")
+    out = run_figures.plot_overlays(picked, tmp_path / "fig7")
     titles = {ax.get_title().split("\n")[0] for ax in out.figure.axes if ax.get_title()}
     assert titles == {f"{p}_15-slices" for p in PIPELINES}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.analysis import figures
+from medssl.analysis import figures, run_figures
 from medssl.analysis.report import write_report
 
 PIPELINES = {
@@ -233,7 +233,7 @@ def test_figures_skip_missing_data(tmp_path: Path) -> None:
     )
     assert figures.plot_learning_curves(empty, tmp_path / "a") == []
     assert figures.plot_pretraining_length(empty, tmp_path / "b") == []
-    assert figures.plot_overlays([tmp_path / "missing.png"], tmp_path / "c") == []
+    assert run_figures.plot_overlays([tmp_path / "missing.png"], tmp_path / "c") == []
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,175 +1,43 @@
-"""Study figures (numbered as in Kalapos & Gyires-Tóth, ECCV-W 2022), PNG + SVG.
+"""Study figures (numbered as in Kalapos & Gyires-Tóth, ECCV-W 2022), PNG + SVG: the
+learning curves (5a), their AUC (5b), data efficiency (6) and pretraining length (8);
+the run images (7) and pretraining curves are in :mod:`medssl.analysis.run_figures`.
 
 Every ``plot_*`` function takes the study tables and an output path stem (``figures/fig6``),
-writes ``<stem>.png`` and ``<stem>.svg`` and returns the written paths as a :class:`Plotted`
-list whose ``figure`` attribute is the drawn :class:`~matplotlib.figure.Figure` (for tests
-and further editing); when its data are missing it logs why and returns an empty list.
-Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never through
-``pyplot``, so no global figure state or backend is touched.
+writes ``<stem>.png`` and ``<stem>.svg`` and returns the written paths as a
+:class:`~medssl.analysis.plotting.Plotted` list whose ``figure`` attribute is the drawn
+:class:`~matplotlib.figure.Figure` (for tests and further editing); when its data are
+missing it logs why and returns an empty list.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import wraps
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
-import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, ScalarFormatter
 
-from medssl.analysis.numbers import run_name
-from medssl.analysis.powerlaw import ERRORS, PowerLawBootstrap, fit_pipelines
+from medssl.analysis import plotting
+from medssl.analysis.powerlaw import PowerLawBootstrap
+from medssl.analysis.quantities import (
+    METRIC_LABELS,
+    QUANTITIES,
+    STUDY_METRIC,
+    efficiency_columns,
+    error_of,
+    fit_metric,
+    study_metric,
+)
 from medssl.analysis.stats import main_study, with_curve_summaries
 
 log = logging.getLogger(__name__)
-
-Colors = Mapping[str, Any]
-STYLE = {
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.labelsize": 8,
-    "legend.fontsize": 7.5,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.25,
-    "grid.linewidth": 0.5,
-    "svg.hashsalt": "medssl",
-    "figure.dpi": 100,
-}
-
-
-#: Fig. 6 quantities: results column → (error name, whether the error is 1 − column).
-QUANTITIES: dict[str, tuple[str, bool]] = {
-    "paper_iou": ("1 − IoU (study metric)", True),
-    "paper_jaccard_loss": ("Jaccard loss (study metric)", False),
-    **{column: (name, one_minus) for name, (column, one_minus) in ERRORS.items()},
-}
-#: The study's quantity (per-slice IoU as the paper computes it): figures 6 and 8 default.
-STUDY_METRIC = "paper_iou"
-#: Older results have no study metrics: the metric each falls back to.
-FALLBACK = {"paper_iou": "test_slice_iou_mean", "paper_jaccard_loss": "test_jaccard_loss"}
-METRIC_LABELS = {
-    "paper_iou": "test IoU (study metric)",
-    "paper_jaccard_loss": "test Jaccard loss (study metric)",
-    "test_slice_iou_mean": "test mean IoU",
-    "test_jaccard_loss": "test Jaccard loss",
-    "test_dice_3d_mean": "test mean 3D Dice",
-}
-
-
-class Plotted(list):
-    """The paths a ``plot_*`` function wrote, with the drawn figure as ``figure``."""
-
-    def __init__(self, paths: Iterable[Path] = (), figure: Figure | None = None) -> None:
-        super().__init__(paths)
-        self.figure = figure
-
-
-def _has(df: pd.DataFrame, column: str) -> bool:
-    return column in df and df[column].notna().any()
-
-
-def study_metric(df: pd.DataFrame, metric: str = STUDY_METRIC, what: str = "figure") -> str | None:
-    """``metric`` if ``df`` has values of it, else its fallback (logged as a warning), else
-    ``None``."""
-    if _has(df, metric):
-        return metric
-    fallback = FALLBACK.get(metric)
-    if fallback and _has(df, fallback):
-        log.warning(
-            "%s: the results have no %s values (runs evaluated before the study metrics "
-            "existed?); using %s instead",
-            what,
-            metric,
-            fallback,
-        )
-        return fallback
-    return None
-
-
-def error_of(df: pd.DataFrame, column: str) -> pd.Series:
-    """The Fig. 6 error of results ``column`` (``1 − column`` for IoU/Dice-like ones)."""
-    one_minus = QUANTITIES[column][1]
-    values = df[column].astype(float)
-    return 1.0 - values if one_minus else values
-
-
-def fit_metric(
-    results: pd.DataFrame, column: str, *, rng: np.random.Generator, n_boot: int = 200
-) -> tuple[dict[str, PowerLawBootstrap], list[str]]:
-    """Power-law fits per pipeline of the error of any :data:`QUANTITIES` column.
-
-    :func:`~medssl.analysis.powerlaw.fit_pipelines` reads an error through
-    :data:`~medssl.analysis.powerlaw.ERRORS`; a column it does not list is handed over in
-    place of an entry's column (with the same 1 − x convention), and the notes renamed.
-    """
-    name, one_minus = QUANTITIES[column]
-    native = next((e for e, (c, om) in ERRORS.items() if c == column and om == one_minus), None)
-    if native is not None:
-        fits, notes = fit_pipelines(results, native, rng=rng, n_boot=n_boot)
-        return fits, [n.replace(native, name, 1) for n in notes]
-    carrier = next(e for e, (_, om) in ERRORS.items() if om == one_minus)
-    carrier_col = ERRORS[carrier][0]
-    df = results.assign(**{carrier_col: results[column].astype(float)})
-    fits, notes = fit_pipelines(df, carrier, rng=rng, n_boot=n_boot)
-    return fits, [n.replace(carrier, name, 1) for n in notes]
-
-
-def _styled(fn: Callable[..., list[Path]]) -> Callable[..., list[Path]]:
-    """Run a plotting function inside the figure style (restored afterwards)."""
-
-    @wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> list[Path]:
-        with mpl.rc_context(STYLE):
-            return fn(*args, **kwargs)
-
-    return run
-
-
-def pipeline_colors(pipelines: Iterable[str]) -> dict[str, Any]:
-    """A fixed colour per pipeline (sorted names; tab10, tab20 beyond ten)."""
-    names = sorted(set(pipelines))
-    cmap = mpl.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
-
-
-def _save(fig: Figure, stem: Path) -> Plotted:
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
-    return Plotted(paths, fig)
-
-
-def _grid(n: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list[Axes]]:
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, list(axes[:n])
-
-
-def _legend(fig: Figure, colors: Colors, extra: Sequence[Any] = ()) -> None:
-    handles = [Patch(color=c, label=p) for p, c in colors.items()] + list(extra)
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False
-    )
 
 
 def mean_curve(runs: pd.DataFrame, value: str = "val_iou") -> pd.DataFrame:
@@ -191,7 +59,7 @@ def mean_curve(runs: pd.DataFrame, value: str = "val_iou") -> pd.DataFrame:
     return pd.DataFrame({"step": grid, "mean": mean, "std": np.nan_to_num(std), "n": n})
 
 
-def _curve_panel(ax: Axes, sub: pd.DataFrame, key: str, colors: Colors) -> None:
+def _curve_panel(ax: Axes, sub: pd.DataFrame, key: str, colors: plotting.Colors) -> None:
     for name, runs in sub.groupby(key, sort=True):
         c = mean_curve(runs)
         color = colors[name] if isinstance(colors, Mapping) else colors(name)
@@ -201,13 +69,13 @@ def _curve_panel(ax: Axes, sub: pd.DataFrame, key: str, colors: Colors) -> None:
         )
 
 
-@_styled
+@plotting.styled
 def plot_learning_curves(
     curves: pd.DataFrame,
     stem: Path,
     *,
     budgets: Sequence[int] | None = None,
-    colors: Colors | None = None,
+    colors: plotting.Colors | None = None,
     ncols: int = 5,
 ) -> list[Path]:
     """Fig. 5a: validation mean IoU vs fine-tuning step, mean ± std over seeds per pipeline.
@@ -219,24 +87,26 @@ def plot_learning_curves(
         df = df[df["budget"].isin(budgets)]
     if df.empty:
         log.info("figure 5a skipped: no main-study learning curves")
-        return Plotted()
-    colors = colors or pipeline_colors(df["pipeline"])
+        return plotting.Plotted()
+    colors = colors or plotting.pipeline_colors(df["pipeline"])
     groups = list(df.groupby("budget", sort=True))
-    fig, axes = _grid(len(groups), ncols, (2.6, 2.1))
+    fig, axes = plotting.grid(len(groups), ncols, (2.6, 2.1))
     for ax, (budget, sub) in zip(axes, groups, strict=True):
         _curve_panel(ax, sub, "pipeline", colors)
         ax.set_title(f"{budget} labelled slices" if budget != 1 else "1 labelled slice")
         ax.set_xlabel("fine-tuning step")
         ax.set_ylabel("validation mean IoU")
-    _legend(
+    plotting.legend(
         fig,
         {p: colors[p] for p in sorted(df["pipeline"].unique())},
         [Patch(color="grey", alpha=0.3, label="± 1 s.d. over seeds")],
     )
-    return _save(fig, stem)
+    return plotting.save(fig, stem)
 
 
-def _violin_panel(ax: Axes, sub: pd.DataFrame, colors: Colors, rng: np.random.Generator) -> None:
+def _violin_panel(
+    ax: Axes, sub: pd.DataFrame, colors: plotting.Colors, rng: np.random.Generator
+) -> None:
     groups = {p: g["curve_auc"].dropna().to_numpy(float) for p, g in sub.groupby("pipeline")}
     groups = {p: v for p, v in groups.items() if v.size}
     order = sorted(groups, key=lambda p: -np.median(groups[p]))
@@ -251,14 +121,14 @@ def _violin_panel(ax: Axes, sub: pd.DataFrame, colors: Colors, rng: np.random.Ge
     ax.grid(axis="x", visible=False)
 
 
-@_styled
+@plotting.styled
 def plot_auc_violins(
     results: pd.DataFrame,
     stem: Path,
     *,
     curves: pd.DataFrame | None = None,
     budgets: Sequence[int] | None = None,
-    colors: Colors | None = None,
+    colors: plotting.Colors | None = None,
     ncols: int = 5,
 ) -> list[Path]:
     """Fig. 5b: learning-curve AUC (mean validation IoU over training) per pipeline.
@@ -272,17 +142,17 @@ def plot_auc_violins(
     df = df[np.isfinite(df["curve_auc"].astype(float))]
     if df.empty:
         log.info("figure 5b skipped: no learning-curve AUCs")
-        return Plotted()
-    colors = colors or pipeline_colors(df["pipeline"])
+        return plotting.Plotted()
+    colors = colors or plotting.pipeline_colors(df["pipeline"])
     groups = list(df.groupby("budget", sort=True))
     k = df["pipeline"].nunique()
-    fig, axes = _grid(len(groups), ncols, (0.35 * k + 1.0, 2.4))
+    fig, axes = plotting.grid(len(groups), ncols, (0.35 * k + 1.0, 2.4))
     rng = np.random.default_rng(0)  # jitter only
     for ax, (budget, sub) in zip(axes, groups, strict=True):
         _violin_panel(ax, sub, colors, rng)
         ax.set_title(f"{budget} labelled slice{'s' if budget != 1 else ''}")
         ax.set_ylabel("AUC of validation mean IoU")
-    return _save(fig, stem)
+    return plotting.save(fig, stem)
 
 
 def _dodge(budget_x: np.ndarray, k: int) -> tuple[np.ndarray, float]:
@@ -330,7 +200,11 @@ def _fit_overlay(
 
 
 def _efficiency_panel(
-    ax: Axes, df: pd.DataFrame, column: str, colors: Colors, fits: Mapping[str, PowerLawBootstrap]
+    ax: Axes,
+    df: pd.DataFrame,
+    column: str,
+    colors: plotting.Colors,
+    fits: Mapping[str, PowerLawBootstrap],
 ) -> None:
     error = QUANTITIES[column][0]
     df = df.assign(_err=error_of(df, column), _x=np.log10(df["labelled_slices"]))
@@ -386,38 +260,17 @@ def _efficiency_panel(
     ax.set(title=error, xlabel="labelled slices (log scale)", ylabel=f"test {error} (log scale)")
 
 
-def efficiency_columns(df: pd.DataFrame, metric: str | Sequence[str] = STUDY_METRIC) -> list[str]:
-    """The results columns figure 6 plots for ``metric``: a :data:`QUANTITIES` column or an
-    error name of :data:`~medssl.analysis.powerlaw.ERRORS`, a list of them, or ``"all"``
-    (every test error of ERRORS, the study's included). A study metric without values
-    falls back to its
-    older counterpart with a logged warning; columns without values are left out."""
-    if isinstance(metric, str):
-        requested = [c for c, _ in ERRORS.values()] if metric == "all" else [metric]
-    else:
-        requested = list(metric)
-    columns: list[str] = []
-    for name in requested:
-        column = ERRORS[name][0] if name in ERRORS else name
-        if column not in QUANTITIES:
-            raise ValueError(f"unknown figure-6 metric {name!r} (known: {', '.join(QUANTITIES)})")
-        column = study_metric(df, column, "figure 6") if column in FALLBACK else column
-        if column is not None and _has(df, column) and column not in columns:
-            columns.append(column)
-    return columns
-
-
-@_styled
+@plotting.styled
 def plot_data_efficiency(
     results: pd.DataFrame,
     stem: Path,
     *,
     metric: str | Sequence[str] = STUDY_METRIC,
     fits: Mapping[str, Mapping[str, PowerLawBootstrap]] | None = None,
-    colors: Colors | None = None,
+    colors: plotting.Colors | None = None,
     n_boot: int = 200,
     seed: int = 0,
-) -> Plotted:
+) -> plotting.Plotted:
     """Fig. 6: test error vs labelled slices, log-log, boxes over seeds per pipeline (dodged).
 
     One panel per metric (see :func:`efficiency_columns`; default the study metric
@@ -433,8 +286,8 @@ def plot_data_efficiency(
     columns = efficiency_columns(df, metric) if not df.empty else []
     if not columns:
         log.info("figure 6 skipped: no main-study test metrics")
-        return Plotted()
-    colors = colors or pipeline_colors(df["pipeline"])
+        return plotting.Plotted()
+    colors = colors or plotting.pipeline_colors(df["pipeline"])
     fits = dict(fits or {})
     rng = np.random.default_rng(seed)
     k = df["pipeline"].nunique()  # many pipelines: one wide row each
@@ -442,7 +295,7 @@ def plot_data_efficiency(
         layout = (1, (max(4.2, 0.09 * k * df["budget"].nunique() + 2.0), 3.4))
     else:
         layout = (3, (3.6, 3.1)) if k <= 4 else (1, (1.4 * k, 3.2))
-    fig, axes = _grid(len(columns), *layout)
+    fig, axes = plotting.grid(len(columns), *layout)
     for ax, column in zip(axes, columns, strict=True):
         error = QUANTITIES[column][0]
         if error not in fits:
@@ -463,8 +316,8 @@ def plot_data_efficiency(
             label="transition n* (95 % CI)",
         ),
     ]
-    _legend(fig, {p: colors[p] for p in sorted(df["pipeline"].unique())}, extra)
-    return _save(fig, stem)
+    plotting.legend(fig, {p: colors[p] for p in sorted(df["pipeline"].unique())}, extra)
+    return plotting.save(fig, stem)
 
 
 def _length_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -475,14 +328,14 @@ def _length_runs(df: pd.DataFrame) -> pd.DataFrame:
     return df[np.isfinite(df["pretrain_epoch"].astype(float))]
 
 
-@_styled
+@plotting.styled
 def plot_pretraining_length(
     curves: pd.DataFrame,
     stem: Path,
     *,
     results: pd.DataFrame | None = None,
     metric: str = STUDY_METRIC,
-) -> Plotted:
+) -> plotting.Plotted:
     """Fig. 8: downstream performance against the domain-pretraining epoch.
 
     With ``results``, a panel of the test ``metric`` (default the study metric
@@ -497,14 +350,14 @@ def plot_pretraining_length(
     column = None if res.empty else study_metric(res, metric, "figure 8")
     if df.empty and column is None:
         log.info("figure 8 skipped: no pretraining-length study in the curves or results")
-        return Plotted()
+        return plotting.Plotted()
     seen = [t["pretrain_epoch"].to_numpy(float) for t in (df, res) if not t.empty]
     epochs = np.unique(np.concatenate(seen))
     norm = mpl.colors.Normalize(epochs.min(), max(epochs.max(), epochs.min() + 1e-9))
     cmap = mpl.colormaps["viridis"]
     groups = list(df.groupby(["pipeline", "budget"], sort=True)) if not df.empty else []
     extra = int(column is not None)
-    fig, axes = _grid(len(groups) + extra, 3, (3.0, 2.4))
+    fig, axes = plotting.grid(len(groups) + extra, 3, (3.0, 2.4))
     for ax, ((pipeline, budget), sub) in zip(axes, groups, strict=False):
         _curve_panel(ax, sub, "pretrain_epoch", lambda e: cmap(norm(e)))
         ax.set(
@@ -539,122 +392,4 @@ def plot_pretraining_length(
             label="pretraining epoch",
             shrink=0.9,
         )
-    return _save(fig, stem)
-
-
-def _overlay_title(path: Path) -> str:
-    """``run/overlays/x.png`` → ``"run\nx"`` (the run names the pipeline); else the stem."""
-    if path.parent.name == "overlays":
-        return f"{path.parent.parent.name}\n{path.stem}"
-    return path.stem
-
-
-@_styled
-def plot_overlays(
-    paths: Sequence[Path] | Mapping[str, Sequence[Path]],
-    stem: Path,
-    *,
-    titles: Sequence[str] | None = None,
-    ncols: int = 3,
-    max_rows: int | None = None,
-) -> Plotted:
-    """Fig. 7: tile existing example-overlay images into one figure (missing files skipped).
-
-    ``paths`` as a mapping pipeline → images (the study report's default: every pipeline
-    of the study) gives one panel column per pipeline, in the mapping's order, and one row
-    per example (images matched across pipelines by file name, at most ``max_rows``); a
-    pipeline without an image of a row gets an empty panel. A plain sequence is tiled
-    ``ncols`` wide, titles defaulting to the run folder and file stem for
-    ``<run_dir>/overlays/*.png``.
-    """
-    if isinstance(paths, Mapping):
-        return _overlay_columns(paths, stem, max_rows)
-    titles = titles or [_overlay_title(Path(p)) for p in paths]
-    found = [(Path(p), t) for p, t in zip(paths, titles, strict=True) if Path(p).is_file()]
-    if len(found) < len(paths):
-        log.info("figure 7: %d of %d overlay images missing", len(paths) - len(found), len(paths))
-    if not found:
-        log.info("figure 7 skipped: no overlay images")
-        return Plotted()
-    fig, axes = _grid(len(found), ncols, (3.0, 3.0))
-    for ax, (path, title) in zip(axes, found, strict=True):
-        ax.imshow(mpimg.imread(path))
-        ax.set_title(title)
-        ax.set_axis_off()
-    return _save(fig, stem)
-
-
-def _column_title(pipeline: str, images: Sequence[Path]) -> str:
-    """The images' folder (``<pipeline>_<budget>-slices``, which names the run's budget)
-    when it is the pipeline's, else the pipeline."""
-    folder = images[0].parent.name if images else ""
-    return folder if folder.startswith(f"{pipeline}_") else pipeline
-
-
-def _overlay_columns(
-    columns: Mapping[str, Sequence[Path]], stem: Path, max_rows: int | None
-) -> Plotted:
-    found = {p: [Path(x) for x in xs if Path(x).is_file()] for p, xs in columns.items()}
-    if not any(found.values()):
-        log.info("figure 7 skipped: no overlay images")
-        return Plotted()
-    for pipeline, images in found.items():
-        if not images:
-            log.info("figure 7: no overlay image of pipeline %s", pipeline)
-    rows: list[str] = []
-    for images in found.values():
-        rows += [p.stem for p in images if p.stem not in rows]
-    rows = rows[:max_rows] if max_rows else rows
-    by_stem = {p: {x.stem: x for x in xs} for p, xs in found.items()}
-    ncols = len(found)
-    fig = Figure(figsize=(2.6 * ncols, 2.8 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), ncols, squeeze=False)
-    for c, pipeline in enumerate(found):
-        for r, row in enumerate(rows):
-            ax = axes[r, c]
-            ax.set_axis_off()
-            ax.set_gid(f"overlay:{pipeline}")
-            ax.set_title(f"{_column_title(pipeline, found[pipeline])}\n{row}" if r == 0 else row)
-            path = by_stem[pipeline].get(row)
-            if path is None:
-                ax.text(0.5, 0.5, "no overlay", ha="center", va="center", transform=ax.transAxes)
-            else:
-                ax.imshow(mpimg.imread(path))
-    return _save(fig, stem)
-
-
-@_styled
-def plot_pretraining_curves(pretraining: pd.DataFrame, stem: Path) -> Plotted:
-    """Pretraining loss per epoch (mean over the epoch's logged steps), one panel per
-    pretraining job (methods' losses have different scales) with a line per run of it (a
-    job run again on another machine has a superseded run ``<id>.<n>`` too: both are
-    drawn, so the two realisations can be compared); a run whose collapse monitor fired
-    is marked."""
-    if pretraining is not None:
-        pretraining = pretraining[np.isfinite(pretraining["loss"].astype(float))]
-    if pretraining is None or pretraining.empty:
-        return Plotted([], None)
-    job = pretraining["run_id"].astype(str).str.split(".").str[0]  # <id> of <id>.<n>
-    jobs = list(pretraining.assign(_job=job).groupby(["pipeline", "_job"], sort=True))
-    per_pipeline = Counter(pipeline for (pipeline, _), _ in jobs)  # > 1: name the job
-    fig, axes = _grid(len(jobs), 4, (3.0, 2.4))
-    for ax, ((pipeline, job_id), runs) in zip(axes, jobs, strict=False):
-        several = runs["run_id"].nunique() > 1
-        for run_id, sub in runs.groupby("run_id", sort=False):  # collect's order: oldest first
-            sub = sub.sort_values("epoch")
-            old = bool(sub["superseded"].astype(bool).any()) if "superseded" in sub else False
-            collapsed = bool(sub["collapsed"].astype(bool).any())
-            label = run_name(run_id, old)
-            label += " (collapse flagged)" if collapsed else ""
-            ax.plot(
-                sub["epoch"] + 1, sub["loss"], marker="o", ms=2.5, lw=1.2,
-                ls="--" if old else "-", label=label if several else None,
-            )  # fmt: skip
-        collapsed = bool(runs["collapsed"].astype(bool).any())
-        title = f"{pipeline}" + (f" ({job_id})" if per_pipeline[pipeline] > 1 else "")
-        ax.set_title(title + (" (collapse flagged)" if collapsed else ""), fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{runs['method'].iloc[0]} loss")
-        if several:
-            ax.legend(fontsize=5)
-    return _save(fig, stem)
+    return plotting.save(fig, stem)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medssl.analysis import figures as figs
+from medssl.analysis import run_figures
 from medssl.analysis.numbers import run_name
 from medssl.analysis.render import Section
 
@@ -106,7 +106,7 @@ def pretraining_section(
 ) -> tuple[Section, list[Path]]:
     """The pretraining curves (figure P) and each run's first and last epoch loss."""
     sec = Section("Pretraining")
-    paths = figs.plot_pretraining_curves(pretraining, fig_dir / "figP_pretraining_loss")
+    paths = run_figures.plot_pretraining_curves(pretraining, fig_dir / "figP_pretraining_loss")
     sec.figure(
         paths,
         "Figure P. Pretraining loss per epoch (mean over the epoch's logged steps), one "

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medssl.analysis import figures as figs
+from medssl.analysis import plotting, quantities, run_figures
 from medssl.analysis.claims import (
     ALPHA,
     LOW_DATA,
@@ -236,8 +237,8 @@ def _statistics(
         )
     _distance_tables(sec, main, structures)
     ref = _reference(set(main["pipeline"]), reference)
-    metric = figs.study_metric(every, figs.STUDY_METRIC, "report") or "test_slice_iou_mean"
-    label = figs.METRIC_LABELS.get(metric, metric)
+    metric = quantities.study_metric(every, what="report") or "test_slice_iou_mean"
+    label = quantities.METRIC_LABELS.get(metric, metric)
     tests = pairwise_tests(every, metric, reference=ref)
     against = f"against {ref}" if ref else "between all pipeline pairs"
     if tests.empty:
@@ -351,7 +352,7 @@ def _claims(results: pd.DataFrame, fits: Mapping[str, PowerLawBootstrap]) -> Sec
     """The original study's claims, each with its verdict on these results."""
     sec = Section("Claims of the original study")
     main = main_study(results)
-    metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "claims")
+    metric = None if main.empty else quantities.study_metric(main, what="claims")
     if metric is None:
         sec.p("No main-study test metrics: no claim can be judged.")
         return sec
@@ -380,7 +381,7 @@ def _sections(
     reference: str | None,
     fig6_columns: Sequence[str] = (),
 ) -> tuple[list[Section], list[Path]]:
-    colors = figs.pipeline_colors(results["pipeline"])
+    colors = plotting.pipeline_colors(results["pipeline"])
     equal = equal_seeds(results)
     p5a = figs.plot_learning_curves(
         equal_seeds(curves, results), fig_dir / "fig5a_learning_curves", colors=colors
@@ -389,12 +390,12 @@ def _sections(
     p6 = figs.plot_data_efficiency(
         results,
         fig_dir / "fig6_data_efficiency",
-        metric=list(fig6_columns) or figs.STUDY_METRIC,
+        metric=list(fig6_columns) or quantities.STUDY_METRIC,
         fits=fits,
         colors=colors,
     )
     p8 = figs.plot_pretraining_length(curves, fig_dir / "fig8_pretraining_length", results=results)
-    p7 = figs.plot_overlays(
+    p7 = run_figures.plot_overlays(
         overlays if isinstance(overlays, Mapping) else list(overlays), fig_dir / "fig7_overlays"
     )
     curves_sec = Section("Learning curves")
@@ -430,14 +431,14 @@ def _sections(
         "No overlay images given: figure 7 skipped.",
     )
     headline = next(
-        (figs.QUANTITIES[c][0] for c in fig6_columns if figs.QUANTITIES[c][0] in fits),
+        (quantities.QUANTITIES[c][0] for c in fig6_columns if quantities.QUANTITIES[c][0] in fits),
         "1 − mean IoU",
     )
     sections = [
         summary_section(results, curves, (headline, fits.get(headline, {}))),
         curves_sec,
         auc,
-        _efficiency(results, p6, fits, [figs.QUANTITIES[c][0] for c in fig6_columns]),
+        _efficiency(results, p6, fits, [quantities.QUANTITIES[c][0] for c in fig6_columns]),
         _length(results, p8),
         over,
         _statistics(results, equal, bool(left_out), reference),
@@ -503,16 +504,16 @@ def write_report(
         )
     fits: dict[str, dict[str, PowerLawBootstrap]] = {}
     main = main_study(results)
-    rngs = np.random.default_rng(seed).spawn(len(ERRORS) + len(figs.FALLBACK))
+    rngs = np.random.default_rng(seed).spawn(len(ERRORS) + len(quantities.FALLBACK))
     for (error, (col, _)), rng in zip(ERRORS.items(), rngs, strict=False):
         if col in main and main[col].notna().any():
             fits[error], skipped = fit_pipelines(main, error, rng=rng, n_boot=n_boot)
             all_notes += skipped
-    fig6 = figs.efficiency_columns(main, figs.STUDY_METRIC) if not main.empty else []
+    fig6 = quantities.efficiency_columns(main, quantities.STUDY_METRIC) if not main.empty else []
     for column, rng in zip(fig6, rngs[len(ERRORS) :], strict=False):
-        error = figs.QUANTITIES[column][0]
+        error = quantities.QUANTITIES[column][0]
         if error not in fits:
-            fits[error], skipped = figs.fit_metric(main, column, rng=rng, n_boot=n_boot)
+            fits[error], skipped = quantities.fit_metric(main, column, rng=rng, n_boot=n_boot)
             all_notes += skipped
     sections, fig_paths = _sections(
         results, curves, fig_dir, overlays, fits, reference, fig6_columns=fig6

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from medssl.analysis import figures as figs
+from medssl.analysis import quantities
 from medssl.analysis.numbers import with_ci
 from medssl.analysis.powerlaw import PowerLawBootstrap
 from medssl.analysis.render import Section
@@ -69,9 +69,9 @@ def summary_section(
                     "validations) or fall back."
                 )
         sec.p(text)
-    metric = None if main.empty else figs.study_metric(main, figs.STUDY_METRIC, "report")
+    metric = None if main.empty else quantities.study_metric(main, what="report")
     if metric is not None:
-        label = figs.METRIC_LABELS.get(metric, metric)
+        label = quantities.METRIC_LABELS.get(metric, metric)
         best = best_per_budget(main, metric)
         sec.table(
             best.rename(columns={"mean": f"mean {label}"}),
