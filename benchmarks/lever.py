@@ -39,7 +39,8 @@ def main() -> None:
     if lever not in LEVERS:
         raise SystemExit(f"unknown lever {lever!r} (known: {', '.join(LEVERS)})")
     LEVERS[lever]()
-    from medssl.cli import bench_config, build_parser
+    from medssl.cli import build_parser
+    from medssl.cli.bench import bench_config
     from medssl.training.bench import bench
 
     cfg = bench_config(build_parser().parse_args(["bench", *rest]))

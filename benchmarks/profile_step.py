@@ -24,7 +24,8 @@ from pathlib import Path
 
 from torch.profiler import ProfilerActivity, profile
 
-from medssl.cli import bench_config, build_parser
+from medssl.cli import build_parser
+from medssl.cli.bench import bench_config
 from medssl.training.bench import bench
 
 #: category → operator names (own CPU time of those operators; checked in this order)

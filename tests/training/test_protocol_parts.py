@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from medssl.cli import _finetune_config, _pretrain_config, build_parser
+from medssl.cli import build_parser
+from medssl.cli.train import finetune_config, pretrain_config
 from medssl.configs import FinetuneConfig
 from medssl.data.batch_augment import _jitter_batch
 from medssl.data.transforms import JITTER_CODES, apply_jitter
@@ -105,13 +106,13 @@ def _args(*argv: str):
 
 def test_seed_sets_initialisation_sampling_and_budget_unless_budget_seed_given() -> None:
     base = ("finetune", "--data", "d", "--out", "o")
-    cfg = _finetune_config(_args(*base, "--seed", "7"))
+    cfg = finetune_config(_args(*base, "--seed", "7"))
     assert (cfg.runtime.seed, cfg.budget_seed) == (7, 7)
-    cfg = _finetune_config(_args(*base, "--seed", "7", "--budget-seed", "3"))
+    cfg = finetune_config(_args(*base, "--seed", "7", "--budget-seed", "3"))
     assert (cfg.runtime.seed, cfg.budget_seed) == (7, 3)
-    cfg = _finetune_config(_args(*base))
+    cfg = finetune_config(_args(*base))
     assert (cfg.runtime.seed, cfg.budget_seed) == (42, 42)  # the paper preset's seed
-    pre = _pretrain_config(_args("pretrain", "--data", "d", "--out", "o", "--seed", "9"))
+    pre = pretrain_config(_args("pretrain", "--data", "d", "--out", "o", "--seed", "9"))
     assert pre.runtime.seed == 9
 
 
