@@ -1,4 +1,4 @@
-"""Hardware-dependent choices: ``precision=auto`` on CPUs and GPUs, ``compile=auto``."""
+"""Hardware-dependent choices: ``precision=auto`` on CPUs, ``compile=auto``."""
 
 from __future__ import annotations
 

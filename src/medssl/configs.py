@@ -27,7 +27,7 @@ class RuntimeConfig:
         num_nodes: nodes (multi-node DDP, e.g. under SLURM).
         precision: ``auto`` (bf16 autocast on GPUs that support it and on CPUs with
             native bf16 matmuls, AMX or AVX-512 BF16; otherwise fp32; see
-            :func:`cpu_bf16`), or any Lightning precision string.
+            :func:`~medssl.hardware.cpu_bf16`), or any Lightning precision string.
         channels_last: use the channels-last memory format.
         num_workers: data-loading worker processes per device.
         augment: ``device``: the training slices are held in memory (on the GPU when
@@ -40,8 +40,9 @@ class RuntimeConfig:
             (``nn.Module.compile``: parameter names and checkpoints are unchanged);
             pays on GPUs for long runs, costs minutes of compilation first. ``auto``
             (the default): compile pretraining runs of at least
-            :data:`COMPILE_MIN_STEPS` steps on a GPU, run everything else eager
-            (:func:`compile_choice`); ``true``/``false`` force it.
+            :data:`~medssl.hardware.COMPILE_MIN_STEPS` steps on a GPU, run everything
+            else eager (:func:`~medssl.hardware.compile_choice`); ``true``/``false``
+            force it.
         cudnn_benchmark: let cuDNN time its convolution algorithms for each new input
             shape and keep the fastest (GPU only; training crops have one shape, but
             whole-slice validation meets many, each timed once).

@@ -273,13 +273,14 @@ def plot_data_efficiency(
 ) -> plotting.Plotted:
     """Fig. 6: test error vs labelled slices, log-log, boxes over seeds per pipeline (dodged).
 
-    One panel per metric (see :func:`efficiency_columns`; default the study metric
-    ``paper_iou``, plotted as 1 − IoU, falling back to ``test_slice_iou_mean`` for results
-    without it; ``"all"``: 1 − mean IoU, Jaccard loss, 1 − 3D Dice and the study's two)
-    with the power-law
-    fit of every pipeline, its pointwise 95 % bootstrap band and the transition n*
-    (diamond, horizontal bar: its bootstrap CI). ``fits`` maps error name (the panel title,
-    :data:`QUANTITIES`) → pipeline → fit; missing ones are fitted here with ``n_boot``
+    One panel per metric (see :func:`~medssl.analysis.quantities.efficiency_columns`;
+    default the study metric ``paper_iou``, plotted as 1 − IoU, falling back to
+    ``test_slice_iou_mean`` for results without it; ``"all"``: 1 − mean IoU, Jaccard loss,
+    1 − 3D Dice and the study's two) with the power-law fit of every pipeline, its
+    pointwise 95 % bootstrap band and the transition n* (diamond, horizontal bar: its
+    bootstrap CI). ``fits`` maps error name (the panel title,
+    :data:`~medssl.analysis.quantities.QUANTITIES`) → pipeline → fit; missing ones are
+    fitted here with ``n_boot``
     replicates from ``np.random.default_rng(seed)``.
     """
     df = main_study(results)

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
     for commands in (data, train, evaluate, study, bench):
         commands.add_commands(sub)
+    study.add_demo_command(sub)
     return parser
 
 

@@ -58,7 +58,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """``study run|status|collect``, ``report`` and ``demo``."""
+    """``study run|status|collect`` and ``report``."""
     st = sub.add_parser("study", help="run, follow and collect a pretraining study")
     ssub = st.add_subparsers(dest="study_cmd", required=True)
     p = ssub.add_parser("run", help="run (or resume) every job of a study file")
@@ -96,6 +96,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", type=Path)
     p.add_argument("--synthetic", action="store_true", help="label the report as synthetic")
     p.set_defaults(func=_cmd_report)
+
+
+def add_demo_command(sub: argparse._SubParsersAction) -> None:
+    """``demo``: the built-in synthetic study (listed last)."""
     p = sub.add_parser("demo", help="the built-in synthetic demo")
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--patients", type=int, default=20)
