@@ -23,6 +23,7 @@ from medssl.analysis.stats import (
 #: Below this final validation IoU a run that meets the convergence rule is called out as
 #: flat for want of learning (e.g. one labelled slice), not converged in the usual sense.
 LOW_VAL_IOU = 0.1
+
 #: medssl's companion to issue 15's convergence rule (analysis.curves.tail_rise).
 RISING_TEXT = (
     "a least-squares line through the last 20 % of the validation curve gains at least "

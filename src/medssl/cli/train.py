@@ -37,10 +37,9 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue a killed run")
 
 
-def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dict[str, str]):
-    """Preset, then the explicit options (``config key: argparse attribute``), then --set."""
-    from medssl.configs import preset
-
+def _overrides(args: argparse.Namespace, options: dict[str, str], *, budget: bool) -> list[str]:
+    """The explicit options (``config key: argparse attribute``) as overrides, then --set;
+    with ``budget``, --seed also seeds the label budget (unless --budget-seed is given)."""
     explicit = {"data": str(args.data), "out": str(args.out), "init": args.init}
     common = {
         "init_layout": "init_layout",
@@ -51,25 +50,22 @@ def _run_config(args: argparse.Namespace, cls: type, presets: dict, options: dic
     }
     if args.seed is not None:
         explicit["runtime.seed"] = str(args.seed)
-        if cls.__name__ == "FinetuneConfig":
+        if budget:
             explicit["budget_seed"] = str(args.seed)
     for key, attr in {**options, **common}.items():
         if getattr(args, attr) is not None:
             explicit[key] = str(getattr(args, attr))
     if args.trust_pickle:
         explicit["trust_pickle"] = "true"
-    overrides = [f"{k}={v}" for k, v in explicit.items()] + list(args.set or [])
-    if cls.__name__ == "PretrainConfig":
-        from medssl.configs import pretrain_preset
-
-        return pretrain_preset(args.preset, args.method, overrides)
-    return preset(cls, presets, args.preset, overrides)
+    return [f"{k}={v}" for k, v in explicit.items()] + list(args.set or [])
 
 
 def pretrain_config(args: argparse.Namespace):
-    from medssl.configs import PRETRAIN_PRESETS, PretrainConfig
+    """The method's preset, then the explicit options, then --set."""
+    from medssl.configs import pretrain_preset
 
-    return _run_config(args, PretrainConfig, PRETRAIN_PRESETS, {"epochs": "epochs", "arch": "arch"})
+    options = {"epochs": "epochs", "arch": "arch"}
+    return pretrain_preset(args.preset, args.method, _overrides(args, options, budget=False))
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -85,22 +81,20 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def finetune_config(args: argparse.Namespace):
-    from medssl.configs import FINETUNE_PRESETS, FinetuneConfig
+    """The preset, then the explicit options, then --set."""
+    from medssl.configs import FINETUNE_PRESETS, FinetuneConfig, preset
 
-    return _run_config(
-        args,
-        FinetuneConfig,
-        FINETUNE_PRESETS,
-        {
-            "steps": "steps",
-            "arch": "arch",
-            "budget_seed": "budget_seed",
-            "labelled_slices": "labelled_slices",
-            "labelled_patients": "labelled_patients",
-            "init_decoder": "init_decoder",
-            "labelled": "labelled",
-        },
-    )
+    options = {
+        "steps": "steps",
+        "arch": "arch",
+        "budget_seed": "budget_seed",
+        "labelled_slices": "labelled_slices",
+        "labelled_patients": "labelled_patients",
+        "init_decoder": "init_decoder",
+        "labelled": "labelled",
+    }
+    overrides = _overrides(args, options, budget=True)
+    return preset(FinetuneConfig, FINETUNE_PRESETS, args.preset, overrides)
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
